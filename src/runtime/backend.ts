@@ -1,0 +1,56 @@
+/**
+ * The one interface every block runtime implements (ONNX Runtime here, CoreML on macOS).
+ * A "block" is one file of the model contract (models/README.md), e.g. `stdit3_ST_3`.
+ */
+export type TensorDType = 'float32' | 'float16' | 'int64' | 'int32';
+
+export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array;
+
+/** A named tensor crossing the backend boundary. float16 data is carried as raw bits in a Uint16Array. */
+export interface Tensor {
+  readonly dtype: TensorDType;
+  readonly dims: readonly number[];
+  readonly data: TensorData;
+}
+
+export type NamedTensors = Record<string, Tensor>;
+
+export interface BlockSource {
+  /** Contract name, e.g. `stdit3_ST_3`; used in messages and stats. */
+  readonly name: string;
+  /** Absolute path of the graph file (ONNX) or compiled model (CoreML). */
+  readonly path: string;
+  /** Bytes of weights this block keeps resident, from the manifest. */
+  readonly weightBytes: number;
+}
+
+export interface BlockHandle {
+  readonly id: number;
+  readonly name: string;
+}
+
+export interface BlockStats {
+  readonly name: string;
+  readonly loadMs: number;
+  readonly runMs: number[];
+  readonly weightBytes: number;
+}
+
+export interface RunOptions {
+  /**
+   * When true the input buffers are transferred to the runtime (zero copy) and become unusable for the caller.
+   */
+  readonly transferInputs?: boolean;
+}
+
+export interface Backend {
+  readonly kind: 'onnx' | 'coreml';
+  /** Execution provider or compute units actually in use (after any fallback). */
+  readonly device: string;
+  load(block: BlockSource): Promise<BlockHandle>;
+  run(handle: BlockHandle, inputs: NamedTensors, options?: RunOptions): Promise<NamedTensors>;
+  unload(handle: BlockHandle): Promise<void>;
+  stats(): BlockStats[];
+  /** Releases every loaded block and background thread. */
+  close(): Promise<void>;
+}
