@@ -33,3 +33,8 @@ export class SoraError extends Error {
 export function isSoraError(error: unknown): error is SoraError {
   return error instanceof SoraError;
 }
+
+/** The message of anything thrown, for wrapping foreign errors into a SoraError. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

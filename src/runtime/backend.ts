@@ -2,7 +2,8 @@
  * The one interface every block runtime implements (ONNX Runtime here, CoreML on macOS).
  * A "block" is one file of the model contract (models/README.md), e.g. `stdit3_ST_3`.
  */
-export type TensorDType = 'float32' | 'float16' | 'int64' | 'int32';
+export const TENSOR_DTYPES = ['float32', 'float16', 'int64', 'int32'] as const;
+export type TensorDType = (typeof TENSOR_DTYPES)[number];
 
 export type TensorData = Float32Array | Uint16Array | BigInt64Array | Int32Array;
 
@@ -22,6 +23,9 @@ export interface BlockSource {
   readonly path: string;
   /** Bytes of weights this block keeps resident, from the manifest. */
   readonly weightBytes: number;
+  /** Input and output names the contract requires; when given, load() rejects a graph whose names differ. */
+  readonly inputs?: readonly string[];
+  readonly outputs?: readonly string[];
 }
 
 export interface BlockHandle {

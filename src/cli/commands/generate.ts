@@ -1,0 +1,227 @@
+/** `generate <prompt> -o <file>`: one video from a text prompt. */
+import { randomInt } from 'node:crypto';
+import { extname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { displayPath } from '../../display-path.js';
+import { SoraError } from '../../errors.js';
+import { loadModel, type Model } from '../../model/manifest.js';
+import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
+import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
+import { OnnxBackend } from '../../runtime/onnx-backend.js';
+import { buildPrompt } from '../../text/prompt.js';
+import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
+import { OutputFiles } from '../../video/output.js';
+import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
+import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
+import { cliContext, type CliContext } from '../context.js';
+import { progressDisplay } from '../progress.js';
+
+/** The model shipped with the package, resolved from this file so it works from src/ and dist/ alike. */
+export const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/tiny', import.meta.url));
+
+const BACKENDS = ['onnx'] as const;
+const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export function register(program: Command): void {
+  program
+    .command('generate')
+    .description('generate a video from a text prompt')
+    .argument('<prompt>', 'what the video shows')
+    .requiredOption('-o, --output <file>', 'video to write (.mp4, .webm, .gif), or a folder of PNG frames')
+    .option('--model <dir>', `model folder (default: the shipped ${displayPath(DEFAULT_MODEL)})`)
+    .option('--steps <n>', "denoising steps (default: the model's)")
+    .option('--cfg-scale <s>', "classifier-free guidance scale (default: the model's)")
+    .option('--seed <n>', 'random seed; the same seed gives the same video (default: a random one, reported)')
+    .option('--num-frames <n>', "frames, a multiple of 17 (default: the model's)")
+    .option('--resolution <WxH>', "width x height in pixels, multiples of 16 (default: the model's)")
+    .option('--fps <n>', "frame rate the model is conditioned on and the file plays at (default: the model's)")
+    .option('--aes <score>', "aesthetic score appended to the prompt (default: the model's)")
+    .option('--no-aes', 'do not append an aesthetic score')
+    .option('--timestep-transform <mode>', `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's, or the iOS app's`, 'opensora')
+    .option('--format <format>', `${VIDEO_FORMATS.join(' | ')} (default: from the output's extension)`)
+    .option('--overwrite', 'replace an existing output and sidecar')
+    .option('--backend <name>', BACKENDS.join(' | '), 'onnx')
+    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)')
+    .action(async (prompt: string, options: Record<string, unknown>, command: Command) =>
+      runGenerate(prompt, options, cliContext(command)),
+    );
+}
+
+const UNSIGNED = /^\d+$/;
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+function integerFlag(min: number, max: number, message: string) {
+  return z.string().trim().regex(UNSIGNED, message).transform(Number).pipe(z.number().min(min, message).max(max, message));
+}
+
+function numberFlag(message: string, check: (value: number) => boolean) {
+  return z.string().trim().regex(DECIMAL, message).transform(Number).pipe(z.number().refine(check, message));
+}
+
+const resolutionFlag = z
+  .string()
+  .trim()
+  .regex(/^\d+x\d+$/, 'must be WIDTHxHEIGHT, e.g. 256x256')
+  .transform((text) => {
+    const [width = 0, height = 0] = text.split('x').map(Number);
+    return { width, height };
+  })
+  .refine(
+    ({ width, height }) => width > 0 && height > 0 && width % 16 === 0 && height % 16 === 0,
+    'width and height must be positive multiples of 16',
+  );
+
+const AES_MESSAGE = 'must be a number from 0 to 10';
+
+const FlagsSchema = z.object({
+  output: z.string().min(1, 'must name a file'),
+  model: z.string().min(1, 'must name a folder').optional(),
+  steps: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer').optional(),
+  cfgScale: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  seed: integerFlag(0, MAX_SEED, `must be an integer from 0 to ${MAX_SEED}`).optional(),
+  numFrames: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer')
+    .refine((value) => value % 17 === 0, 'must be a multiple of 17 (the VAE makes 17 frames from 5 latent frames)')
+    .optional(),
+  resolution: resolutionFlag.optional(),
+  fps: numberFlag('must be a number above 0, at most 240', (value) => value > 0 && value <= 240).optional(),
+  // Commander gives false for --no-aes, the string for --aes, true when neither was given.
+  aes: z
+    .union([z.boolean(), numberFlag(AES_MESSAGE, (value) => value >= 0 && value <= 10)], AES_MESSAGE)
+    .optional(),
+  timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
+  format: z.enum(VIDEO_FORMATS, `must be one of: ${VIDEO_FORMATS.join(', ')}`).optional(),
+  overwrite: z.boolean().optional(),
+  backend: z.enum(BACKENDS, `must be one of: ${BACKENDS.join(', ')}`),
+  ffmpeg: z.string().min(1, 'must name a file').optional(),
+});
+type Flags = z.infer<typeof FlagsSchema>;
+
+function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}
+
+/** Every flag checked at once, before anything is loaded; the first problem becomes `--flag: problem, got "x"`. */
+export function parseFlags(options: Record<string, unknown>): Flags {
+  const parsed = FlagsSchema.safeParse(options);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const key = String(issue.path[0]);
+  const raw = options[key];
+  const got = typeof raw === 'string' ? `, got "${raw}"` : '';
+  throw new SoraError('USAGE', `--${kebab(key)}: ${issue.message}${got}`);
+}
+
+function formatOf(flags: Flags): VideoFormat {
+  if (flags.format !== undefined) return flags.format;
+  const extension = extname(flags.output.replace(/[/\\]+$/, '')).slice(1).toLowerCase();
+  if (extension === '') return 'frames';
+  const format = VIDEO_FORMATS.find((name) => name === extension && name !== 'frames');
+  if (format === undefined) {
+    const choices = VIDEO_FORMATS.join('|');
+    throw new SoraError('USAGE', `--format: cannot tell the format from "${flags.output}"; pass --format ${choices}`);
+  }
+  return format;
+}
+
+/** The flags over the model's defaults; a default the pipeline cannot use is the manifest's fault. */
+function settingsFor(prompt: string, flags: Flags, model: Model): GenerateSettings {
+  const defaults = model.defaults;
+  const badDefault = (field: string, problem: string): SoraError =>
+    new SoraError('MANIFEST', `${displayPath(model.manifestPath)}: defaults.${field}: ${problem}`);
+  const defaultResolution = resolutionFlag.safeParse(defaults.resolution);
+  const resolution = flags.resolution ?? defaultResolution.data;
+  if (resolution === undefined) throw badDefault('resolution', 'width and height must be multiples of 16');
+  if (flags.numFrames === undefined && defaults.numFrames % 17 !== 0) throw badDefault('numFrames', 'must be a multiple of 17');
+  const aes = typeof flags.aes === 'number' ? flags.aes : flags.aes === false ? null : defaults.aestheticScore;
+  return {
+    prompt,
+    aestheticScore: aes,
+    seed: flags.seed ?? randomInt(0, 2 ** 32),
+    steps: flags.steps ?? defaults.steps,
+    cfgScale: flags.cfgScale ?? defaults.cfgScale,
+    numFrames: flags.numFrames ?? defaults.numFrames,
+    width: resolution.width,
+    height: resolution.height,
+    fps: flags.fps ?? defaults.fps,
+    timestepTransform: flags.timestepTransform,
+  };
+}
+
+async function runGenerate(prompt: string, options: Record<string, unknown>, context: CliContext): Promise<void> {
+  const flags = parseFlags(options);
+  buildPrompt(prompt, null); // an empty prompt fails here, before anything is loaded
+  const format = formatOf(flags);
+  const sidecarPath = sidecarPathFor(flags.output);
+  if (resolve(sidecarPath) === resolve(flags.output)) {
+    throw new SoraError('USAGE', `--output: ${flags.output} is where the sidecar goes; choose another name`);
+  }
+  const model = await loadModel(flags.model ?? DEFAULT_MODEL);
+  const settings = settingsFor(prompt, flags, model);
+  const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
+  const output = await OutputFiles.prepare(
+    flags.output,
+    sidecarPath,
+    format === 'frames' ? 'directory' : 'file',
+    flags.overwrite === true,
+  );
+
+  const progress = progressDisplay(process.stderr);
+  const backend = new OnnxBackend({ logger: context.logger });
+  let result: GenerateResult;
+  try {
+    result = await generate({
+      model,
+      backend,
+      settings,
+      video: { format, path: output.tempPath, ...(ffmpeg && { ffmpegPath: ffmpeg.path }) },
+      logger: context.logger,
+      ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
+    });
+  } catch (error) {
+    await output.discard();
+    throw error;
+  } finally {
+    progress.finish();
+    await backend.close();
+  }
+
+  const sidecar = sidecarFor({ output: output.path, format, model, settings, result, ffmpeg, backend });
+  await output.commit(sidecarJson(sidecar));
+  context.result(summaryLine(output.path, settings, result), { ...sidecar, sidecar: output.sidecarPath });
+}
+
+interface SidecarInputs {
+  readonly output: string;
+  readonly format: VideoFormat;
+  readonly model: Model;
+  readonly settings: GenerateSettings;
+  readonly result: GenerateResult;
+  readonly ffmpeg: Ffmpeg | undefined;
+  readonly backend: OnnxBackend;
+}
+
+function sidecarFor({ output, format, model, settings, result, ffmpeg, backend }: SidecarInputs): Sidecar {
+  const { prompt, seed, width, height, ...rest } = settings;
+  const round = (ms: number): number => Math.round(ms * 10) / 10;
+  return {
+    output: { path: output, format },
+    prompt,
+    promptText: result.promptText,
+    seed,
+    model: { name: model.name, path: model.dir },
+    settings: { ...rest, resolution: `${width}x${height}`, format, promptTokens: result.tokens, frames: result.frames },
+    sampler: result.sampler,
+    timingsMs: Object.fromEntries(Object.entries(result.timingsMs).map(([key, ms]) => [key, round(ms)])),
+    backend: { kind: backend.kind, device: backend.device },
+    versions: collectVersions(ffmpeg?.version ?? null),
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function summaryLine(path: string, settings: GenerateSettings, result: GenerateResult): string {
+  const seconds = (result.timingsMs.total / 1000).toFixed(1);
+  const video = `${result.frames} frames, ${settings.width}x${settings.height}, ${settings.fps} fps`;
+  return `wrote ${displayPath(path)} (${video}, seed ${settings.seed}) in ${seconds} s`;
+}

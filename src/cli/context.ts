@@ -1,0 +1,50 @@
+/** What every command gets from the global options: a logger, output helpers, and the flags themselves. */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { SoraError } from '../errors.js';
+import { createLogger, LOG_LEVELS, type Logger } from '../logging.js';
+
+const GlobalOptions = z.object({
+  logLevel: z.enum(LOG_LEVELS),
+  verbose: z.boolean().default(false),
+  json: z.boolean().default(false),
+  quiet: z.boolean().default(false),
+});
+export type GlobalOptions = z.infer<typeof GlobalOptions>;
+
+export interface CliContext {
+  readonly options: GlobalOptions;
+  readonly logger: Logger;
+  /** The command's result on stdout: text, or with --json exactly one JSON document. */
+  result(text: string, json: unknown): void;
+  /**
+   * A progress line for people watching a terminal, on stderr (never mixed into stdout or --json output). Silent
+   * with --quiet and when stderr is not a terminal, where it would only clutter logs and error output.
+   */
+  status(text: string): void;
+}
+
+export function cliContext(command: Command): CliContext {
+  const options = GlobalOptions.parse(command.optsWithGlobals());
+  const root = rootOf(command);
+  // --quiet lowers diagnostics to errors unless a log level was asked for explicitly.
+  const level = options.quiet && root.getOptionValueSource('logLevel') === 'default' ? 'error' : options.logLevel;
+  return {
+    options,
+    logger: createLogger(level),
+    result(text, json) {
+      process.stdout.write(options.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
+    },
+    status(text) {
+      if (!options.quiet && process.stderr.isTTY) process.stderr.write(`${text}\n`);
+    },
+  };
+}
+
+function rootOf(command: Command): Command {
+  return command.parent === null ? command : rootOf(command.parent);
+}
+
+export function notImplemented(command: string): SoraError {
+  return new SoraError('USAGE', `\`${command}\` is not implemented yet`);
+}

@@ -1,0 +1,24 @@
+/** The commander program: global options and the commands, each registered by its own module. */
+import { Command, Option } from 'commander';
+import { LOG_LEVELS } from '../logging.js';
+import { VERSION } from '../version.js';
+import { register as registerBatch } from './commands/batch.js';
+import { register as registerBench } from './commands/bench.js';
+import { register as registerDoctor } from './commands/doctor.js';
+import { register as registerGenerate } from './commands/generate.js';
+import { register as registerModels } from './commands/models.js';
+
+export function createProgram(): Command {
+  const program = new Command('ondevice-sora')
+    .description('Generate videos from text on your own hardware: Open-Sora 1.2 split into blocks (On-device Sora).')
+    .version(VERSION)
+    .addOption(new Option('--log-level <level>', 'diagnostics on stderr').choices(LOG_LEVELS).default('warn'))
+    .option('--verbose', 'print the stack trace when a command fails')
+    .option('--json', 'print the result as JSON on stdout')
+    .option('-q, --quiet', 'print only results and errors')
+    // Errors come back to main() as exceptions instead of commander calling process.exit; subcommands created
+    // after this inherit it.
+    .exitOverride();
+  for (const register of [registerGenerate, registerBatch, registerBench, registerModels, registerDoctor]) register(program);
+  return program;
+}

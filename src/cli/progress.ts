@@ -1,0 +1,69 @@
+import type { GenerateProgress } from '../pipeline/generate.js';
+
+/**
+ * Progress of a generation on stderr: a redrawn bar with ETA on a terminal, one plain line per event otherwise
+ * (logs and CI keep every line readable).
+ */
+export interface ProgressDisplay {
+  update(progress: GenerateProgress): void;
+  /** Ends the redrawn line so later output starts on a fresh one. */
+  finish(): void;
+}
+
+const BAR_WIDTH = 24;
+
+export function progressDisplay(stream: NodeJS.WriteStream, now: () => number = Date.now): ProgressDisplay {
+  const tty = stream.isTTY === true;
+  let drawn = false;
+  // The rate is measured from the first event of a counted phase: events arrive after a step is done, and the first
+  // step also pays for loading the blocks, so it would be a poor predictor anyway.
+  let counting: { label: string; start: number; done: number } | undefined;
+
+  const write = (line: string): void => {
+    if (tty) {
+      stream.write(`\r${line}\x1b[K`);
+      drawn = true;
+    } else {
+      stream.write(`${line}\n`);
+    }
+  };
+
+  const counter = (label: string, done: number, total: number, unit: string): string => {
+    if (counting?.label !== label) counting = { label, start: now(), done };
+    const count = `${done}/${total} ${unit}`;
+    if (!tty) return `${label} ${count}`;
+    const filled = Math.round((done / total) * BAR_WIDTH);
+    const bar = `${label.padEnd(9)} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${count}`;
+    if (done === counting.done || done >= total) return bar;
+    const perItem = (now() - counting.start) / (done - counting.done);
+    return `${bar}  ETA ${formatDuration(perItem * (total - done))}`;
+  };
+
+  return {
+    update(progress) {
+      switch (progress.phase) {
+        case 'text':
+          return write('encoding prompt');
+        case 'denoise':
+          return write(counter('denoising', progress.step, progress.steps, 'steps'));
+        case 'decode':
+          return write(counter('decoding', progress.frames, progress.total, 'frames'));
+        case 'write':
+          return write('writing video');
+      }
+    },
+    finish() {
+      if (drawn) stream.write('\n');
+      drawn = false;
+    },
+  };
+}
+
+/** m:ss, or h:mm:ss from an hour on. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = String(seconds % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}

@@ -1,0 +1,100 @@
+/**
+ * manifest.json of a model folder: the single definition. `npm run schema` writes models/manifest.schema.json
+ * from it, which the Python exporter validates against; every object is strict so both sides reject the same
+ * documents (a stripped unknown key here would be an error there).
+ */
+import { z } from 'zod';
+import { TENSOR_DTYPES } from '../runtime/backend.js';
+import { BLOCK_KINDS, COMPONENTS } from './contract.js';
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hexadecimal digits');
+
+// A regex rather than a refinement so the rule also reaches the JSON schema (and the Python exporter).
+// It rejects absolute paths (POSIX and Windows), backslashes and any `..` segment.
+const relativePath = z
+  .string()
+  .regex(
+    /^(?!\/)(?![A-Za-z]:)(?!.*\\)(?!(?:.*\/)?\.\.(?:\/|$)).+$/,
+    "escapes the model folder (must be a relative path inside it, without '..')",
+  );
+
+const bytes = z.int().min(0);
+
+const fileEntry = z.strictObject({ path: relativePath, bytes, sha256 });
+
+const tensorSpec = z.strictObject({
+  name: z.string().min(1),
+  dtype: z.enum(TENSOR_DTYPES),
+  // Numbers are fixed sizes; strings name a symbolic size (`N`, `B`) that depends on the request.
+  shape: z.array(z.union([z.int().min(0), z.string().min(1)])),
+});
+
+const block = z.strictObject({
+  name: z.string().min(1),
+  component: z.enum(COMPONENTS),
+  kind: z.enum(BLOCK_KINDS),
+  index: z.int().min(0),
+  format: z.literal('onnx'),
+  dtype: z.enum(['float32', 'float16']),
+  files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
+  weightBytes: bytes,
+  inputs: z.array(tensorSpec).min(1),
+  outputs: z.array(tensorSpec).min(1),
+});
+
+// Architecture sections are filled from the Python exporter's config dataclasses (`dataclasses.asdict`), so they
+// are open records; only the sizes the contract checks need are required here.
+const scalar = z.union([z.number(), z.string(), z.boolean()]);
+const configValue = z.union([scalar, z.array(scalar)]);
+const configEntry = z.union([configValue, z.record(z.string(), configValue)]);
+const positive = z.int().min(1);
+const count = z.int().min(0);
+
+const architecture = z.strictObject({
+  t5: z.object({ num_layers: positive, d_model: positive, num_heads: positive }).catchall(configEntry),
+  stdit: z.object({ depth: positive, hidden_size: positive, num_heads: positive }).catchall(configEntry),
+  vae: z.record(z.string(), configEntry),
+});
+
+const resolution = z.string().regex(/^[1-9][0-9]*x[1-9][0-9]*$/, 'must look like 256x256');
+
+const defaults = z.strictObject({
+  steps: positive,
+  cfgScale: z.number().min(0),
+  fps: z.number().positive(),
+  aestheticScore: z.number(),
+  resolution,
+  numFrames: positive,
+  resolutions: z.array(resolution).min(1),
+  numFramesChoices: z.array(positive).min(1),
+});
+
+export const ManifestSchema = z
+  .strictObject({
+    format: z.literal('ondevice-sora-model'),
+    formatVersion: z.literal(1),
+    name: z.string().min(1),
+    description: z.string(),
+    architecture,
+    tokenizer: z.strictObject({
+      files: z.array(fileEntry).min(1),
+      maxLength: positive,
+      padId: count,
+      eosId: count,
+    }),
+    blocks: z.array(block).min(1),
+    defaults,
+  })
+  .meta({
+    title: 'ondevice-sora model manifest',
+    description: 'manifest.json of a model folder; generated from src/model/manifest-schema.ts, do not edit.',
+  });
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+export type ManifestBlock = Manifest['blocks'][number];
+export type ManifestFile = z.infer<typeof fileEntry>;
+export type TensorSpec = z.infer<typeof tensorSpec>;
+
+export function manifestJsonSchema(): string {
+  return `${JSON.stringify(z.toJSONSchema(ManifestSchema), null, 2)}\n`;
+}

@@ -1,0 +1,269 @@
+/**
+ * The ONNX Runtime backend. Sessions live in a small pool of worker threads (default 2), never on the main
+ * thread, because onnxruntime-node blocks the thread that calls create() or run() (runtime-facts §2).
+ *
+ * Why a pool of long-lived workers rather than one worker, or one worker per session:
+ * - one worker serialises everything: loading block i+1 could never overlap running block i (CI-DL needs that);
+ * - a worker per session pays thread start-up and ORT environment setup on every load, and CI-DL loads and
+ *   unloads blocks all the time;
+ * - with a pool, a load goes to the worker with the least queued work, so while worker A runs block i, block
+ *   i+1 is created on idle worker B, then runs there while A loads i+2. A session stays in the worker that
+ *   created it (sessions cannot move between threads).
+ * Workers are unref'd while idle so a forgotten close() does not keep the process alive.
+ */
+import { access } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { displayPath } from '../display-path.js';
+import { errorMessage, SoraError } from '../errors.js';
+import { createLogger, type Logger } from '../logging.js';
+import { nameMismatch } from '../model/contract.js';
+import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors, RunOptions } from './backend.js';
+import type {
+  ExecutionProvider,
+  LoadResult,
+  RunResult,
+  WorkerData,
+  WorkerReply,
+  WorkerRequest,
+  WorkerSessionOptions,
+} from './onnx-worker.js';
+
+export type { ExecutionProvider } from './onnx-worker.js';
+
+export interface OnnxBackendOptions {
+  /** Requested execution provider (default cpu); falls back to cpu, with a warning, when it cannot be used. */
+  readonly executionProvider?: ExecutionProvider;
+  /** Worker threads that hold sessions (default 2, so a load can overlap a run). */
+  readonly workers?: number;
+  /** ORT intra-op threads per session (default: ORT's choice, one per physical core). */
+  readonly intraOpThreads?: number;
+  /**
+   * Map external weight files instead of copying and prepacking them: loads take milliseconds and weights stay
+   * reclaimable page cache; runs are about 5–20 % slower (runtime-facts §4). Default false.
+   */
+  readonly mmapWeights?: boolean;
+  readonly logger?: Logger;
+}
+
+/**
+ * Starts the worker from dist/ (plain .js), or from the TypeScript sources when tests run them. Node 20 ignores
+ * loader hooks given to a worker through `execArgv: ['--import', 'tsx']` (checked: ERR_UNKNOWN_FILE_EXTENSION),
+ * so the source case registers tsx inside the worker first.
+ */
+function startWorker(workerData: WorkerData): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./onnx-worker.js', here), { workerData });
+  const tsx = createRequire(here).resolve('tsx/cjs/api');
+  const entry = fileURLToPath(new URL('./onnx-worker.ts', here));
+  const code = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
+  return new Worker(code, { eval: true, workerData });
+}
+
+type Reply<T> = { ok: true; result: T } | { ok: false; message: string };
+// The channel adds the id; distributive so each request type keeps its own fields.
+type WithoutId<R> = R extends unknown ? Omit<R, 'id'> : never;
+type Request = WithoutId<WorkerRequest>;
+
+interface Pending {
+  resolve(reply: Reply<unknown>): void;
+  reject(error: SoraError): void;
+}
+
+/** One worker thread and its in-flight requests. */
+class WorkerChannel {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #failure: SoraError | undefined;
+  /** Sessions living in this worker (including loads in flight). */
+  sessions = 0;
+
+  constructor(workerData: WorkerData) {
+    this.#worker = startWorker(workerData);
+    this.#worker.unref();
+    this.#worker.on('message', (reply: WorkerReply) => this.#settle(reply));
+    this.#worker.on('error', (error) => {
+      this.#fail(new SoraError('BACKEND', `ONNX Runtime worker failed: ${errorMessage(error)}`, { cause: error }));
+    });
+    this.#worker.on('exit', (code) => this.#fail(new SoraError('BACKEND', `ONNX Runtime worker exited (code ${code})`)));
+  }
+
+  /** Requests queued in this worker. */
+  get queued(): number {
+    return this.#pending.size;
+  }
+
+  request<T>(message: Request, transfer: readonly ArrayBuffer[] = []): Promise<Reply<T>> {
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+    const id = this.#nextId++;
+    return new Promise<Reply<T>>((resolve, reject) => {
+      if (this.#pending.size === 0) this.#worker.ref();
+      this.#pending.set(id, { resolve: resolve as (reply: Reply<unknown>) => void, reject });
+      this.#worker.postMessage({ ...message, id }, [...transfer]);
+    });
+  }
+
+  async terminate(): Promise<void> {
+    this.#fail(new SoraError('BACKEND', 'the ONNX Runtime backend is closed'));
+    await this.#worker.terminate();
+  }
+
+  #settle(reply: WorkerReply): void {
+    const pending = this.#pending.get(reply.id);
+    if (pending === undefined) return;
+    this.#pending.delete(reply.id);
+    if (this.#pending.size === 0) this.#worker.unref();
+    pending.resolve(reply);
+  }
+
+  #fail(error: SoraError): void {
+    this.#failure ??= error;
+    for (const pending of this.#pending.values()) pending.reject(this.#failure);
+    this.#pending.clear();
+  }
+}
+
+interface LoadedBlock {
+  readonly source: BlockSource;
+  readonly channel: WorkerChannel;
+  readonly session: number;
+  readonly stats: { name: string; loadMs: number; runMs: number[]; weightBytes: number };
+}
+
+export class OnnxBackend implements Backend {
+  readonly kind = 'onnx' as const;
+  #provider: ExecutionProvider;
+  readonly #logger: Logger;
+  readonly #options: WorkerSessionOptions;
+  readonly #channels: WorkerChannel[];
+  readonly #blocks = new Map<number, LoadedBlock>();
+  readonly #stats: LoadedBlock['stats'][] = [];
+  #nextHandle = 1;
+
+  constructor(options: OnnxBackendOptions = {}) {
+    this.#provider = options.executionProvider ?? 'cpu';
+    this.#logger = options.logger ?? createLogger('warn');
+    this.#options = {
+      mmapWeights: options.mmapWeights ?? false,
+      ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
+    };
+    const workerData: WorkerData = { ortLogLevel: this.#logger.isLevelEnabled('debug') ? 'warning' : 'fatal' };
+    const count = options.workers ?? 2;
+    if (!Number.isInteger(count) || count < 1) throw new SoraError('USAGE', `workers must be a positive integer, got ${count}`);
+    this.#channels = Array.from({ length: count }, () => new WorkerChannel(workerData));
+  }
+
+  /** The execution provider in use: the requested one until a load had to fall back to cpu. */
+  get device(): string {
+    return this.#provider;
+  }
+
+  async load(block: BlockSource): Promise<BlockHandle> {
+    const file = displayPath(block.path);
+    await access(block.path).catch((error: unknown) => {
+      throw new SoraError('MODEL', `${file}: block ${block.name}: graph file does not exist`, { cause: error });
+    });
+    const channel = this.#idlestChannel();
+    channel.sessions++;
+    try {
+      const reply = await channel.request<LoadResult>({
+        type: 'load',
+        path: block.path,
+        provider: this.#provider,
+        options: this.#options,
+      });
+      if (!reply.ok) throw new SoraError('MODEL', `${file}: ONNX Runtime cannot load block ${block.name}: ${reply.message}`);
+      const loaded = reply.result;
+      if (loaded.fallbackReason !== undefined) this.#fallBackToCpu(loaded.fallbackReason);
+      const mismatch = contractMismatch(block, loaded);
+      if (mismatch !== undefined) {
+        await channel.request({ type: 'unload', session: loaded.session });
+        throw new SoraError('MODEL', `${file}: block ${block.name}: ${mismatch}`);
+      }
+      const stats = { name: block.name, loadMs: loaded.ms, runMs: [], weightBytes: block.weightBytes };
+      this.#stats.push(stats);
+      const handle = { id: this.#nextHandle++, name: block.name };
+      this.#blocks.set(handle.id, { source: block, channel, session: loaded.session, stats });
+      this.#logger.debug({ block: block.name, loadMs: loaded.ms, device: this.#provider }, 'block loaded');
+      return handle;
+    } catch (error) {
+      channel.sessions--;
+      throw error;
+    }
+  }
+
+  async run(handle: BlockHandle, inputs: NamedTensors, options: RunOptions = {}): Promise<NamedTensors> {
+    const block = this.#loaded(handle);
+    // Without transferInputs the caller keeps its buffers: copy once here, then transfer the copies.
+    const payload = options.transferInputs === true ? inputs : copyTensors(inputs);
+    const reply = await block.channel.request<RunResult>(
+      { type: 'run', session: block.session, inputs: payload },
+      transferables(payload),
+    );
+    if (!reply.ok) throw new SoraError('BACKEND', `block ${block.source.name}: run failed: ${reply.message}`);
+    block.stats.runMs.push(reply.result.ms);
+    return reply.result.outputs;
+  }
+
+  async unload(handle: BlockHandle): Promise<void> {
+    const block = this.#loaded(handle);
+    this.#blocks.delete(handle.id);
+    block.channel.sessions--;
+    const reply = await block.channel.request({ type: 'unload', session: block.session });
+    if (!reply.ok) throw new SoraError('BACKEND', `block ${block.source.name}: unload failed: ${reply.message}`);
+  }
+
+  stats(): BlockStats[] {
+    return this.#stats.map((stats) => ({ ...stats, runMs: [...stats.runMs] }));
+  }
+
+  async close(): Promise<void> {
+    const handles = [...this.#blocks.entries()].map(([id, block]) => ({ id, name: block.source.name }));
+    await Promise.allSettled(handles.map((handle) => this.unload(handle)));
+    await Promise.all(this.#channels.map((channel) => channel.terminate()));
+  }
+
+  #loaded(handle: BlockHandle): LoadedBlock {
+    const block = this.#blocks.get(handle.id);
+    if (block === undefined) throw new SoraError('BACKEND', `block ${handle.name} is not loaded (handle ${handle.id})`);
+    return block;
+  }
+
+  /** Fewest queued requests first (an idle worker can load while another runs), then fewest sessions. */
+  #idlestChannel(): WorkerChannel {
+    return this.#channels.reduce((best, channel) =>
+      channel.queued < best.queued || (channel.queued === best.queued && channel.sessions < best.sessions) ? channel : best,
+    );
+  }
+
+  #fallBackToCpu(reason: string): void {
+    if (this.#provider === 'cpu') return;
+    this.#logger.warn({ requested: this.#provider, reason }, `execution provider ${this.#provider} is unavailable; using cpu`);
+    this.#provider = 'cpu';
+  }
+}
+
+function contractMismatch(block: BlockSource, loaded: LoadResult): string | undefined {
+  for (const [side, expected, actual] of [
+    ['inputs', block.inputs, loaded.inputNames],
+    ['outputs', block.outputs, loaded.outputNames],
+  ] as const) {
+    if (expected === undefined) continue;
+    const mismatch = nameMismatch(expected, actual);
+    if (mismatch !== undefined) return `graph ${side} do not match the contract: ${mismatch} (graph has ${actual.join(', ')})`;
+  }
+  return undefined;
+}
+
+function copyTensors(tensors: NamedTensors): NamedTensors {
+  return Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, { ...t, data: t.data.slice() }]));
+}
+
+/** Each distinct plain ArrayBuffer once (postMessage rejects duplicates; SharedArrayBuffers are shared anyway). */
+function transferables(tensors: NamedTensors): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>();
+  for (const t of Object.values(tensors)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
+  return [...buffers];
+}

@@ -1,0 +1,156 @@
+/**
+ * Worker thread that owns ONNX Runtime sessions. onnxruntime-node's create() and run() are synchronous native
+ * calls that freeze the calling thread (runtime-facts §2), so they happen here and never on the main thread.
+ * Sessions cannot move between threads: a session stays in the worker that created it.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { errorMessage } from '../errors.js';
+import { TENSOR_DTYPES, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'coreml';
+
+export interface WorkerSessionOptions {
+  readonly intraOpThreads?: number;
+  readonly mmapWeights: boolean;
+}
+
+export interface WorkerData {
+  /** ORT's own stderr logging; 'fatal' keeps it quiet (failures still arrive as exceptions). */
+  readonly ortLogLevel: 'warning' | 'fatal';
+}
+
+export type WorkerRequest =
+  | { type: 'load'; id: number; path: string; provider: ExecutionProvider; options: WorkerSessionOptions }
+  | { type: 'run'; id: number; session: number; inputs: NamedTensors }
+  | { type: 'unload'; id: number; session: number };
+
+export interface LoadResult {
+  readonly session: number;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly ms: number;
+  /** Set when the requested provider failed and the session runs on CPU instead. */
+  readonly fallbackReason?: string;
+}
+
+export interface RunResult {
+  readonly outputs: NamedTensors;
+  readonly ms: number;
+}
+
+export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; message: string };
+
+const port = parentPortOrThrow();
+const { ortLogLevel } = workerData as WorkerData;
+ort.env.logLevel = ortLogLevel;
+
+function parentPortOrThrow(): MessagePort {
+  if (parentPort === null) throw new Error('onnx-worker must run in a worker thread');
+  return parentPort;
+}
+
+const sessions = new Map<number, ort.InferenceSession>();
+let nextSession = 1;
+
+port.on('message', (request: WorkerRequest) => {
+  void handle(request);
+});
+
+async function handle(request: WorkerRequest): Promise<void> {
+  try {
+    const { result, transfer } = await dispatch(request);
+    port.postMessage({ id: request.id, ok: true, result } satisfies WorkerReply, transfer);
+  } catch (error) {
+    const message = errorMessage(error).replace(/\s*\n\s*/g, ' ').trim();
+    port.postMessage({ id: request.id, ok: false, message } satisfies WorkerReply);
+  }
+}
+
+async function dispatch(request: WorkerRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
+  switch (request.type) {
+    case 'load':
+      return { result: await load(request.path, request.provider, request.options), transfer: [] };
+    case 'run':
+      return run(sessionOf(request.session), request.inputs);
+    case 'unload':
+      await sessionOf(request.session).release();
+      sessions.delete(request.session);
+      return { result: null, transfer: [] };
+  }
+}
+
+function sessionOf(id: number): ort.InferenceSession {
+  const session = sessions.get(id);
+  if (session === undefined) throw new Error(`no session ${id} in this worker`);
+  return session;
+}
+
+function sessionOptions(options: WorkerSessionOptions, provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
+  // Spinning intra-op threads keep burning cores after a run; with several sessions (and a loader) sharing
+  // the cores that steals time from whoever works next.
+  const extra: Record<string, string> = { 'session.intra_op.allow_spinning': '0' };
+  // Without prepacking, ORT maps external weight files instead of copying them: load takes milliseconds and
+  // the weights stay reclaimable page cache (runtime-facts §4).
+  if (options.mmapWeights) extra['session.disable_prepacking'] = '1';
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: ortLogLevel === 'fatal' ? 4 : 2,
+    ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
+    extra,
+  };
+}
+
+async function createSession(
+  path: string,
+  provider: ExecutionProvider,
+  options: WorkerSessionOptions,
+): Promise<{ session: ort.InferenceSession; fallbackReason?: string }> {
+  if (provider === 'cpu') return { session: await ort.InferenceSession.create(path, sessionOptions(options, 'cpu')) };
+  try {
+    return { session: await ort.InferenceSession.create(path, sessionOptions(options, provider)) };
+  } catch (error) {
+    // ORT does not fall back to another provider by itself (runtime-facts §1). If CPU fails as well, the
+    // model file is at fault and that error is the one reported.
+    const session = await ort.InferenceSession.create(path, sessionOptions(options, 'cpu'));
+    return { session, fallbackReason: errorMessage(error) };
+  }
+}
+
+async function load(path: string, provider: ExecutionProvider, options: WorkerSessionOptions): Promise<LoadResult> {
+  const start = performance.now();
+  const { session, fallbackReason } = await createSession(path, provider, options);
+  const ms = performance.now() - start;
+  const id = nextSession++;
+  sessions.set(id, session);
+  return {
+    session: id,
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    ms,
+    ...(fallbackReason === undefined ? {} : { fallbackReason }),
+  };
+}
+
+async function run(session: ort.InferenceSession, inputs: NamedTensors): Promise<{ result: RunResult; transfer: ArrayBuffer[] }> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const [name, input] of Object.entries(inputs)) {
+    // run() rejects SharedArrayBuffer-backed data (runtime-facts §2); slice() copies into a plain buffer.
+    const data = input.data.buffer instanceof SharedArrayBuffer ? input.data.slice() : input.data;
+    feeds[name] = new ort.Tensor(input.dtype, data as Float32Array, input.dims);
+  }
+  const start = performance.now();
+  const results = await session.run(feeds);
+  const ms = performance.now() - start;
+
+  const outputs: Record<string, Tensor> = {};
+  const transfer = new Set<ArrayBuffer>();
+  for (const [name, value] of Object.entries(results)) {
+    if (!(TENSOR_DTYPES as readonly string[]).includes(value.type)) throw new Error(`output "${name}" has unsupported type ${value.type}`);
+    const data = value.data as TensorData;
+    outputs[name] = { dtype: value.type as TensorDType, dims: value.dims, data };
+    if (data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
+  }
+  return { result: { outputs, ms }, transfer: [...transfer] };
+}

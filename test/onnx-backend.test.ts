@@ -1,0 +1,274 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from '../src/logging.js';
+import type { Backend } from '../src/runtime/backend.js';
+import { OnnxBackend, type OnnxBackendOptions } from '../src/runtime/onnx-backend.js';
+import { float16BitsToFloat32, float32ToFloat16Bits, fromNumbers, tensor } from '../src/runtime/tensor.js';
+import { expectSoraError } from './helpers/expect-error.js';
+import { tempDir } from './helpers/model-folder.js';
+import { externalInitializer, initializer, matmulChain, modelBytes, node, writeModel } from './helpers/onnx-graphs.js';
+
+let dir: string;
+const backends: Backend[] = [];
+
+function backend(options: OnnxBackendOptions = {}): OnnxBackend {
+  const created = new OnnxBackend({ logger: pino({ level: 'silent' }), ...options });
+  backends.push(created);
+  return created;
+}
+
+/** A pino logger writing JSON lines into an array, to assert on real log output. */
+function capturingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'warn' }, stream), lines };
+}
+
+function source(name: string, inputs?: string[], outputs?: string[]) {
+  return { name, path: join(dir, `${name}.onnx`), weightBytes: 0, inputs, outputs };
+}
+
+beforeAll(async () => {
+  dir = await tempDir();
+  // y = x + c for each dtype, with a constant that makes the result easy to predict.
+  const add = (dtype: 'float32' | 'float16' | 'int64' | 'int32', c: Float32Array | Uint16Array | BigInt64Array | Int32Array) =>
+    writeModel(join(dir, `add-${dtype}.onnx`), {
+      nodes: [node('Add', ['x', 'c'], ['y'])],
+      inputs: [{ name: 'x', dtype, shape: ['n'] }],
+      outputs: [{ name: 'y', dtype, shape: ['n'] }],
+      initializers: [initializer('c', dtype, [1], c)],
+    });
+  await add('float32', new Float32Array([0.25]));
+  await add('float16', float32ToFloat16Bits([0.5]));
+  await add('int64', new BigInt64Array([2n ** 60n]));
+  await add('int32', new Int32Array([-7]));
+
+  // Two outputs of different dtypes from one run.
+  await writeModel(join(dir, 'two-outputs.onnx'), {
+    nodes: [node('Relu', ['x'], ['relu']), node('Shape', ['x'], ['shape'])],
+    inputs: [{ name: 'x', dtype: 'float32', shape: [2, 'n'] }],
+    outputs: [
+      { name: 'relu', dtype: 'float32', shape: [2, 'n'] },
+      { name: 'shape', dtype: 'int64', shape: [2] },
+    ],
+  });
+
+  // y = x · W with W in an external data file, as the exporter writes weights.
+  const weights = Float32Array.from({ length: 16 }, (_, i) => i / 8);
+  await writeFile(join(dir, 'matmul.data'), weights);
+  await writeModel(join(dir, 'matmul-external.onnx'), {
+    nodes: [node('MatMul', ['x', 'w'], ['y'])],
+    inputs: [{ name: 'x', dtype: 'float32', shape: ['n', 4] }],
+    outputs: [{ name: 'y', dtype: 'float32', shape: ['n', 4] }],
+    initializers: [externalInitializer('w', [4, 4], 'matmul.data', 0, weights.byteLength)],
+  });
+
+  await writeModel(join(dir, 'slow.onnx'), matmulChain(48, 1024));
+  await writeFile(join(dir, 'corrupt.onnx'), modelBytes(matmulChain(1, 4)).slice(0, 20));
+});
+
+afterEach(async () => {
+  await Promise.all(backends.splice(0).map((b) => b.close()));
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('OnnxBackend runs real sessions in worker threads', () => {
+  it('float32: returns the right numbers and records stats', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32', ['x'], ['y']));
+    const out = await b.run(handle, { x: fromNumbers('float32', [3], [1, -2, 3.5]) });
+    expect(out.y?.dtype).toBe('float32');
+    expect(out.y?.dims).toEqual([3]);
+    expect(out.y?.data).toBeInstanceOf(Float32Array);
+    expect([...(out.y?.data as Float32Array)]).toEqual([1.25, -1.75, 3.75]);
+    const [stats] = b.stats();
+    expect(stats?.name).toBe('add-float32');
+    expect(stats?.loadMs).toBeGreaterThan(0);
+    expect(stats?.runMs).toHaveLength(1);
+    expect(b.device).toBe('cpu');
+  });
+
+  it('float16: takes and returns raw half bits', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float16'));
+    const out = await b.run(handle, { x: fromNumbers('float16', [4], [1, -0.25, 1000, 65504]) });
+    expect(out.y?.dtype).toBe('float16');
+    expect(out.y?.data).toBeInstanceOf(Uint16Array);
+    // 65504 + 0.5 rounds back to 65504, the largest finite half.
+    expect([...float16BitsToFloat32(out.y?.data as Uint16Array)]).toEqual([1.5, 0.25, 1000.5, 65504]);
+  });
+
+  it('int64: keeps values beyond 2^53 exact', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-int64'));
+    const out = await b.run(handle, { x: tensor('int64', [2], new BigInt64Array([1n, -3n])) });
+    expect(out.y?.dtype).toBe('int64');
+    expect([...(out.y?.data as BigInt64Array)]).toEqual([2n ** 60n + 1n, 2n ** 60n - 3n]);
+  });
+
+  it('int32', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-int32'));
+    const out = await b.run(handle, { x: fromNumbers('int32', [2], [7, 100]) });
+    expect([...(out.y?.data as Int32Array)]).toEqual([0, 93]);
+  });
+
+  it('returns several outputs of different dtypes', async () => {
+    const b = backend();
+    const handle = await b.load(source('two-outputs', ['x'], ['relu', 'shape']));
+    const out = await b.run(handle, { x: fromNumbers('float32', [2, 2], [-1, 2, 3, -4]) });
+    expect([...(out.relu?.data as Float32Array)]).toEqual([0, 2, 3, 0]);
+    expect([...(out.shape?.data as BigInt64Array)]).toEqual([2n, 2n]);
+  });
+
+  it('mapped external weights give the same result as copied ones', async () => {
+    const x = [1, 0, 0, 0, 0, 1, 1, 0];
+    const results = [];
+    for (const mmapWeights of [false, true]) {
+      const b = backend({ mmapWeights });
+      const handle = await b.load(source('matmul-external'));
+      results.push([...((await b.run(handle, { x: fromNumbers('float32', [2, 4], x) })).y?.data as Float32Array)]);
+    }
+    // Row 0 of W, then rows 1 + 2 of W (W[i][j] = (4i + j) / 8).
+    expect(results[0]).toEqual([0, 0.125, 0.25, 0.375, 1.5, 1.75, 2, 2.25]);
+    expect(results[1]).toEqual(results[0]);
+  });
+
+  it('transferInputs moves the input buffer to the worker (the caller’s copy is detached)', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32'));
+    const kept = fromNumbers('float32', [2], [1, 2]);
+    await b.run(handle, { x: kept });
+    expect(kept.data.buffer.byteLength).toBe(8);
+    expect([...(kept.data as Float32Array)]).toEqual([1, 2]);
+
+    const moved = fromNumbers('float32', [2], [1, 2]);
+    const out = await b.run(handle, { x: moved }, { transferInputs: true });
+    expect(moved.data.buffer.byteLength).toBe(0);
+    expect([...(out.y?.data as Float32Array)]).toEqual([1.25, 2.25]);
+  });
+
+  it('accepts a view into a larger buffer and SharedArrayBuffer-backed data', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32'));
+    const view = new Float32Array(new Float32Array([9, 1, 2, 9]).buffer, 4, 2);
+    expect([...((await b.run(handle, { x: tensor('float32', [2], view) })).y?.data as Float32Array)]).toEqual([1.25, 2.25]);
+    const shared = new Float32Array(new SharedArrayBuffer(8));
+    shared.set([3, 4]);
+    expect([...((await b.run(handle, { x: tensor('float32', [2], shared) }, { transferInputs: true })).y?.data as Float32Array)]).toEqual([
+      3.25, 4.25,
+    ]);
+  });
+
+  it('keeps the main thread responsive while a block runs (a 10 ms timer keeps firing)', async () => {
+    const b = backend({ intraOpThreads: 1 });
+    const handle = await b.load(source('slow'));
+    const x = fromNumbers('float32', [1024, 1024], Array.from({ length: 1024 * 1024 }, (_, i) => ((i % 97) - 48) / 5000));
+    const ticks: number[] = [];
+    const timer = setInterval(() => ticks.push(performance.now()), 10);
+    const start = performance.now();
+    await b.run(handle, { x }, { transferInputs: true });
+    const end = performance.now();
+    clearInterval(timer);
+
+    const duration = end - start;
+    expect(duration).toBeGreaterThanOrEqual(500);
+    // On the main thread the native call would freeze the event loop: zero ticks, one gap as long as the run.
+    const gaps = [ticks[0]! - start, ...ticks.slice(1).map((t, i) => t - ticks[i]!), end - ticks.at(-1)!];
+    expect(ticks.length).toBeGreaterThanOrEqual((duration / 10) * 0.5);
+    expect(Math.max(...gaps)).toBeLessThan(100);
+  });
+
+  it('loads a block while another block runs (the load lands on the idle worker)', async () => {
+    const b = backend({ intraOpThreads: 1 });
+    const slow = await b.load(source('slow'));
+    const x = fromNumbers('float32', [1024, 1024], new Float32Array(1024 * 1024));
+    let runDone = 0;
+    const running = b.run(slow, { x }, { transferInputs: true }).then(() => (runDone = performance.now()));
+    const loaded = await b.load(source('add-float32'));
+    const loadDone = performance.now();
+    await running;
+    expect(loadDone).toBeLessThan(runDone);
+    expect([...((await b.run(loaded, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
+  });
+});
+
+describe('OnnxBackend execution providers', () => {
+  for (const provider of ['cuda', 'coreml'] as const) {
+    it(`${provider} unavailable here → falls back to cpu with a warning`, async () => {
+      const { logger, lines } = capturingLogger();
+      const b = backend({ executionProvider: provider, logger });
+      expect(b.device).toBe(provider);
+      const handle = await b.load(source('add-float32'));
+      expect(b.device).toBe('cpu');
+      expect([...((await b.run(handle, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
+      const warnings = lines.filter((line) => line.level === 40);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.msg).toBe(`execution provider ${provider} is unavailable; using cpu`);
+      expect(warnings[0]?.requested).toBe(provider);
+      // Later loads go straight to cpu: no second warning.
+      await b.load(source('add-int32'));
+      expect(lines.filter((line) => line.level === 40)).toHaveLength(1);
+    });
+  }
+});
+
+describe('OnnxBackend errors', () => {
+  it('a corrupt ONNX file → MODEL naming the file and the block', async () => {
+    await expectSoraError(backend().load(source('corrupt')), 'MODEL', join(dir, 'corrupt.onnx'), 'cannot load block corrupt');
+  });
+
+  it('a corrupt ONNX file with cuda requested still reports the model, not the provider', async () => {
+    await expectSoraError(backend({ executionProvider: 'cuda' }).load(source('corrupt')), 'MODEL', 'Protobuf parsing failed');
+  });
+
+  it('a missing graph file → MODEL naming the file', async () => {
+    await expectSoraError(backend().load(source('absent')), 'MODEL', join(dir, 'absent.onnx'), 'does not exist');
+  });
+
+  it('graph inputs/outputs that differ from the contract → MODEL naming the block and the names', async () => {
+    const b = backend();
+    await expectSoraError(
+      b.load(source('add-float32', ['hidden_states'], ['y'])),
+      'MODEL',
+      join(dir, 'add-float32.onnx'),
+      'block add-float32: graph inputs do not match the contract: missing "hidden_states", unexpected "x"',
+    );
+    await expectSoraError(
+      b.load(source('two-outputs', ['x'], ['relu', 'shape', 'yNull'])),
+      'MODEL',
+      'block two-outputs: graph outputs do not match the contract: missing "yNull"',
+    );
+  });
+
+  it('a failing run → BACKEND naming the block', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32'));
+    await expectSoraError(b.run(handle, { x: fromNumbers('float32', [1, 2], [1, 2]) }), 'BACKEND', 'block add-float32: run failed:');
+  });
+
+  it('running an unloaded block → BACKEND', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32'));
+    await b.unload(handle);
+    await expectSoraError(b.run(handle, { x: fromNumbers('float32', [1], [1]) }), 'BACKEND', 'add-float32 is not loaded');
+  });
+
+  it('a closed backend refuses work', async () => {
+    const b = backend();
+    await b.load(source('add-float32'));
+    await b.close();
+    await expectSoraError(b.load(source('add-float32')), 'BACKEND', 'closed');
+  });
+});
