@@ -111,8 +111,10 @@ function fixedSize(feature: FeatureDescription, axis: number): number | undefine
 function describeAccepted(feature: FeatureDescription): string {
   const constraint = feature.shapeConstraint;
   switch (constraint.kind) {
-    case 'range':
-      return `[${constraint.ranges.map(([min, max]) => (min === max ? `${min}` : `${min}..${max < 0 ? '' : max}`)).join(', ')}]`;
+    case 'range': {
+      const axes = constraint.ranges.map(([min, max]) => (min === max ? `${min}` : `${min}..${max < 0 ? '' : max}`));
+      return `[${axes.join(', ')}]`;
+    }
     case 'enumerated':
       return `one of ${constraint.shapes.map((shape) => `[${shape.join(', ')}]`).join(', ')}`;
     case 'unspecified':
@@ -124,7 +126,11 @@ function describeAccepted(feature: FeatureDescription): string {
  * The shape to feed: the given one when the model accepts it; size-1 axes widened to the model's fixed size
  * (a one-head mask repeated over all heads); or the model's shape when only the rank differs (same elements).
  */
-function fitShape(model: string, feature: FeatureDescription, dims: readonly number[]): { dims: readonly number[]; broadcast: boolean } {
+function fitShape(
+  model: string,
+  feature: FeatureDescription,
+  dims: readonly number[],
+): { dims: readonly number[]; broadcast: boolean } {
   if (accepts(feature, dims)) return { dims, broadcast: false };
   const widened = dims.map((size, axis) => (size === 1 ? (fixedSize(feature, axis) ?? size) : size));
   if (!sameDims(widened, dims) && accepts(feature, widened)) return { dims: widened, broadcast: true };
@@ -133,7 +139,8 @@ function fitShape(model: string, feature: FeatureDescription, dims: readonly num
   }
   // "Unspecified" lets CoreML itself decide what it takes.
   if (feature.shapeConstraint.kind === 'unspecified') return { dims, broadcast: false };
-  throw new SoraError('BACKEND', `${model}: input ${feature.name} has shape [${dims.join(', ')}] but the model accepts ${describeAccepted(feature)}`);
+  const problem = `input ${feature.name} has shape [${dims.join(', ')}] but the model accepts ${describeAccepted(feature)}`;
+  throw new SoraError('BACKEND', `${model}: ${problem}`);
 }
 
 /** Repeats size-1 axes of `data` (shape `from`) to shape `to`, copying the unbroadcast trailing axes in chunks. */

@@ -1,0 +1,356 @@
+// sora_coreml.node: compiles, loads, runs and unloads CoreML models off the JS thread.
+// The typed wrapper is src/native/coreml.ts; the Backend on top of it is src/runtime/coreml-backend.ts.
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "coreml_imports.h"
+#include "multi_array.h"
+#include "ns_string.h"
+#include "promise_queue.h"
+#include "strided_copy.h"
+
+namespace sora {
+namespace {
+
+// Bumped when the JS-visible API changes, so the wrapper can refuse a stale build.
+constexpr uint32_t kApiVersion = 1;
+
+// One model and its serial queue: its load, predictions and unload run in call order, while the queues of
+// other models run concurrently (one model loading while another predicts is what CI-DL relies on).
+struct ModelSlot {
+  std::string name;
+  dispatch_queue_t queue;
+  MLModel* model;  // touched only on `queue`
+};
+
+std::optional<MLComputeUnits> ParseComputeUnits(const std::string& name) {
+  if (name == "all") return MLComputeUnitsAll;
+  if (name == "cpu") return MLComputeUnitsCPUOnly;
+  if (name == "cpu-gpu") return MLComputeUnitsCPUAndGPU;
+  if (name == "cpu-ane") return MLComputeUnitsCPUAndNeuralEngine;
+  return std::nullopt;
+}
+
+// Input element types and the typed array that must carry each (float16 travels as raw bits).
+std::optional<std::pair<ElementType, napi_typedarray_type>> ParseInputType(const std::string& name) {
+  if (name == "float32") return std::make_pair(ElementType::Float32, napi_float32_array);
+  if (name == "float16") return std::make_pair(ElementType::Float16, napi_uint16_array);
+  if (name == "int32") return std::make_pair(ElementType::Int32, napi_int32_array);
+  return std::nullopt;
+}
+
+// Argument errors are bugs of the TypeScript wrapper, not of the model: they throw TypeErrors synchronously.
+Napi::Value ThrowTypeError(Napi::Env env, const std::string& message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+std::optional<std::string> StringArgument(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (info.Length() <= index || !info[index].IsString()) {
+    ThrowTypeError(info.Env(), std::string(name) + " must be a string");
+    return std::nullopt;
+  }
+  return info[index].As<Napi::String>().Utf8Value();
+}
+
+std::optional<uint32_t> IdArgument(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) {
+    ThrowTypeError(info.Env(), "the model id must be a number");
+    return std::nullopt;
+  }
+  return info[0].As<Napi::Number>().Uint32Value();
+}
+
+std::optional<std::vector<int64_t>> ParseShape(Napi::Env env, Napi::Value value) {
+  if (!value.IsArray()) {
+    ThrowTypeError(env, "shape must be an array");
+    return std::nullopt;
+  }
+  const Napi::Array array = value.As<Napi::Array>();
+  std::vector<int64_t> shape;
+  for (uint32_t axis = 0; axis < array.Length(); ++axis) {
+    const Napi::Value size = array.Get(axis);
+    const double number = size.IsNumber() ? size.As<Napi::Number>().DoubleValue() : -1;
+    if (!(number >= 0) || number != static_cast<double>(static_cast<int64_t>(number))) {
+      ThrowTypeError(env, "shape sizes must be non-negative integers");
+      return std::nullopt;
+    }
+    shape.push_back(static_cast<int64_t>(number));
+  }
+  return shape;
+}
+
+// Reads one {name, dataType, shape, data} input. The typed array is referenced in `lent` so its memory,
+// which CoreML reads in place, outlives the prediction.
+std::optional<InputTensor> ParseInput(Napi::Env env, Napi::Value value, std::vector<Napi::ObjectReference>* lent) {
+  if (!value.IsObject()) {
+    ThrowTypeError(env, "each input must be an object");
+    return std::nullopt;
+  }
+  const Napi::Object input = value.As<Napi::Object>();
+  if (!input.Get("name").IsString()) {
+    ThrowTypeError(env, "input name must be a string");
+    return std::nullopt;
+  }
+  const std::string name = input.Get("name").As<Napi::String>().Utf8Value();
+  const Napi::Value dataType = input.Get("dataType");
+  const auto type = dataType.IsString() ? ParseInputType(dataType.As<Napi::String>().Utf8Value()) : std::nullopt;
+  if (!type) {
+    ThrowTypeError(env, "input " + name + ": dataType must be float32, float16 or int32");
+    return std::nullopt;
+  }
+  const auto shape = ParseShape(env, input.Get("shape"));
+  if (!shape) return std::nullopt;
+  const Napi::Value data = input.Get("data");
+  if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != type->second) {
+    ThrowTypeError(env, "input " + name + ": data must be the typed array of its dataType");
+    return std::nullopt;
+  }
+  const Napi::TypedArray array = data.As<Napi::TypedArray>();
+  if (array.ByteLength() != static_cast<size_t>(ElementCount(*shape)) * ElementSize(type->first)) {
+    ThrowTypeError(env, "input " + name + ": data length does not match its shape");
+    return std::nullopt;
+  }
+  lent->push_back(Napi::Persistent(data.As<Napi::Object>()));
+  void* bytes = static_cast<unsigned char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
+  return InputTensor{name, type->first, *shape, bytes};
+}
+
+Napi::Array ShapeToJs(Napi::Env env, const std::vector<int64_t>& shape) {
+  Napi::Array array = Napi::Array::New(env, shape.size());
+  for (uint32_t axis = 0; axis < shape.size(); ++axis) array.Set(axis, static_cast<double>(shape[axis]));
+  return array;
+}
+
+Napi::Object ShapeConstraintToJs(Napi::Env env, const FeatureInfo& feature) {
+  Napi::Object constraint = Napi::Object::New(env);
+  switch (feature.shapeKind) {
+    case FeatureInfo::ShapeKind::Unspecified:
+      constraint.Set("kind", "unspecified");
+      break;
+    case FeatureInfo::ShapeKind::Range: {
+      constraint.Set("kind", "range");
+      Napi::Array ranges = Napi::Array::New(env, feature.ranges.size());
+      for (uint32_t axis = 0; axis < feature.ranges.size(); ++axis) {
+        ranges.Set(axis, ShapeToJs(env, {feature.ranges[axis].first, feature.ranges[axis].second}));
+      }
+      constraint.Set("ranges", ranges);
+      break;
+    }
+    case FeatureInfo::ShapeKind::Enumerated: {
+      constraint.Set("kind", "enumerated");
+      Napi::Array shapes = Napi::Array::New(env, feature.enumeratedShapes.size());
+      for (uint32_t index = 0; index < feature.enumeratedShapes.size(); ++index) {
+        shapes.Set(index, ShapeToJs(env, feature.enumeratedShapes[index]));
+      }
+      constraint.Set("shapes", shapes);
+      break;
+    }
+  }
+  return constraint;
+}
+
+Napi::Array FeaturesToJs(Napi::Env env, const std::vector<FeatureInfo>& features) {
+  Napi::Array array = Napi::Array::New(env, features.size());
+  for (uint32_t index = 0; index < features.size(); ++index) {
+    const FeatureInfo& feature = features[index];
+    Napi::Object described = Napi::Object::New(env);
+    described.Set("name", feature.name);
+    described.Set("dataType", feature.type ? Napi::Value(Napi::String::New(env, ElementTypeName(*feature.type))) : env.Null());
+    described.Set("shape", ShapeToJs(env, feature.shape));
+    described.Set("shapeConstraint", ShapeConstraintToJs(env, feature));
+    array.Set(index, described);
+  }
+  return array;
+}
+
+// Hands each output's buffer to a JS ArrayBuffer without another copy; V8 frees it with the ArrayBuffer.
+Napi::Object OutputsToJs(Napi::Env env, std::vector<OutputTensor>& outputs) {
+  Napi::Object result = Napi::Object::New(env);
+  for (OutputTensor& output : outputs) {
+    const size_t byteLength = output.byteLength;
+    Napi::ArrayBuffer buffer =
+        byteLength == 0 ? Napi::ArrayBuffer::New(env, 0)
+                        : Napi::ArrayBuffer::New(env, output.data.release(), byteLength,
+                                                 [](Napi::Env, void* data) { delete[] static_cast<unsigned char*>(data); });
+    Napi::Object tensor = Napi::Object::New(env);
+    tensor.Set("dataType", ElementTypeName(output.type));
+    tensor.Set("shape", ShapeToJs(env, output.shape));
+    tensor.Set("data", buffer);
+    result.Set(output.name, tensor);
+  }
+  return result;
+}
+
+Settlement CompileInto(const std::string& packagePath, const std::string& compiledPath) {
+  NSError* error = nil;
+  // Synchronous compile is fine here: this already runs on a background queue.
+  NSURL* compiled = [MLModel compileModelAtURL:[NSURL fileURLWithPath:ToNSString(packagePath)] error:&error];
+  if (compiled == nil) return Reject(error);
+  NSFileManager* files = [NSFileManager defaultManager];
+  NSURL* destination = [NSURL fileURLWithPath:ToNSString(compiledPath)];
+  if (![files createDirectoryAtURL:[destination URLByDeletingLastPathComponent]
+          withIntermediateDirectories:YES
+                           attributes:nil
+                                error:&error]) {
+    return Reject(error);
+  }
+  if (![files moveItemAtURL:compiled toURL:destination error:&error]) {
+    // Another process may have cached the same package meanwhile; its compiled model is as good as ours.
+    const bool cachedMeanwhile = [files fileExistsAtPath:destination.path];
+    [files removeItemAtURL:compiled error:nullptr];
+    if (!cachedMeanwhile) return Reject(error);
+  }
+  return Resolve([](Napi::Env env) { return env.Undefined(); });
+}
+
+Settlement PredictWith(const ModelSlot& slot, const std::vector<InputTensor>& inputs) {
+  if (slot.model == nil) return Reject("the model is not loaded");
+  NSMutableDictionary<NSString*, MLFeatureValue*>* features = [NSMutableDictionary dictionary];
+  NSError* error = nil;
+  for (const InputTensor& input : inputs) {
+    MLMultiArray* array = WrapInput(input, &error);
+    if (array == nil) return Reject(error);
+    [features setObject:[MLFeatureValue featureValueWithMultiArray:array] forKey:ToNSString(input.name)];
+  }
+  MLDictionaryFeatureProvider* provider = [[MLDictionaryFeatureProvider alloc] initWithDictionary:features error:&error];
+  if (provider == nil) return Reject(error);
+  id<MLFeatureProvider> result = [slot.model predictionFromFeatures:provider error:&error];
+  if (result == nil) return Reject(error);
+
+  auto outputs = std::make_shared<std::vector<OutputTensor>>();
+  NSDictionary<NSString*, MLFeatureDescription*>* declared = slot.model.modelDescription.outputDescriptionsByName;
+  for (NSString* name in [declared.allKeys sortedArrayUsingSelector:@selector(compare:)]) {
+    MLMultiArray* array = [result featureValueForName:name].multiArrayValue;
+    if (array == nil) return Reject("output " + ToStdString(name) + " is not a multi-array");
+    BridgeError copyError;
+    auto output = CopyOutput(name, array, &copyError);
+    if (!output) return Settlement{nullptr, copyError};
+    outputs->push_back(std::move(*output));
+  }
+  return Resolve([outputs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, *outputs); });
+}
+
+Napi::Value ModelToJs(Napi::Env env, uint32_t modelId, const ModelInfo& described) {
+  Napi::Object model = Napi::Object::New(env);
+  model.Set("id", modelId);
+  model.Set("inputs", FeaturesToJs(env, described.inputs));
+  model.Set("outputs", FeaturesToJs(env, described.outputs));
+  return model;
+}
+
+// Loads the compiled model into `slot`; `onLoaded` then builds the JS result on the JS thread.
+Settlement LoadInto(ModelSlot& slot, const std::string& compiledPath, MLComputeUnits units,
+                    std::function<Napi::Value(Napi::Env, const ModelInfo&)> onLoaded) {
+  MLModelConfiguration* configuration = [[MLModelConfiguration alloc] init];
+  configuration.computeUnits = units;
+  NSError* error = nil;
+  slot.model = [MLModel modelWithContentsOfURL:[NSURL fileURLWithPath:ToNSString(compiledPath)]
+                                 configuration:configuration
+                                         error:&error];
+  if (slot.model == nil) return Reject(error);
+  const ModelInfo described = DescribeModel(slot.model.modelDescription);
+  return Resolve([onLoaded, described](Napi::Env env) { return onLoaded(env, described); });
+}
+
+class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
+ public:
+  CoreMLBridge(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {
+        InstanceValue("apiVersion", Napi::Number::New(env, kApiVersion), napi_enumerable),
+        InstanceMethod<&CoreMLBridge::CompileModel>("compileModel"),
+        InstanceMethod<&CoreMLBridge::LoadModel>("loadModel"),
+        InstanceMethod<&CoreMLBridge::Predict>("predict"),
+        InstanceMethod<&CoreMLBridge::UnloadModel>("unloadModel"),
+    });
+  }
+
+ private:
+  // compileModel(name, packagePath, compiledPath): Promise<void>
+  Napi::Value CompileModel(const Napi::CallbackInfo& info) {
+    const auto name = StringArgument(info, 0, "name");
+    const auto packagePath = StringArgument(info, 1, "packagePath");
+    const auto compiledPath = StringArgument(info, 2, "compiledPath");
+    if (!name || !packagePath || !compiledPath) return info.Env().Undefined();
+    dispatch_queue_t queue = dispatch_get_global_queue(QOS_CLASS_USER_INITIATED, 0);
+    return RunOnQueue(info.Env(), queue, *name, {}, [packagePath = *packagePath, compiledPath = *compiledPath]() {
+      return CompileInto(packagePath, compiledPath);
+    });
+  }
+
+  // loadModel(name, compiledPath, computeUnits): Promise<{id, inputs, outputs}>
+  Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+    const auto name = StringArgument(info, 0, "name");
+    const auto path = StringArgument(info, 1, "compiledPath");
+    const auto unitsName = StringArgument(info, 2, "computeUnits");
+    if (!name || !path || !unitsName) return info.Env().Undefined();
+    const auto units = ParseComputeUnits(*unitsName);
+    if (!units) return ThrowTypeError(info.Env(), "computeUnits must be all, cpu, cpu-gpu or cpu-ane");
+    const std::string label = "ondevice-sora.coreml." + *name;
+    dispatch_queue_t queue = dispatch_queue_create(label.c_str(), DISPATCH_QUEUE_SERIAL);
+    auto slot = std::make_shared<ModelSlot>(ModelSlot{*name, queue, nil});
+    const uint32_t modelId = nextId_++;
+    return RunOnQueue(info.Env(), slot->queue, *name, {}, [this, slot, modelId, path = *path, units = *units]() {
+      return LoadInto(*slot, path, units, [this, slot, modelId](Napi::Env env, const ModelInfo& described) {
+        models_[modelId] = slot;  // registered once loaded, so a failed load leaves nothing behind
+        return ModelToJs(env, modelId, described);
+      });
+    });
+  }
+
+  // predict(id, inputs: {name, dataType, shape, data}[]): Promise<Record<name, {dataType, shape, data}>>
+  Napi::Value Predict(const Napi::CallbackInfo& info) {
+    const Napi::Env env = info.Env();
+    const auto slot = SlotArgument(info);
+    if (!slot) return env.Undefined();
+    if (info.Length() < 2 || !info[1].IsArray()) return ThrowTypeError(env, "inputs must be an array");
+    const Napi::Array list = info[1].As<Napi::Array>();
+    std::vector<InputTensor> inputs;
+    std::vector<Napi::ObjectReference> lent;
+    for (uint32_t index = 0; index < list.Length(); ++index) {
+      auto input = ParseInput(env, list.Get(index), &lent);
+      if (!input) return env.Undefined();
+      inputs.push_back(std::move(*input));
+    }
+    return RunOnQueue(env, slot->queue, slot->name, std::move(lent),
+                      [slot, inputs = std::move(inputs)]() { return PredictWith(*slot, inputs); });
+  }
+
+  // unloadModel(id): Promise<void>; predictions already queued for the model finish first.
+  Napi::Value UnloadModel(const Napi::CallbackInfo& info) {
+    const auto slot = SlotArgument(info);
+    if (!slot) return info.Env().Undefined();
+    models_.erase(info[0].As<Napi::Number>().Uint32Value());
+    return RunOnQueue(info.Env(), slot->queue, slot->name, {}, [slot]() {
+      slot->model = nil;
+      return Resolve([](Napi::Env env) { return env.Undefined(); });
+    });
+  }
+
+  std::shared_ptr<ModelSlot> SlotArgument(const Napi::CallbackInfo& info) {
+    // Not named `id`: that is an Objective-C type, and GNUstep's nil macro expands to (id)0.
+    const auto modelId = IdArgument(info);
+    if (!modelId) return nullptr;
+    const auto found = models_.find(*modelId);
+    if (found == models_.end()) {
+      Napi::Error::New(info.Env(), "unknown CoreML model id " + std::to_string(*modelId)).ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    return found->second;
+  }
+
+  std::unordered_map<uint32_t, std::shared_ptr<ModelSlot>> models_;  // JS thread only
+  uint32_t nextId_ = 1;
+};
+
+}  // namespace
+}  // namespace sora
+
+using sora::CoreMLBridge;  // NODE_API_ADDON pastes the name into an identifier
+NODE_API_ADDON(CoreMLBridge)
