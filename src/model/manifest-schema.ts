@@ -4,7 +4,8 @@
  * documents (a stripped unknown key here would be an error there).
  */
 import { z } from 'zod';
-import { TENSOR_DTYPES } from '../runtime/backend.js';
+import { TIMESTEP_TRANSFORMS } from '../pipeline/timesteps.js';
+import { BLOCK_FORMATS, TENSOR_DTYPES } from '../runtime/backend.js';
 import { BLOCK_KINDS, COMPONENTS } from './contract.js';
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hexadecimal digits');
@@ -34,7 +35,9 @@ const block = z.strictObject({
   component: z.enum(COMPONENTS),
   kind: z.enum(BLOCK_KINDS),
   index: z.int().min(0),
-  format: z.literal('onnx'),
+  // `coreml` blocks are package folders (.mlmodelc / .mlpackage); only manifests derived from the published layout
+  // hold them (src/model/published-layout.ts), because a folder has no sha256 for manifest.json to record.
+  format: z.enum(BLOCK_FORMATS),
   dtype: z.enum(['float32', 'float16']),
   files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
   weightBytes: bytes,
@@ -54,6 +57,19 @@ const architecture = z.strictObject({
   t5: z.object({ num_layers: positive, d_model: positive, num_heads: positive }).catchall(configEntry),
   stdit: z.object({ depth: positive, hidden_size: positive, num_heads: positive }).catchall(configEntry),
   vae: z.record(z.string(), configEntry),
+});
+
+/**
+ * Model-wide facts of the published CoreML packages that no single input spec can carry (per-input quirks, such
+ * as token ids fed as float32 or the attention mask's 16 heads, live in the block's `inputs`).
+ */
+const quirks = z.strictObject({
+  // Upper bound of the flexible `y`/`outY` row axis (2L): prompts longer than maxCaptionRows/2 − 1 tokens + EOS fail.
+  maxCaptionRows: positive,
+  // The TDTM graphs add frame pairs without a leftover-frame rule, so they need an even number of latent frames.
+  evenTdtmOnly: z.boolean(),
+  // The timestep transform the authors' app used; the tool's default stays `opensora`.
+  appTimestepTransform: z.enum(TIMESTEP_TRANSFORMS),
 });
 
 const resolution = z.string().regex(/^[1-9][0-9]*x[1-9][0-9]*$/, 'must look like 256x256');
@@ -84,6 +100,7 @@ export const ManifestSchema = z
     }),
     blocks: z.array(block).min(1),
     defaults,
+    quirks: quirks.optional(),
   })
   .meta({
     title: 'ondevice-sora model manifest',
@@ -94,6 +111,18 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestBlock = Manifest['blocks'][number];
 export type ManifestFile = z.infer<typeof fileEntry>;
 export type TensorSpec = z.infer<typeof tensorSpec>;
+export type Quirks = z.infer<typeof quirks>;
+
+/** A file as the loader works with it: read from manifest.json it has a sha256; derived from a folder it has none. */
+export type FileRef = Omit<ManifestFile, 'sha256'> & { readonly sha256?: string };
+export type BlockDescription = Omit<ManifestBlock, 'files'> & {
+  readonly files: readonly (FileRef & { readonly role: ManifestBlock['files'][number]['role'] })[];
+};
+/** A manifest read from manifest.json, or derived in memory from a recognised folder layout (no sha256 anywhere). */
+export type ModelDescription = Omit<Manifest, 'tokenizer' | 'blocks'> & {
+  readonly tokenizer: Omit<Manifest['tokenizer'], 'files'> & { readonly files: readonly FileRef[] };
+  readonly blocks: readonly BlockDescription[];
+};
 
 export function manifestJsonSchema(): string {
   return `${JSON.stringify(z.toJSONSchema(ManifestSchema), null, 2)}\n`;

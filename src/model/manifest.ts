@@ -2,16 +2,25 @@
  * Loads a model folder: manifest.json validated against the schema and the block contract, every referenced file
  * resolved to an absolute path that provably stays inside the folder. Messages name the manifest file and the
  * field (`models/x/manifest.json: blocks[3].files[0].path: …`) so a broken export is found without a debugger.
+ * A folder of the published CoreML packages needs no manifest.json: its manifest is derived (published-layout.ts).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { join, resolve } from 'node:path';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { BlockSource } from '../runtime/backend.js';
 import { componentOf, contractIO, contractName, nameMismatch, requiredBlocks } from './contract.js';
-import { ManifestSchema, type Manifest, type ManifestBlock, type ManifestFile } from './manifest-schema.js';
+import { errnoCode, isInside } from './folder.js';
+import {
+  ManifestSchema,
+  type BlockDescription,
+  type FileRef,
+  type Manifest,
+  type ModelDescription,
+} from './manifest-schema.js';
+import { checkPackageStructure, derivePublishedManifest, type PublishedLayout } from './published-layout.js';
 
 export interface ModelFile {
   /** Absolute path (inside the model folder). */
@@ -19,21 +28,29 @@ export interface ModelFile {
   /** Path as written in the manifest, relative to the model folder. */
   readonly relativePath: string;
   readonly bytes: number;
-  readonly sha256: string;
+  /** Absent when the manifest is derived: nothing recorded a hash to check against. */
+  readonly sha256?: string;
   /** Manifest field that names this file, e.g. `blocks[3].files[0]`. */
   readonly field: string;
 }
 
-export interface ModelBlock extends Omit<ManifestBlock, 'files'> {
+export interface ModelBlock extends Omit<BlockDescription, 'files'> {
   readonly files: readonly ModelFile[];
   readonly graph: ModelFile;
   /** Manifest field of this block, e.g. `blocks[3]`. */
   readonly field: string;
 }
 
-export interface Model extends Omit<Manifest, 'blocks' | 'tokenizer'> {
+/** Where the manifest came from: manifest.json, or derived from the published CoreML packages' layout. */
+export type ModelSource =
+  | { readonly kind: 'manifest' }
+  | { readonly kind: 'published-coreml'; readonly ignored: PublishedLayout['ignored'] };
+
+export interface Model extends Omit<ModelDescription, 'blocks' | 'tokenizer'> {
   readonly dir: string;
+  /** manifest.json; for a derived manifest the folder itself, so messages name what the user can look at. */
   readonly manifestPath: string;
+  readonly source: ModelSource;
   readonly tokenizer: Omit<Manifest['tokenizer'], 'files'> & { readonly files: readonly ModelFile[] };
   readonly blocks: readonly ModelBlock[];
 }
@@ -50,42 +67,72 @@ class ManifestProblems {
 
 export async function loadModel(folder: string): Promise<Model> {
   const dir = resolve(folder);
+  await checkIsFolder(dir);
   const manifestPath = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(manifestPath, 'utf8');
+  } catch (error) {
+    const absent = errnoCode(error) === 'ENOENT';
+    const published = absent ? await derivePublishedManifest(dir) : undefined;
+    if (published !== undefined) return publishedModel(dir, published);
+    throw new SoraError(absent ? 'MANIFEST' : 'IO', `${displayPath(manifestPath)}: cannot read: ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+  return manifestModel(dir, manifestPath, text);
+}
+
+async function checkIsFolder(dir: string): Promise<void> {
+  const info = await stat(dir).catch((error: unknown) => {
+    throw new SoraError('MANIFEST', `${displayPath(dir)}: model folder does not exist`, { cause: error });
+  });
+  if (!info.isDirectory()) throw new SoraError('MANIFEST', `${displayPath(dir)}: is not a folder`);
+}
+
+async function manifestModel(dir: string, manifestPath: string, text: string): Promise<Model> {
   const problems = new ManifestProblems(manifestPath);
-  const manifest = parseManifest(await readManifestText(dir, manifestPath), manifestPath);
+  const manifest = parseManifest(text, manifestPath);
+  rejectCoreMLBlocks(manifest, problems);
   checkContract(manifest, problems);
+  const context = { dir, realDir: await realpath(dir), problems };
+  const model = { ...manifest, dir, manifestPath, source: { kind: 'manifest' } as const };
+  return assemble(model, (entry, field) => resolveModelFile(context, entry, field));
+}
 
-  const realDir = await realpath(dir);
-  const resolveFile = (entry: ManifestFile, field: string): Promise<ModelFile> =>
-    resolveModelFile({ dir, realDir, problems }, entry, field);
+/** The derivation already measured every package and file and refused paths leading out of the folder. */
+async function publishedModel(dir: string, { manifest, ignored }: PublishedLayout): Promise<Model> {
+  // Our own derivation must satisfy the same contract as any manifest.json; a failure here is a bug in it.
+  checkContract(manifest, new ManifestProblems(dir));
+  const model = { ...manifest, dir, manifestPath: dir, source: { kind: 'published-coreml', ignored } as const };
+  return assemble(model, async (entry, field) => ({
+    path: join(dir, entry.path),
+    relativePath: entry.path,
+    bytes: entry.bytes,
+    field,
+  }));
+}
 
+type FileResolver = (entry: FileRef, field: string) => Promise<ModelFile>;
+
+async function assemble(
+  model: Omit<Model, 'tokenizer' | 'blocks'> & Pick<ModelDescription, 'tokenizer' | 'blocks'>,
+  resolveFile: FileResolver,
+): Promise<Model> {
   // Sequential on purpose: the first broken entry in manifest order is the one reported.
   const tokenizerFiles: ModelFile[] = [];
-  for (const [i, entry] of manifest.tokenizer.files.entries()) {
+  for (const [i, entry] of model.tokenizer.files.entries()) {
     tokenizerFiles.push(await resolveFile(entry, `tokenizer.files[${i}]`));
   }
   const blocks: ModelBlock[] = [];
-  for (const [i, block] of manifest.blocks.entries()) {
+  for (const [i, block] of model.blocks.entries()) {
     const files: ModelFile[] = [];
     for (const [j, entry] of block.files.entries()) files.push(await resolveFile(entry, `blocks[${i}].files[${j}]`));
     const graph = files[block.files.findIndex((entry) => entry.role === 'graph')];
     if (graph === undefined) throw new SoraError('INTERNAL', `${block.name}: no graph file after checkContract`);
     blocks.push({ ...block, files, graph, field: `blocks[${i}]` });
   }
-  return { ...manifest, dir, manifestPath, tokenizer: { ...manifest.tokenizer, files: tokenizerFiles }, blocks };
-}
-
-async function readManifestText(dir: string, manifestPath: string): Promise<string> {
-  const info = await stat(dir).catch((error: unknown) => {
-    throw new SoraError('MANIFEST', `${displayPath(dir)}: model folder does not exist`, { cause: error });
-  });
-  if (!info.isDirectory()) throw new SoraError('MANIFEST', `${displayPath(dir)}: is not a folder`);
-  try {
-    return await readFile(manifestPath, 'utf8');
-  } catch (error) {
-    const code = errnoCode(error) === 'ENOENT' ? 'MANIFEST' : 'IO';
-    throw new SoraError(code, `${displayPath(manifestPath)}: cannot read: ${errorMessage(error)}`, { cause: error });
-  }
+  return { ...model, tokenizer: { ...model.tokenizer, files: tokenizerFiles }, blocks };
 }
 
 function parseManifest(text: string, manifestPath: string): Manifest {
@@ -112,8 +159,20 @@ function fieldOf(path: readonly PropertyKey[]): string {
     .join('');
 }
 
+/** A CoreML package is a folder, which has no sha256 for manifest.json to record: only a derived manifest lists one. */
+function rejectCoreMLBlocks(manifest: Manifest, problems: ManifestProblems): void {
+  const index = manifest.blocks.findIndex((block) => block.format === 'coreml');
+  if (index < 0) return;
+  throw problems.error(
+    'MANIFEST',
+    `blocks[${index}].format`,
+    'is "coreml", which manifest.json cannot list (a package folder has no sha256); ' +
+      'a folder of the published CoreML packages is used without manifest.json',
+  );
+}
+
 /** Checks that need more than one field: block names, I/O names and the complete set of blocks. */
-function checkContract(manifest: Manifest, problems: ManifestProblems): void {
+function checkContract(manifest: ModelDescription, problems: ManifestProblems): void {
   const seen = new Map<string, number>();
   for (const [i, block] of manifest.blocks.entries()) {
     const field = `blocks[${i}]`;
@@ -144,7 +203,7 @@ function checkContract(manifest: Manifest, problems: ManifestProblems): void {
   }
 }
 
-function checkBlock(block: ManifestBlock, field: string, problems: ManifestProblems): void {
+function checkBlock(block: BlockDescription, field: string, problems: ManifestProblems): void {
   const component = componentOf(block.kind);
   if (block.component !== component) {
     throw problems.error('MANIFEST', `${field}.component`, `is "${block.component}", but kind ${block.kind} belongs to "${component}"`);
@@ -171,7 +230,7 @@ interface FolderContext {
   readonly problems: ManifestProblems;
 }
 
-async function resolveModelFile(context: FolderContext, entry: ManifestFile, field: string): Promise<ModelFile> {
+async function resolveModelFile(context: FolderContext, entry: FileRef, field: string): Promise<ModelFile> {
   const { dir, realDir, problems } = context;
   const path = join(dir, entry.path);
   let real: string;
@@ -193,18 +252,21 @@ async function resolveModelFile(context: FolderContext, entry: ManifestFile, fie
   return { path, relativePath: entry.path, bytes: entry.bytes, sha256: entry.sha256, field };
 }
 
-function isInside(root: string, path: string): boolean {
-  const rel = relative(root, path);
-  return rel !== '' && !isAbsolute(rel) && rel.split(sep)[0] !== '..';
-}
-
 export interface VerifyResult {
+  /** sha256 of every file; or, for a derived manifest (no hashes recorded), presence and package structure. */
+  readonly checked: 'sha256' | 'structure';
   readonly files: number;
   readonly bytes: number;
 }
 
-/** Checks the sha256 of every file the manifest names (a weight file shared by two blocks is read once). */
+/**
+ * Checks the sha256 of every file the manifest names (a weight file shared by two blocks is read once); a derived
+ * manifest has none to compare, so its packages are checked for the files every CoreML package holds instead.
+ */
 export async function verifyModel(model: Model, onFile?: (file: ModelFile) => void): Promise<VerifyResult> {
+  if (model.source.kind === 'published-coreml') {
+    return { checked: 'structure', ...(await checkPackageStructure(model, onFile)) };
+  }
   const entries = [...model.tokenizer.files, ...model.blocks.flatMap((block) => block.files)];
   const hashes = new Map<string, string>();
   const mismatches: { file: ModelFile; actual: string }[] = [];
@@ -228,7 +290,7 @@ export async function verifyModel(model: Model, onFile?: (file: ModelFile) => vo
       `${first.file.relativePath} has sha256 ${first.actual}, the manifest says ${first.file.sha256}${more}`,
     );
   }
-  return { files: hashes.size, bytes };
+  return { checked: 'sha256', files: hashes.size, bytes };
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -241,14 +303,10 @@ async function sha256File(path: string): Promise<string> {
 export function blockSource(block: ModelBlock): BlockSource {
   return {
     name: block.name,
+    format: block.format,
     path: block.graph.path,
     weightBytes: block.weightBytes,
     inputs: block.inputs.map((spec) => spec.name),
     outputs: block.outputs.map((spec) => spec.name),
   };
 }
-
-function errnoCode(error: unknown): string | undefined {
-  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-}
-

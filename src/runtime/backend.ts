@@ -16,9 +16,15 @@ export interface Tensor {
 
 export type NamedTensors = Record<string, Tensor>;
 
+/** onnx: a graph file (plus weight files); coreml: a compiled .mlmodelc or an .mlpackage folder. */
+export const BLOCK_FORMATS = ['onnx', 'coreml'] as const;
+export type BlockFormat = (typeof BLOCK_FORMATS)[number];
+
 export interface BlockSource {
   /** Contract name, e.g. `stdit3_ST_3`; used in messages and stats. */
   readonly name: string;
+  /** The manifest's `format` of the block, so a backend refuses one it cannot run before touching the file. */
+  readonly format?: BlockFormat;
   /** Absolute path of the graph file (ONNX) or compiled model (CoreML). */
   readonly path: string;
   /** Bytes of weights this block keeps resident, from the manifest. */

@@ -44,6 +44,12 @@ export interface OnnxBackendOptions {
    * reclaimable page cache; runs are about 5–20 % slower (runtime-facts §4). Default false.
    */
   readonly mmapWeights?: boolean;
+  /**
+   * Keep each session's arena of activation buffers between runs (default true). Off, a loaded block holds only its
+   * weights: with the arena, every resident block keeps its largest activations (about 3× its weights for a
+   * small STDiT block), so a memory-budgeted scheduler turns it off.
+   */
+  readonly activationArena?: boolean;
   readonly logger?: Logger;
 }
 
@@ -147,6 +153,7 @@ export class OnnxBackend implements Backend {
     this.#logger = options.logger ?? createLogger('warn');
     this.#options = {
       mmapWeights: options.mmapWeights ?? false,
+      activationArena: options.activationArena ?? true,
       ...(options.intraOpThreads === undefined ? {} : { intraOpThreads: options.intraOpThreads }),
     };
     const workerData: WorkerData = { ortLogLevel: this.#logger.isLevelEnabled('debug') ? 'warning' : 'fatal' };
@@ -161,6 +168,7 @@ export class OnnxBackend implements Backend {
   }
 
   async load(block: BlockSource): Promise<BlockHandle> {
+    if (block.format === 'coreml') throw new SoraError('USAGE', `${block.name}: CoreML package needs --backend coreml (macOS)`);
     const file = displayPath(block.path);
     await access(block.path).catch((error: unknown) => {
       throw new SoraError('MODEL', `${file}: block ${block.name}: graph file does not exist`, { cause: error });
