@@ -16,6 +16,7 @@ import { OutputFiles } from '../../video/output.js';
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
 import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
+import { integerFlag, numberFlag, parseFlags } from '../flags.js';
 import { progressDisplay } from '../progress.js';
 
 /** The model shipped with the package, resolved from this file so it works from src/ and dist/ alike. */
@@ -39,7 +40,11 @@ export function register(program: Command): void {
     .option('--fps <n>', "frame rate the model is conditioned on and the file plays at (default: the model's)")
     .option('--aes <score>', "aesthetic score appended to the prompt (default: the model's)")
     .option('--no-aes', 'do not append an aesthetic score')
-    .option('--timestep-transform <mode>', `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's, or the iOS app's`, 'opensora')
+    .option(
+      '--timestep-transform <mode>',
+      `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
+      'opensora',
+    )
     .option('--format <format>', `${VIDEO_FORMATS.join(' | ')} (default: from the output's extension)`)
     .option('--overwrite', 'replace an existing output and sidecar')
     .option('--backend <name>', BACKENDS.join(' | '), 'onnx')
@@ -47,17 +52,6 @@ export function register(program: Command): void {
     .action(async (prompt: string, options: Record<string, unknown>, command: Command) =>
       runGenerate(prompt, options, cliContext(command)),
     );
-}
-
-const UNSIGNED = /^\d+$/;
-const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-
-function integerFlag(min: number, max: number, message: string) {
-  return z.string().trim().regex(UNSIGNED, message).transform(Number).pipe(z.number().min(min, message).max(max, message));
-}
-
-function numberFlag(message: string, check: (value: number) => boolean) {
-  return z.string().trim().regex(DECIMAL, message).transform(Number).pipe(z.number().refine(check, message));
 }
 
 const resolutionFlag = z
@@ -98,21 +92,6 @@ const FlagsSchema = z.object({
 });
 type Flags = z.infer<typeof FlagsSchema>;
 
-function kebab(key: string): string {
-  return key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
-}
-
-/** Every flag checked at once, before anything is loaded; the first problem becomes `--flag: problem, got "x"`. */
-export function parseFlags(options: Record<string, unknown>): Flags {
-  const parsed = FlagsSchema.safeParse(options);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const key = String(issue.path[0]);
-  const raw = options[key];
-  const got = typeof raw === 'string' ? `, got "${raw}"` : '';
-  throw new SoraError('USAGE', `--${kebab(key)}: ${issue.message}${got}`);
-}
-
 function formatOf(flags: Flags): VideoFormat {
   if (flags.format !== undefined) return flags.format;
   const extension = extname(flags.output.replace(/[/\\]+$/, '')).slice(1).toLowerCase();
@@ -133,7 +112,9 @@ function settingsFor(prompt: string, flags: Flags, model: Model): GenerateSettin
   const defaultResolution = resolutionFlag.safeParse(defaults.resolution);
   const resolution = flags.resolution ?? defaultResolution.data;
   if (resolution === undefined) throw badDefault('resolution', 'width and height must be multiples of 16');
-  if (flags.numFrames === undefined && defaults.numFrames % 17 !== 0) throw badDefault('numFrames', 'must be a multiple of 17');
+  if (flags.numFrames === undefined && defaults.numFrames % 17 !== 0) {
+    throw badDefault('numFrames', 'must be a multiple of 17');
+  }
   const aes = typeof flags.aes === 'number' ? flags.aes : flags.aes === false ? null : defaults.aestheticScore;
   return {
     prompt,
@@ -150,7 +131,7 @@ function settingsFor(prompt: string, flags: Flags, model: Model): GenerateSettin
 }
 
 async function runGenerate(prompt: string, options: Record<string, unknown>, context: CliContext): Promise<void> {
-  const flags = parseFlags(options);
+  const flags = parseFlags(FlagsSchema, options);
   buildPrompt(prompt, null); // an empty prompt fails here, before anything is loaded
   const format = formatOf(flags);
   const sidecarPath = sidecarPathFor(flags.output);
@@ -177,6 +158,7 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
       settings,
       video: { format, path: output.tempPath, ...(ffmpeg && { ffmpegPath: ffmpeg.path }) },
       logger: context.logger,
+      signal: output.interrupted,
       ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
     });
   } catch (error) {

@@ -1,0 +1,70 @@
+import { SoraError } from '../errors.js';
+import type { Component } from '../model/contract.js';
+import { blockSource, type Model } from '../model/manifest.js';
+import type { Backend, BlockHandle, BlockSource, NamedTensors } from '../runtime/backend.js';
+
+/**
+ * How pipeline code gets at blocks. A caller acquires a block by contract name right before running it and releases
+ * it right after; what happens in between (keep it resident, unload it, load the next one early) is the provider's
+ * policy, so a memory-budgeted scheduler can replace the simple provider without changing any pipeline code.
+ */
+export interface BlockProvider {
+  readonly backend: Backend;
+  /** `next` names the block the caller will acquire after this one, so a scheduler can load it meanwhile. */
+  acquire(name: string, next?: string): Promise<BlockHandle>;
+  release(name: string): Promise<void>;
+  /** Unloads every block this provider loaded. */
+  close(): Promise<void>;
+}
+
+/** Acquire → run → release: the one way pipeline code runs a block. */
+export async function runBlock(
+  provider: BlockProvider,
+  name: string,
+  inputs: NamedTensors,
+  next?: string,
+): Promise<NamedTensors> {
+  const handle = await provider.acquire(name, next);
+  try {
+    return await provider.backend.run(handle, inputs);
+  } finally {
+    await provider.release(name);
+  }
+}
+
+/** Loads each block on first use and keeps it until close(): right for models that fit in memory. */
+export class ResidentBlockProvider implements BlockProvider {
+  private readonly loaded = new Map<string, Promise<BlockHandle>>();
+
+  constructor(
+    readonly backend: Backend,
+    private readonly sources: ReadonlyMap<string, BlockSource>,
+  ) {}
+
+  async acquire(name: string): Promise<BlockHandle> {
+    let handle = this.loaded.get(name);
+    if (handle === undefined) {
+      const source = this.sources.get(name);
+      if (source === undefined) throw new SoraError('MODEL', `the model has no block named ${name}`);
+      handle = this.backend.load(source);
+      this.loaded.set(name, handle);
+    }
+    return handle;
+  }
+
+  async release(): Promise<void> {}
+
+  async close(): Promise<void> {
+    const handles = [...this.loaded.values()];
+    this.loaded.clear();
+    for (const handle of await Promise.allSettled(handles)) {
+      if (handle.status === 'fulfilled') await this.backend.unload(handle.value);
+    }
+  }
+}
+
+/** The blocks of one component (T5, STDiT or VAE) by contract name: what a provider for that component serves. */
+export function componentSources(model: Model, component: Component): Map<string, BlockSource> {
+  const blocks = model.blocks.filter((block) => block.component === component);
+  return new Map(blocks.map((block) => [block.name, blockSource(block)]));
+}

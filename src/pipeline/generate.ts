@@ -1,0 +1,194 @@
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '../logging.js';
+import type { Component } from '../model/contract.js';
+import type { Model } from '../model/manifest.js';
+import type { Backend } from '../runtime/backend.js';
+import { buildPrompt } from '../text/prompt.js';
+import { encodeText, type TextEncoding } from '../text/text-encoder.js';
+import { PromptTokenizer } from '../text/tokenizer.js';
+import { writeVideo, type VideoFormat } from '../video/video-writer.js';
+import { componentSources, ResidentBlockProvider, type BlockProvider } from './block-provider.js';
+import { latentLength, latentShapeFor, type LatentShape } from './latent.js';
+import { gaussianNoise } from './rng.js';
+import { sample, type SampleResult, type StepPolicy } from './sampler.js';
+import { StditRunner } from './stdit-runner.js';
+import { samplingTimesteps, type TimestepTransform } from './timesteps.js';
+import { decodeLatent, type RgbFrame } from './vae-decoder.js';
+
+/** One generation's settings, already validated (the CLI does that before any model work). */
+export interface GenerateSettings {
+  readonly prompt: string;
+  /** Aesthetic score appended to the prompt, or null for none. */
+  readonly aestheticScore: number | null;
+  readonly seed: number;
+  readonly steps: number;
+  readonly cfgScale: number;
+  /** A multiple of 17. */
+  readonly numFrames: number;
+  /** Multiples of 16. */
+  readonly width: number;
+  readonly height: number;
+  /** Conditions the model and is the frame rate of the file, as in Open-Sora. */
+  readonly fps: number;
+  readonly timestepTransform: TimestepTransform;
+}
+
+export type GenerateProgress =
+  | { readonly phase: 'text' }
+  | { readonly phase: 'denoise'; readonly step: number; readonly steps: number }
+  | { readonly phase: 'decode'; readonly frames: number; readonly total: number }
+  | { readonly phase: 'write' };
+
+export interface GenerateJob {
+  readonly model: Model;
+  readonly backend: Backend;
+  readonly settings: GenerateSettings;
+  /** Where and how to write: `path` is the (temporary) file or folder the writer fills; ffmpeg unless frames. */
+  readonly video: { readonly format: VideoFormat; readonly path: string; readonly ffmpegPath?: string };
+  readonly logger: Logger;
+  /** Per-step policies (speed-ups); none is the baseline sampler. */
+  readonly policies?: readonly StepPolicy[];
+  readonly onProgress?: (progress: GenerateProgress) => void;
+  /** Stops the job before its next block run (or kills the encoder) and fails with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+export interface GenerateTimings {
+  readonly tokenizer: number;
+  readonly textEncoder: number;
+  readonly denoise: number;
+  readonly vae: number;
+  readonly write: number;
+  readonly total: number;
+}
+
+export interface GenerateResult {
+  /** The text that was tokenized: the prompt with its aesthetic-score suffix. */
+  readonly promptText: string;
+  /** Valid prompt tokens, EOS included. */
+  readonly tokens: number;
+  readonly frames: number;
+  readonly sampler: Omit<SampleResult, 'latent'>;
+  /** Milliseconds per component; block loads happen on first use, so they count in their component. */
+  readonly timingsMs: GenerateTimings;
+}
+
+/**
+ * The whole job: tokenize → T5 → rectified-flow sampling over STDiT → VAE decode → video file.
+ * Each component's blocks are released as soon as it is done, so peak memory is that of the largest component,
+ * not of the whole model.
+ */
+export async function generate(job: GenerateJob): Promise<GenerateResult> {
+  const { model, settings, onProgress } = job;
+  const start = performance.now();
+  const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
+    const begin = performance.now();
+    const value = await work();
+    return [value, performance.now() - begin];
+  };
+
+  onProgress?.({ phase: 'text' });
+  const promptText = buildPrompt(settings.prompt, settings.aestheticScore);
+  const [tokens, tokenizerMs] = await timed(async () => {
+    const files = PromptTokenizer.filesIn(model.dir, model.tokenizer.files);
+    return (await PromptTokenizer.load(files, model.tokenizer, job.logger)).encode(promptText);
+  });
+  const [text, textEncoderMs] = await timed(() =>
+    withProvider(job, 't5', (provider) => encodeText(provider, tokens, model.architecture.t5.num_layers)),
+  );
+
+  const latent = latentShapeFor(settings);
+  const [sampled, denoiseMs] = await timed(() => denoise(job, text, latent));
+  const [frames, vaeMs] = await timed(() =>
+    withProvider(job, 'vae', (provider) =>
+      decodeLatent(provider, sampled.latent, latent, (done, total) =>
+        onProgress?.({ phase: 'decode', frames: done, total }),
+      ),
+    ),
+  );
+
+  onProgress?.({ phase: 'write' });
+  const [, writeMs] = await timed(() => writeFrames(job, frames));
+  job.signal?.throwIfAborted();
+  const { latent: _, ...samplerFacts } = sampled;
+  return {
+    promptText,
+    tokens: tokens.validLength,
+    frames: frames.length,
+    sampler: samplerFacts,
+    timingsMs: {
+      tokenizer: tokenizerMs,
+      textEncoder: textEncoderMs,
+      denoise: denoiseMs,
+      vae: vaeMs,
+      write: writeMs,
+      total: performance.now() - start,
+    },
+  };
+}
+
+function denoise(job: GenerateJob, text: TextEncoding, latent: LatentShape): Promise<SampleResult> {
+  const { settings, model, onProgress } = job;
+  return withProvider(job, 'stdit', (provider) => {
+    const runner = new StditRunner({
+      provider,
+      depth: model.architecture.stdit.depth,
+      latent,
+      text,
+      fps: settings.fps,
+      width: settings.width,
+      height: settings.height,
+    });
+    return sample(runner, gaussianNoise(settings.seed, latentLength(latent)), {
+      timesteps: samplingTimesteps(settings.steps, settings.timestepTransform, settings),
+      cfgScale: settings.cfgScale,
+      policies: job.policies,
+      onStep: (step) => onProgress?.({ phase: 'denoise', step: step.index + 1, steps: step.steps }),
+    });
+  });
+}
+
+function writeFrames(job: GenerateJob, frames: readonly RgbFrame[]): Promise<void> {
+  const { settings, video, signal } = job;
+  const spec = { format: video.format, width: settings.width, height: settings.height, fps: settings.fps };
+  return writeVideo(frames, spec, { ...video, ...(signal && { signal }) });
+}
+
+/** Runs `work` with a provider over one component's blocks and unloads them afterwards, also on failure. */
+async function withProvider<T>(
+  job: GenerateJob,
+  component: Component,
+  work: (provider: BlockProvider) => Promise<T>,
+): Promise<T> {
+  const backend = job.signal === undefined ? job.backend : interruptible(job.backend, job.signal);
+  const provider = new ResidentBlockProvider(backend, componentSources(job.model, component));
+  try {
+    return await work(provider);
+  } finally {
+    await provider.close();
+  }
+}
+
+/**
+ * The backend, refusing new loads and runs once `signal` fires. A block already running finishes first: ending an
+ * ONNX Runtime call from outside is not possible, and exiting the process during one aborts it.
+ */
+function interruptible(backend: Backend, signal: AbortSignal): Backend {
+  return {
+    kind: backend.kind,
+    get device() {
+      return backend.device;
+    },
+    load: async (block) => {
+      signal.throwIfAborted();
+      return backend.load(block);
+    },
+    run: async (handle, inputs, options) => {
+      signal.throwIfAborted();
+      return backend.run(handle, inputs, options);
+    },
+    unload: (handle) => backend.unload(handle),
+    stats: () => backend.stats(),
+    close: () => backend.close(),
+  };
+}

@@ -1,0 +1,33 @@
+import type { VideoSize } from './timesteps.js';
+
+/** The Open-Sora VAE v1.2 geometry: 17 frames ↔ 5 latent frames, 8× spatial, 4 latent channels. */
+const FRAMES_PER_CHUNK = 17;
+export const LATENTS_PER_CHUNK = 5;
+const SPATIAL_FACTOR = 8;
+const LATENT_CHANNELS = 4;
+
+/** [1, C, T, H, W] of one latent video. */
+export interface LatentShape {
+  readonly channels: number;
+  readonly frames: number;
+  readonly height: number;
+  readonly width: number;
+}
+
+/** Callers validate first: frames a multiple of 17, sides multiples of 8. */
+export function latentShapeFor(video: VideoSize): LatentShape {
+  return {
+    channels: LATENT_CHANNELS,
+    frames: (video.numFrames / FRAMES_PER_CHUNK) * LATENTS_PER_CHUNK,
+    height: video.height / SPATIAL_FACTOR,
+    width: video.width / SPATIAL_FACTOR,
+  };
+}
+
+export function latentDims(shape: LatentShape, batch = 1): number[] {
+  return [batch, shape.channels, shape.frames, shape.height, shape.width];
+}
+
+export function latentLength(shape: LatentShape): number {
+  return shape.channels * shape.frames * shape.height * shape.width;
+}

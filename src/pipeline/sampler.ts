@@ -1,0 +1,108 @@
+import type { BlockVariant } from './attention-mask.js';
+import { NUM_TIMESTEPS } from './timesteps.js';
+
+/** One denoising step as the denoiser and the policies see it. */
+export interface StepInfo {
+  /** 0-based step index. */
+  readonly index: number;
+  /** Number of steps of the schedule (N). */
+  readonly steps: number;
+  /** Transformed timestep t_i on the 0..1000 scale, as fed to the model. */
+  readonly t: number;
+}
+
+export interface DenoiserStep extends StepInfo {
+  readonly variant: BlockVariant;
+}
+
+/** The model's velocity for the conditional and the unconditional (null-caption) sample, each shaped like z. */
+export interface CfgVelocity {
+  readonly cond: Float32Array;
+  readonly uncond: Float32Array;
+}
+
+/** The model behind the sampler: runs [z; z] at timestep t with [y; y_null] captions (CFG batch 2). */
+export interface Denoiser {
+  predict(z: Float32Array, step: DenoiserStep): Promise<CfgVelocity>;
+}
+
+/**
+ * A per-step hook into the sampler; speed-ups (TDTM, LPL) are each one policy. Every member is optional: a policy
+ * implements only what it decides. With several policies, a step uses TDTM blocks if any policy asks for them and
+ * leaps if any policy asks to.
+ */
+export interface StepPolicy {
+  /** Name under which `record()` is reported. */
+  readonly name: string;
+  /** Which STDiT block variant runs step `step` (default ST). */
+  blockVariant?(step: StepInfo): BlockVariant;
+  /**
+   * Sees every step's CFG-combined drift before the Euler update. Returning true makes this step a proportional leap:
+   * dt = t_i/1000 (straight to t = 0), and sampling ends after it.
+   */
+  leapAfter?(step: StepInfo, drift: Float32Array): boolean;
+  /** Facts for the sidecar (e.g. a similarity trace), read once sampling ends. */
+  record?(): Record<string, unknown>;
+}
+
+export interface SampleOptions {
+  /** Transformed timesteps t_0..t_{N−1} (samplingTimesteps). */
+  readonly timesteps: Float32Array;
+  readonly cfgScale: number;
+  readonly policies?: readonly StepPolicy[];
+  /** Called after each step's update. */
+  readonly onStep?: (step: StepInfo) => void;
+}
+
+export interface SampleResult {
+  readonly latent: Float32Array;
+  /** Denoiser calls made (N, or fewer after a leap). */
+  readonly evaluations: number;
+  /** Index of the step that leapt to t = 0 before the schedule ended, or null. */
+  readonly leapStep: number | null;
+  readonly policies: Record<string, Record<string, unknown>>;
+}
+
+/**
+ * Rectified-flow sampling (reference §B): at each step v = v_uncond + s·(v_cond − v_uncond), then the Euler update
+ * z ← z + v·dt with dt = (t_i − t_{i+1})/1000, and dt = t_i/1000 on the last step or a leap. Every operation is
+ * rounded to float32, as the reference's float32 tensors are, so parity does not depend on evaluation order.
+ */
+export async function sample(denoiser: Denoiser, noise: Float32Array, options: SampleOptions): Promise<SampleResult> {
+  const { timesteps, cfgScale, policies = [], onStep } = options;
+  const steps = timesteps.length;
+  const z = Float32Array.from(noise);
+  const drift = new Float32Array(z.length);
+  let evaluations = 0;
+  let leapStep: number | null = null;
+  for (let index = 0; index < steps && leapStep === null; index++) {
+    const step: StepInfo = { index, steps, t: timesteps[index]! };
+    const variant = policies.some((p) => p.blockVariant?.(step) === 'tdtm') ? 'tdtm' : 'st';
+    const velocity = await denoiser.predict(z, { ...step, variant });
+    evaluations++;
+    combineGuidance(velocity, cfgScale, drift);
+    // Every policy sees every drift (no short-circuit): an adaptive policy keeps a history.
+    const leap = policies.map((p) => p.leapAfter?.(step, drift) === true).includes(true);
+    const last = index === steps - 1;
+    eulerStep(z, drift, leap || last ? step.t : step.t - timesteps[index + 1]!);
+    onStep?.(step);
+    if (leap && !last) leapStep = index;
+  }
+  const records = Object.fromEntries(policies.flatMap((p) => (p.record ? [[p.name, p.record()]] : [])));
+  return { latent: z, evaluations, leapStep, policies: records };
+}
+
+const f = Math.fround;
+
+/** v_uncond + s·(v_cond − v_uncond). */
+function combineGuidance(velocity: CfgVelocity, cfgScale: number, out: Float32Array): void {
+  const { cond, uncond } = velocity;
+  const scale = f(cfgScale);
+  for (let k = 0; k < out.length; k++) out[k] = uncond[k]! + f(scale * f(cond[k]! - uncond[k]!));
+}
+
+/** z ← z + v·dt with dt = Δt/1000. */
+function eulerStep(z: Float32Array, drift: Float32Array, deltaT: number): void {
+  const dt = f(f(deltaT) / NUM_TIMESTEPS);
+  for (let k = 0; k < z.length; k++) z[k] = z[k]! + f(drift[k]! * dt);
+}

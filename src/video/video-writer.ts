@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import sharp from 'sharp';
+import { errorMessage, SoraError } from '../errors.js';
+
+export const VIDEO_FORMATS = ['mp4', 'webm', 'gif', 'frames'] as const;
+export type VideoFormat = (typeof VIDEO_FORMATS)[number];
+
+export interface VideoSpec {
+  readonly format: VideoFormat;
+  readonly width: number;
+  readonly height: number;
+  readonly fps: number;
+}
+
+/** Packed RGB24 frames, `width·height·3` bytes each. */
+export type Frames = readonly Uint8Array[];
+
+export interface VideoTarget {
+  /** File to write, or the existing folder for `frames`. */
+  readonly path: string;
+  /** Needed for every format but `frames`. */
+  readonly ffmpegPath?: string;
+  /** Stops the writing (ffmpeg is killed) and fails with the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Writes the frames: a video file for mp4/webm/gif (encoded by ffmpeg), PNG files for `frames`. The container is
+ * named explicitly because the path is usually a temporary name without the real extension.
+ */
+export async function writeVideo(frames: Frames, spec: VideoSpec, target: VideoTarget): Promise<void> {
+  if (spec.format === 'frames') return writePngFrames(frames, spec, target);
+  if (target.ffmpegPath === undefined) throw new SoraError('INTERNAL', `writing ${spec.format} needs ffmpeg`);
+  return encodeWithFfmpeg(frames, spec, { ...target, ffmpegPath: target.ffmpegPath });
+}
+
+const ENCODER_ARGS: Record<Exclude<VideoFormat, 'frames'>, readonly string[]> = {
+  // yuv420p and +faststart: what browsers and phones play, and playable while still downloading.
+  mp4: ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', '-f', 'mp4'],
+  // -b:v 0 makes -crf a constant-quality target, libvpx's recommended mode.
+  webm: ['-c:v', 'libvpx-vp9', '-pix_fmt', 'yuv420p', '-b:v', '0', '-crf', '31', '-f', 'webm'],
+  // A palette made from this very video beats GIF's default web palette by far.
+  gif: ['-filter_complex', 'split[a][b];[a]palettegen[p];[b][p]paletteuse', '-loop', '0', '-f', 'gif'],
+};
+
+/** `frame_00000.png`, … — zero-padded so they sort. */
+export function pngFrameName(index: number): string {
+  return `frame_${String(index).padStart(5, '0')}.png`;
+}
+
+async function writePngFrames(frames: Frames, spec: VideoSpec, { path, signal }: VideoTarget): Promise<void> {
+  const raw = { width: spec.width, height: spec.height, channels: 3 } as const;
+  for (const [index, frame] of frames.entries()) {
+    signal?.throwIfAborted();
+    await sharp(frame, { raw }).png().toFile(join(path, pngFrameName(index)));
+  }
+}
+
+async function encodeWithFfmpeg(
+  frames: Frames,
+  spec: VideoSpec,
+  { path, ffmpegPath, signal }: VideoTarget & { readonly ffmpegPath: string },
+): Promise<void> {
+  const format = spec.format as Exclude<VideoFormat, 'frames'>;
+  const args = [
+    ...['-hide_banner', '-loglevel', 'error'],
+    ...['-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${spec.width}x${spec.height}`, '-r', String(spec.fps)],
+    ...['-i', 'pipe:0'],
+    ...ENCODER_ARGS[format],
+    ...['-y', path],
+  ];
+  const child = spawn(ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'], ...(signal && { signal }) });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4096);
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', resolve);
+  });
+  // If ffmpeg dies early, writing fails with EPIPE; its exit status and message are the useful error then.
+  const written = pipeline(Readable.from(frames), child.stdin).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  let code: number | null;
+  try {
+    code = await exited;
+  } catch (error) {
+    signal?.throwIfAborted();
+    throw new SoraError('DEPENDENCY', `cannot start ffmpeg (${ffmpegPath}): ${errorMessage(error)}`, {
+      cause: error,
+    });
+  }
+  const writeError = await written;
+  signal?.throwIfAborted();
+  if (code !== 0) {
+    const reason = stderr.trim().split('\n').pop() || `exit status ${code}`;
+    throw new SoraError('IO', `ffmpeg could not write ${format}: ${reason}`);
+  }
+  if (writeError !== undefined) {
+    throw new SoraError('IO', `cannot send frames to ffmpeg: ${errorMessage(writeError)}`, { cause: writeError });
+  }
+}
