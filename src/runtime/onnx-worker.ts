@@ -13,6 +13,7 @@ export type ExecutionProvider = 'cpu' | 'cuda' | 'coreml';
 export interface WorkerSessionOptions {
   readonly intraOpThreads?: number;
   readonly mmapWeights: boolean;
+  readonly activationArena: boolean;
 }
 
 export interface WorkerData {
@@ -96,6 +97,7 @@ function sessionOptions(options: WorkerSessionOptions, provider: ExecutionProvid
   return {
     executionProviders: [provider],
     graphOptimizationLevel: 'all',
+    enableCpuMemArena: options.activationArena,
     logSeverityLevel: ortLogLevel === 'fatal' ? 4 : 2,
     ...(options.intraOpThreads === undefined ? {} : { intraOpNumThreads: options.intraOpThreads }),
     extra,
