@@ -1,0 +1,36 @@
+import type { Logger } from 'pino';
+import type { ComputeUnits } from '../native/coreml.js';
+import type { Backend } from './backend.js';
+import { createCoreMLBackend } from './coreml-backend.js';
+import { OnnxBackend, type ExecutionProvider, type OnnxBackendOptions } from './onnx-backend.js';
+
+export const BACKEND_KINDS = ['onnx', 'coreml'] as const;
+export type BackendKind = (typeof BACKEND_KINDS)[number];
+
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const satisfies readonly ExecutionProvider[];
+
+export interface BackendChoice {
+  readonly backend: BackendKind;
+  /** ONNX Runtime execution provider (`--execution-provider`); ignored by the CoreML backend. */
+  readonly executionProvider?: ExecutionProvider;
+  /** CoreML compute units (`--compute-units`); ignored by ONNX Runtime. */
+  readonly computeUnits?: ComputeUnits;
+  readonly logger?: Logger;
+  /** Extra ONNX Runtime options (e.g. a memory-budgeted scheduler turns the activation arena off). */
+  readonly onnx?: Omit<OnnxBackendOptions, 'executionProvider' | 'logger'>;
+}
+
+/**
+ * The one place that turns the CLI's backend flags into a Backend. The CoreML backend throws a one-line
+ * DEPENDENCY error outside macOS, so `--backend coreml` on Linux fails before any model work.
+ */
+export function createBackend(choice: BackendChoice): Backend {
+  if (choice.backend === 'coreml') {
+    return createCoreMLBackend(choice.computeUnits === undefined ? {} : { computeUnits: choice.computeUnits });
+  }
+  return new OnnxBackend({
+    ...choice.onnx,
+    ...(choice.executionProvider === undefined ? {} : { executionProvider: choice.executionProvider }),
+    ...(choice.logger === undefined ? {} : { logger: choice.logger }),
+  });
+}
