@@ -1,0 +1,60 @@
+/** The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`. */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { SoraError } from '../errors.js';
+import { DEFAULT_LPL_PATIENCE, DEFAULT_LPL_TOLERANCE, type LplSetting } from '../policies/lpl.js';
+import { PRESET_NAMES, PRESETS, type Preset } from '../policies/presets.js';
+import { integerFlag, numberFlag } from './flags.js';
+
+export function addPolicyOptions(command: Command): Command {
+  return command
+    .option('--preset <name>', `${PRESET_NAMES.join(' | ')}: a set of speed-ups; the flags below override it`, 'baseline')
+    .option('--lpl <n>', 'leap to the end at step N (N + 1 evaluations), auto (when drifts stop turning), or off')
+    .option('--lpl-tolerance <x>', `--lpl auto: the least gain in drift similarity that counts (default ${DEFAULT_LPL_TOLERANCE})`)
+    .option('--lpl-patience <n>', `--lpl auto: checks without gain before leaping (default ${DEFAULT_LPL_PATIENCE})`)
+    .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none');
+}
+
+const LPL_MESSAGE = 'must be a step number ≥ 1, auto or off';
+const TDTM_MESSAGE = 'must be a number of steps ≥ 0, or all';
+const MAX_STEPS = Number.MAX_SAFE_INTEGER;
+
+/** Zod fields for the flags schema of `generate`. */
+export const POLICY_FLAGS = {
+  preset: z.enum(PRESET_NAMES, `must be one of: ${PRESET_NAMES.join(', ')}`),
+  lpl: z.union([z.enum(['auto', 'off']), integerFlag(1, MAX_STEPS, LPL_MESSAGE)], LPL_MESSAGE).optional(),
+  lplTolerance: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  lplPatience: integerFlag(1, MAX_STEPS, 'must be a positive integer').optional(),
+  tdtm: z.union([z.literal('all'), integerFlag(0, MAX_STEPS, TDTM_MESSAGE)], TDTM_MESSAGE).optional(),
+};
+
+const PolicyFlagsSchema = z.object(POLICY_FLAGS);
+export type PolicyFlags = z.infer<typeof PolicyFlagsSchema>;
+
+/** The preset with the explicit flags applied. */
+export function presetFromFlags(flags: PolicyFlags): Preset {
+  const preset = PRESETS[flags.preset];
+  return {
+    ...preset,
+    lpl: lplSetting(flags, preset.lpl),
+    ...(flags.tdtm !== undefined && { tdtm: flags.tdtm }),
+  };
+}
+
+function lplSetting(flags: PolicyFlags, fromPreset: LplSetting): LplSetting {
+  const { lpl, lplTolerance, lplPatience } = flags;
+  const setting = lpl === undefined ? fromPreset : lplFromFlag(lpl);
+  if (setting.mode !== 'auto') {
+    // A tuning flag that would change nothing is a mistake worth stopping for.
+    const unused = lplTolerance !== undefined ? '--lpl-tolerance' : lplPatience !== undefined ? '--lpl-patience' : null;
+    if (unused !== null) throw new SoraError('USAGE', `${unused}: only applies with --lpl auto`);
+    return setting;
+  }
+  return { mode: 'auto', tolerance: lplTolerance ?? setting.tolerance, patience: lplPatience ?? setting.patience };
+}
+
+function lplFromFlag(lpl: 'auto' | 'off' | number): LplSetting {
+  if (lpl === 'off') return { mode: 'off' };
+  if (lpl === 'auto') return { mode: 'auto', tolerance: DEFAULT_LPL_TOLERANCE, patience: DEFAULT_LPL_PATIENCE };
+  return { mode: 'fixed', step: lpl };
+}

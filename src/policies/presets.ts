@@ -1,0 +1,33 @@
+/**
+ * Named combinations of the On-device Sora speed-ups. A run starts from a preset (baseline unless asked) and each
+ * explicit flag replaces one field, so `--preset paper --tdtm 0` is the paper's setting without merging.
+ */
+import type { Logger } from '../logging.js';
+import type { StepPolicy } from '../pipeline/sampler.js';
+import { lplPolicy, type LplSetting } from './lpl.js';
+import { tdtmPolicy, type TdtmSetting } from './tdtm.js';
+
+export const PRESET_NAMES = ['baseline', 'paper'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+
+/** The speed-ups one run uses: a named preset, or one with flags applied. */
+export interface Preset {
+  readonly lpl: LplSetting;
+  readonly tdtm: TdtmSetting;
+  /** Concurrent inference with dynamic loading (reference §E); the block scheduler reads it. */
+  readonly cidl: boolean;
+}
+
+export const PRESETS: Readonly<Record<PresetName, Preset>> = {
+  baseline: { lpl: { mode: 'off' }, tdtm: 0, cidl: false },
+  // The paper's evaluation setting: leap at step 15 of 30 (16 evaluations), merge tokens in the first 15 steps.
+  paper: { lpl: { mode: 'fixed', step: 15 }, tdtm: 15, cidl: true },
+};
+
+/** The sampler policies for `preset` on a latent of `frames` frames; the baseline has none. */
+export function stepPolicies(preset: Preset, frames: number, logger: Logger): StepPolicy[] {
+  return [
+    ...(preset.tdtm === 0 ? [] : [tdtmPolicy(preset.tdtm, frames, logger)]),
+    ...(preset.lpl.mode === 'off' ? [] : [lplPolicy(preset.lpl)]),
+  ];
+}
