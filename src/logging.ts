@@ -4,6 +4,7 @@
  */
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { colorEnabled } from './color.js';
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -12,7 +13,7 @@ export type { Logger };
 export function createLogger(level: LogLevel, terminal = process.stderr.isTTY === true): Logger {
   // Synchronous writes: the CLI sets process.exitCode and returns, and a buffered line must not be lost then.
   const destination = terminal
-    ? pretty({ destination: 2, sync: true, translateTime: 'SYS:HH:MM:ss' })
+    ? pretty({ destination: 2, sync: true, translateTime: 'SYS:HH:MM:ss', colorize: colorEnabled(process.stderr) })
     : pino.destination({ fd: 2, sync: true });
   return pino({ level, base: undefined }, destination);
 }

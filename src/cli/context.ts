@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
+import { painter, type Color } from '../color.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../logging.js';
 
 const GlobalOptions = z.object({
@@ -22,6 +23,10 @@ export interface CliContext {
    * with --quiet and when stderr is not a terminal, where it would only clutter logs and error output.
    */
   status(text: string): void;
+  /** An error the command goes on after (a bad line of a batch): one `error:` line on stderr, also with --quiet. */
+  error(text: string): void;
+  /** Colours text for stdout, or leaves it plain (not a terminal, NO_COLOR, --json). */
+  paint(text: string, color: Color): string;
 }
 
 export function cliContext(command: Command): CliContext {
@@ -38,6 +43,10 @@ export function cliContext(command: Command): CliContext {
     status(text) {
       if (!options.quiet && process.stderr.isTTY) process.stderr.write(`${text}\n`);
     },
+    error(text) {
+      process.stderr.write(`error: ${text}\n`);
+    },
+    paint: options.json ? (text) => text : painter(process.stdout),
   };
 }
 

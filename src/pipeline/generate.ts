@@ -8,10 +8,13 @@ import { encodeText, type TextEncoding } from '../text/text-encoder.js';
 import { PromptTokenizer } from '../text/tokenizer.js';
 import { writeVideo, type VideoFormat } from '../video/video-writer.js';
 import { componentSources, ResidentBlockProvider, type BlockProvider } from './block-provider.js';
+import { CidlScheduler, scheduledBlocks, type CidlReport, type CidlSettings } from './ci-dl.js';
 import { latentLength, latentShapeFor, type LatentShape } from './latent.js';
+import { processPeakRss } from './memory-budget.js';
 import { gaussianNoise } from './rng.js';
 import { sample, type SampleResult, type StepPolicy } from './sampler.js';
 import { StditRunner } from './stdit-runner.js';
+import { recordedBackend, type Timeline } from './timeline.js';
 import { samplingTimesteps, type TimestepTransform } from './timesteps.js';
 import { decodeLatent, type RgbFrame } from './vae-decoder.js';
 
@@ -51,6 +54,26 @@ export interface GenerateJob {
   readonly onProgress?: (progress: GenerateProgress) => void;
   /** Stops the job before its next block run (or kills the encoder) and fails with the signal's reason. */
   readonly signal?: AbortSignal;
+  /** CI-DL: blocks scheduled under a memory budget. Absent, each component's blocks stay loaded until it is done. */
+  readonly cidl?: CidlSettings;
+  /** Receives every block load, run and unload. */
+  readonly timeline?: Timeline;
+  /** Sees the decoded frames before they are written, e.g. to render a preview. */
+  readonly onFrames?: (frames: readonly RgbFrame[]) => Promise<void>;
+  /**
+   * Providers that outlive the job (a batch session keeps every block loaded from one prompt to the next). Absent,
+   * each component's provider is made for the job and closed as soon as the component is done.
+   */
+  readonly providers?: ComponentProviders;
+}
+
+export interface ComponentProviders {
+  provider(component: Component): BlockProvider;
+}
+
+/** A job while it runs: what each component's CI-DL scheduler reported when it closed. */
+interface Run extends GenerateJob {
+  readonly cidlReports: CidlReport[];
 }
 
 export interface GenerateTimings {
@@ -71,15 +94,18 @@ export interface GenerateResult {
   readonly sampler: Omit<SampleResult, 'latent'>;
   /** Milliseconds per component; block loads happen on first use, so they count in their component. */
   readonly timingsMs: GenerateTimings;
+  /** Peak RSS of the process so far, and CI-DL's measurements and decisions per component (none without CI-DL). */
+  readonly memory: { readonly peakRss: number; readonly cidl: readonly CidlReport[] };
 }
 
 /**
  * The whole job: tokenize → T5 → rectified-flow sampling over STDiT → VAE decode → video file.
  * Each component's blocks are released as soon as it is done, so peak memory is that of the largest component,
- * not of the whole model.
+ * not of the whole model (unless `job.providers` keeps them for the next job: see GenerateSession).
  */
 export async function generate(job: GenerateJob): Promise<GenerateResult> {
   const { model, settings, onProgress } = job;
+  const run: Run = { ...job, cidlReports: [] };
   const start = performance.now();
   const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
     const begin = performance.now();
@@ -94,19 +120,20 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
     return (await PromptTokenizer.load(files, model.tokenizer, job.logger)).encode(promptText);
   });
   const [text, textEncoderMs] = await timed(() =>
-    withProvider(job, 't5', (provider) => encodeText(provider, tokens, model.architecture.t5.num_layers)),
+    withProvider(run, 't5', (provider) => encodeText(provider, tokens, model.architecture.t5.num_layers)),
   );
 
   const latent = latentShapeFor(settings);
-  const [sampled, denoiseMs] = await timed(() => denoise(job, text, latent));
+  const [sampled, denoiseMs] = await timed(() => denoise(run, text, latent));
   const [frames, vaeMs] = await timed(() =>
-    withProvider(job, 'vae', (provider) =>
+    withProvider(run, 'vae', (provider) =>
       decodeLatent(provider, sampled.latent, latent, (done, total) =>
         onProgress?.({ phase: 'decode', frames: done, total }),
       ),
     ),
   );
 
+  await job.onFrames?.(frames);
   onProgress?.({ phase: 'write' });
   const [, writeMs] = await timed(() => writeFrames(job, frames));
   job.signal?.throwIfAborted();
@@ -124,10 +151,11 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
       write: writeMs,
       total: performance.now() - start,
     },
+    memory: { peakRss: processPeakRss(), cidl: run.cidlReports },
   };
 }
 
-function denoise(job: GenerateJob, text: TextEncoding, latent: LatentShape): Promise<SampleResult> {
+function denoise(job: Run, text: TextEncoding, latent: LatentShape): Promise<SampleResult> {
   const { settings, model, onProgress } = job;
   return withProvider(job, 'stdit', (provider) => {
     const runner = new StditRunner({
@@ -154,37 +182,56 @@ function writeFrames(job: GenerateJob, frames: readonly RgbFrame[]): Promise<voi
   return writeVideo(frames, spec, { ...video, ...(signal && { signal }) });
 }
 
-/** Runs `work` with a provider over one component's blocks and unloads them afterwards, also on failure. */
-async function withProvider<T>(
-  job: GenerateJob,
-  component: Component,
-  work: (provider: BlockProvider) => Promise<T>,
-): Promise<T> {
-  const backend = job.signal === undefined ? job.backend : interruptible(job.backend, job.signal);
-  const provider = new ResidentBlockProvider(backend, componentSources(job.model, component));
+/**
+ * Runs `work` with a provider over one component's blocks: the job's shared one, or one made here and unloaded
+ * afterwards, also on failure.
+ */
+async function withProvider<T>(job: Run, component: Component, work: (provider: BlockProvider) => Promise<T>): Promise<T> {
+  const shared = job.providers?.provider(component);
+  const provider = shared ?? blockProvider(jobBackend(job.backend, job), job, component);
   try {
     return await work(provider);
   } finally {
-    await provider.close();
+    if (shared === undefined) await provider.close();
+    if (provider instanceof CidlScheduler) job.cidlReports.push(provider.report());
   }
 }
 
+/** The backend as a job's providers use it: refusing work once the signal fires, recording into the timeline. */
+export function jobBackend(backend: Backend, job: Pick<GenerateJob, 'signal' | 'timeline'>): Backend {
+  const interruptibleBackend = interruptible(backend, () => job.signal);
+  return job.timeline === undefined ? interruptibleBackend : recordedBackend(interruptibleBackend, job.timeline);
+}
+
+/** One component's provider: every block resident until close(), or the CI-DL scheduler. */
+export function blockProvider(
+  backend: Backend,
+  job: Pick<GenerateJob, 'model' | 'cidl' | 'timeline' | 'logger'>,
+  component: Component,
+): BlockProvider {
+  const { model, cidl, timeline, logger } = job;
+  return cidl === undefined
+    ? new ResidentBlockProvider(backend, componentSources(model, component))
+    : new CidlScheduler(backend, scheduledBlocks(model, component), { ...cidl, label: component, logger, timeline });
+}
+
 /**
- * The backend, refusing new loads and runs once `signal` fires. A block already running finishes first: ending an
- * ONNX Runtime call from outside is not possible, and exiting the process during one aborts it.
+ * The backend, refusing new loads and runs once the current signal fires (read at each call: a session's changes
+ * per job). A block already running finishes first: ending an ONNX Runtime call from outside is not possible, and
+ * exiting the process during one aborts it.
  */
-function interruptible(backend: Backend, signal: AbortSignal): Backend {
+function interruptible(backend: Backend, signal: () => AbortSignal | undefined): Backend {
   return {
     kind: backend.kind,
     get device() {
       return backend.device;
     },
     load: async (block) => {
-      signal.throwIfAborted();
+      signal()?.throwIfAborted();
       return backend.load(block);
     },
     run: async (handle, inputs, options) => {
-      signal.throwIfAborted();
+      signal()?.throwIfAborted();
       return backend.run(handle, inputs, options);
     },
     unload: (handle) => backend.unload(handle),

@@ -95,7 +95,23 @@ export class OutputFiles {
   }
 }
 
-async function refuseExisting(path: string, kind: OutputKind, overwrite: boolean): Promise<void> {
+/**
+ * Writes a whole file under a temporary name in its folder and renames it into place: readers never see it half
+ * written, and a failure leaves the destination as it was.
+ */
+export async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
+  const target = resolve(path);
+  const tempPath = temporaryName(target);
+  try {
+    await writeFile(tempPath, data, { flag: 'wx' });
+    await rename(tempPath, target);
+  } catch (error) {
+    await rm(tempPath, { force: true });
+    throw new SoraError('IO', `cannot write ${displayPath(target)}: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
+export async function refuseExisting(path: string, kind: OutputKind, overwrite: boolean): Promise<void> {
   const existing = await lstat(path).catch(() => undefined);
   if (existing === undefined) return;
   if (!overwrite) throw new SoraError('IO', `${displayPath(path)} already exists (pass --overwrite to replace it)`);

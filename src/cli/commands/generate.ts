@@ -1,6 +1,7 @@
 /** `generate <prompt> -o <file>`: one video from a text prompt. */
 import { randomInt } from 'node:crypto';
-import { extname, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -8,15 +9,22 @@ import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { loadModel, type Model } from '../../model/manifest.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
+import { latentShapeFor } from '../../pipeline/latent.js';
+import { formatBytes } from '../../pipeline/memory-budget.js';
+import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
+import { stepPolicies, type Preset } from '../../policies/presets.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
-import { OutputFiles } from '../../video/output.js';
+import { contactSheetPng } from '../../video/contact-sheet.js';
+import { OutputFiles, refuseExisting, writeFileAtomically } from '../../video/output.js';
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
 import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, parseFlags } from '../flags.js';
+import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
+import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 
 /** The model shipped with the package, resolved from this file so it works from src/ and dist/ alike. */
@@ -26,11 +34,21 @@ const BACKENDS = ['onnx'] as const;
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('generate')
     .description('generate a video from a text prompt')
     .argument('<prompt>', 'what the video shows')
     .requiredOption('-o, --output <file>', 'video to write (.mp4, .webm, .gif), or a folder of PNG frames')
+    .option('--format <format>', `${VIDEO_FORMATS.join(' | ')} (default: from the output's extension)`)
+    .option('--preview <png>', 'also write a contact sheet: up to 16 frames, downscaled, in a grid (PNG)');
+  addJobOptions(command).action(async (prompt: string, options: Record<string, unknown>, self: Command) =>
+    runGenerate(prompt, options, cliContext(self)),
+  );
+}
+
+/** The options of one generation, shared with `batch` (which applies them to every prompt). */
+export function addJobOptions(command: Command): Command {
+  command
     .option('--model <dir>', `model folder (default: the shipped ${displayPath(DEFAULT_MODEL)})`)
     .option('--steps <n>', "denoising steps (default: the model's)")
     .option('--cfg-scale <s>', "classifier-free guidance scale (default: the model's)")
@@ -45,16 +63,13 @@ export function register(program: Command): void {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
-    .option('--format <format>', `${VIDEO_FORMATS.join(' | ')} (default: from the output's extension)`)
     .option('--overwrite', 'replace an existing output and sidecar')
     .option('--backend <name>', BACKENDS.join(' | '), 'onnx')
-    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)')
-    .action(async (prompt: string, options: Record<string, unknown>, command: Command) =>
-      runGenerate(prompt, options, cliContext(command)),
-    );
+    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
+  return addMemoryOptions(addPolicyOptions(command));
 }
 
-const resolutionFlag = z
+export const resolutionFlag = z
   .string()
   .trim()
   .regex(/^\d+x\d+$/, 'must be WIDTHxHEIGHT, e.g. 256x256')
@@ -69,8 +84,8 @@ const resolutionFlag = z
 
 const AES_MESSAGE = 'must be a number from 0 to 10';
 
-const FlagsSchema = z.object({
-  output: z.string().min(1, 'must name a file'),
+/** Zod fields of the options addJobOptions adds. */
+export const JOB_FLAGS = {
   model: z.string().min(1, 'must name a folder').optional(),
   steps: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer').optional(),
   cfgScale: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
@@ -85,10 +100,22 @@ const FlagsSchema = z.object({
     .union([z.boolean(), numberFlag(AES_MESSAGE, (value) => value >= 0 && value <= 10)], AES_MESSAGE)
     .optional(),
   timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
-  format: z.enum(VIDEO_FORMATS, `must be one of: ${VIDEO_FORMATS.join(', ')}`).optional(),
   overwrite: z.boolean().optional(),
   backend: z.enum(BACKENDS, `must be one of: ${BACKENDS.join(', ')}`),
   ffmpeg: z.string().min(1, 'must name a file').optional(),
+  ...POLICY_FLAGS,
+  ...MEMORY_FLAGS,
+};
+const JobFlagsSchema = z.object(JOB_FLAGS);
+export type JobFlags = z.infer<typeof JobFlagsSchema>;
+
+export const FORMAT_FLAG = z.enum(VIDEO_FORMATS, `must be one of: ${VIDEO_FORMATS.join(', ')}`);
+
+const FlagsSchema = z.object({
+  output: z.string().min(1, 'must name a file'),
+  format: FORMAT_FLAG.optional(),
+  preview: z.string().regex(/\.png$/i, 'must name a .png file').optional(),
+  ...JOB_FLAGS,
 });
 type Flags = z.infer<typeof FlagsSchema>;
 
@@ -105,7 +132,7 @@ function formatOf(flags: Flags): VideoFormat {
 }
 
 /** The flags over the model's defaults; a default the pipeline cannot use is the manifest's fault. */
-function settingsFor(prompt: string, flags: Flags, model: Model): GenerateSettings {
+export function settingsFor(prompt: string, flags: JobFlags, model: Model): GenerateSettings {
   const defaults = model.defaults;
   const badDefault = (field: string, problem: string): SoraError =>
     new SoraError('MANIFEST', `${displayPath(model.manifestPath)}: defaults.${field}: ${problem}`);
@@ -132,14 +159,18 @@ function settingsFor(prompt: string, flags: Flags, model: Model): GenerateSettin
 
 async function runGenerate(prompt: string, options: Record<string, unknown>, context: CliContext): Promise<void> {
   const flags = parseFlags(FlagsSchema, options);
+  const preset = presetFromFlags(flags);
   buildPrompt(prompt, null); // an empty prompt fails here, before anything is loaded
   const format = formatOf(flags);
   const sidecarPath = sidecarPathFor(flags.output);
   if (resolve(sidecarPath) === resolve(flags.output)) {
     throw new SoraError('USAGE', `--output: ${flags.output} is where the sidecar goes; choose another name`);
   }
+  if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
   const model = await loadModel(flags.model ?? DEFAULT_MODEL);
   const settings = settingsFor(prompt, flags, model);
+  const cidl = cidlSettings(flags, preset, model);
+  const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   const output = await OutputFiles.prepare(
     flags.output,
@@ -149,8 +180,13 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   );
 
   const progress = progressDisplay(process.stderr);
-  const backend = new OnnxBackend({ logger: context.logger });
+  // Under CI-DL a resident block must hold only its weights, not also an arena of its largest activations.
+  const backend = new OnnxBackend({ logger: context.logger, ...(cidl && { activationArena: false }) });
   let result: GenerateResult;
+  let sheet: Buffer | undefined;
+  const renderSheet = async (frames: readonly Uint8Array[]): Promise<void> => {
+    sheet = await contactSheetPng(frames, settings.width, settings.height);
+  };
   try {
     result = await generate({
       model,
@@ -158,7 +194,11 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
       settings,
       video: { format, path: output.tempPath, ...(ffmpeg && { ffmpegPath: ffmpeg.path }) },
       logger: context.logger,
+      policies: stepPolicies(preset, latentShapeFor(settings).frames, context.logger),
       signal: output.interrupted,
+      cidl,
+      timeline,
+      ...(flags.preview !== undefined && { onFrames: renderSheet }),
       ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
     });
   } catch (error) {
@@ -169,22 +209,43 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
     await backend.close();
   }
 
-  const sidecar = sidecarFor({ output: output.path, format, model, settings, result, ffmpeg, backend });
-  await output.commit(sidecarJson(sidecar));
-  context.result(summaryLine(output.path, settings, result), { ...sidecar, sidecar: output.sidecarPath });
+  const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
+  const sidecar = sidecarFor({ output: output.path, format, model, settings, speedups, result, ffmpeg, backend });
+  const withMemory = { ...sidecar, ...memorySidecar(cidl, result, timeline) };
+  await output.commit(sidecarJson(withMemory));
+  // After the video: a preview never stands for a video that failed to be written.
+  if (flags.preview !== undefined && sheet !== undefined) await writeFileAtomically(flags.preview, sheet);
+  const preview = flags.preview === undefined ? {} : { preview: resolve(flags.preview) };
+  const line = summaryLine(output.path, settings, result);
+  const text = flags.preview === undefined ? line : `${line}\npreview: ${displayPath(resolve(flags.preview))}`;
+  context.result(text, { ...withMemory, sidecar: output.sidecarPath, ...preview });
 }
 
-interface SidecarInputs {
+/** Before any model work: the preview must not replace the video or its sidecar, nor an existing file unasked. */
+async function checkPreviewPath(preview: string, taken: readonly string[], overwrite: boolean): Promise<void> {
+  if (taken.some((path) => resolve(path) === resolve(preview))) {
+    throw new SoraError('USAGE', `--preview: ${preview} is the video or its sidecar; choose another name`);
+  }
+  await refuseExisting(resolve(preview), 'file', overwrite);
+  const folder = await stat(dirname(resolve(preview))).catch(() => undefined);
+  if (folder?.isDirectory() !== true) {
+    throw new SoraError('IO', `--preview: folder ${displayPath(dirname(resolve(preview)))} does not exist`);
+  }
+}
+
+export interface SidecarInputs {
   readonly output: string;
   readonly format: VideoFormat;
   readonly model: Model;
   readonly settings: GenerateSettings;
+  /** The preset and the LPL/TDTM settings in effect; what each did is in the sampler's policy records. */
+  readonly speedups: { readonly preset: string } & Pick<Preset, 'lpl' | 'tdtm'>;
   readonly result: GenerateResult;
   readonly ffmpeg: Ffmpeg | undefined;
   readonly backend: OnnxBackend;
 }
 
-function sidecarFor({ output, format, model, settings, result, ffmpeg, backend }: SidecarInputs): Sidecar {
+export function sidecarFor({ output, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {
   const { prompt, seed, width, height, ...rest } = settings;
   const round = (ms: number): number => Math.round(ms * 10) / 10;
   return {
@@ -193,7 +254,14 @@ function sidecarFor({ output, format, model, settings, result, ffmpeg, backend }
     promptText: result.promptText,
     seed,
     model: { name: model.name, path: model.dir },
-    settings: { ...rest, resolution: `${width}x${height}`, format, promptTokens: result.tokens, frames: result.frames },
+    settings: {
+      ...rest,
+      resolution: `${width}x${height}`,
+      format,
+      promptTokens: result.tokens,
+      frames: result.frames,
+      ...speedups,
+    },
     sampler: result.sampler,
     timingsMs: Object.fromEntries(Object.entries(result.timingsMs).map(([key, ms]) => [key, round(ms)])),
     backend: { kind: backend.kind, device: backend.device },
@@ -205,5 +273,6 @@ function sidecarFor({ output, format, model, settings, result, ffmpeg, backend }
 function summaryLine(path: string, settings: GenerateSettings, result: GenerateResult): string {
   const seconds = (result.timingsMs.total / 1000).toFixed(1);
   const video = `${result.frames} frames, ${settings.width}x${settings.height}, ${settings.fps} fps`;
-  return `wrote ${displayPath(path)} (${video}, seed ${settings.seed}) in ${seconds} s`;
+  const peak = formatBytes(result.memory.peakRss);
+  return `wrote ${displayPath(path)} (${video}, seed ${settings.seed}) in ${seconds} s, peak RSS ${peak}`;
 }

@@ -1,0 +1,59 @@
+/** The memory flags of `generate`: `--memory-budget`, `--no-ci`, `--no-dl`, `--trace`. */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { SoraError } from '../errors.js';
+import { blockSource, type Model } from '../model/manifest.js';
+import type { GenerateResult } from '../pipeline/generate.js';
+import { processMemory } from '../native/memory.js';
+import { refuseBudgetBelowOneBlock, type CidlSettings } from '../pipeline/ci-dl.js';
+import { DEFAULT_BUDGET_FRACTION, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
+import type { Timeline } from '../pipeline/timeline.js';
+import type { Preset } from '../policies/presets.js';
+
+export function addMemoryOptions(command: Command): Command {
+  return command
+    .option(
+      '--memory-budget <size>',
+      'cap on peak memory (RSS), e.g. 3.3G or 800M, or -1G for 1G below what is available; turns CI-DL on ' +
+        `(default with CI-DL: in use + ${DEFAULT_BUDGET_FRACTION * 100}% of available)`,
+    )
+    .option('--no-ci', 'CI-DL: do not load the next block while one runs')
+    .option('--no-dl', 'CI-DL: keep no block resident between steps')
+    .option('--trace', 'save every block load, run and unload in the sidecar (Chrome trace format)');
+}
+
+/** Zod fields for the flags schema of `generate`; commander gives `ci`/`dl` false for `--no-ci`/`--no-dl`. */
+export const MEMORY_FLAGS = {
+  memoryBudget: memoryBudgetFlag.optional(),
+  ci: z.boolean(),
+  dl: z.boolean(),
+  trace: z.boolean().optional(),
+};
+
+const MemoryFlagsSchema = z.object(MEMORY_FLAGS);
+export type MemoryFlags = z.infer<typeof MemoryFlagsSchema>;
+
+/**
+ * CI-DL runs when the preset asks for it (`--preset paper`) or a budget is given; then the budget is resolved and
+ * checked against the model before any block is loaded. Without CI-DL every block stays loaded until its
+ * component is done, and the ablation flags would change nothing, so they are refused.
+ */
+export function cidlSettings(flags: MemoryFlags, preset: Preset, model: Model): CidlSettings | undefined {
+  if (!preset.cidl && flags.memoryBudget === undefined) {
+    const unused = !flags.ci ? '--no-ci' : !flags.dl ? '--no-dl' : null;
+    if (unused !== null) throw new SoraError('USAGE', `${unused}: only applies with CI-DL (--preset paper or --memory-budget)`);
+    return undefined;
+  }
+  const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' });
+  refuseBudgetBelowOneBlock(budget, model.blocks.map(blockSource), processMemory().rss);
+  return { budget, concurrent: flags.ci, dynamicLoading: flags.dl };
+}
+
+/** The sidecar's `memory` (peak RSS; with CI-DL the budget and each component's report) and, with --trace, `trace`. */
+export function memorySidecar(cidl: CidlSettings | undefined, result: GenerateResult, timeline?: Timeline) {
+  const memory = {
+    peakRss: result.memory.peakRss,
+    cidl: cidl === undefined ? null : { ...cidl, components: result.memory.cidl },
+  };
+  return { memory, ...(timeline && { trace: timeline.toChromeTrace() }) };
+}

@@ -1,0 +1,88 @@
+/**
+ * The memory budget of a run (`--memory-budget`): a cap on the process's peak RSS, and the peak-RSS bookkeeping that
+ * checks it. Sizes are binary (1G = 1024³ bytes), as in `free -g` and container limits.
+ */
+import { z } from 'zod';
+import { SoraError } from '../errors.js';
+import { availableMemory, peakRss, processMemory, resetPeakRss } from '../native/memory.js';
+
+/**
+ * Without `--memory-budget`, the budget is the memory in use now plus this share of what is still available: the
+ * rest is left to the page cache the block files are read through, and to the other programs of the machine.
+ */
+export const DEFAULT_BUDGET_FRACTION = 0.8;
+
+const UNITS: Readonly<Record<string, number>> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+const SIZE = /^(-)?(\d+(?:\.\d+)?|\.\d+)\s*([KMGT]?)(?:i?B)?$/i;
+const SIZE_MESSAGE = 'must be a size such as 3.3G or 800M (negative: that much below the available memory)';
+
+export type BudgetSpec =
+  | { readonly kind: 'absolute'; readonly bytes: number }
+  /** The available memory minus this margin. */
+  | { readonly kind: 'margin'; readonly bytes: number }
+  | { readonly kind: 'default' };
+
+/** `3.3G`, `800M`, `1.5GiB`, `123456` (bytes); a leading `-` asks for available memory minus that much. */
+export const memoryBudgetFlag = z
+  .string()
+  .trim()
+  .regex(SIZE, SIZE_MESSAGE)
+  .transform((text): BudgetSpec => {
+    const [, minus, number = '0', unit = ''] = SIZE.exec(text) ?? [];
+    const bytes = Math.round(Number(number) * UNITS[unit.toUpperCase()]!);
+    return minus === undefined ? { kind: 'absolute', bytes } : { kind: 'margin', bytes };
+  })
+  .refine((spec) => spec.kind !== 'absolute' || spec.bytes > 0, 'must be above 0');
+
+export interface MemoryBudget {
+  /** Process peak RSS the run must stay under. */
+  readonly bytes: number;
+  /** How it was chosen, for messages and the sidecar. */
+  readonly source: string;
+}
+
+/** Turns the flag into bytes against the memory in use and available now (cgroup limits included). */
+export function resolveBudget(spec: BudgetSpec): MemoryBudget {
+  if (spec.kind === 'absolute') return { bytes: spec.bytes, source: `--memory-budget ${formatBytes(spec.bytes)}` };
+  const inUse = processMemory().rss;
+  const { available } = availableMemory();
+  if (spec.kind === 'default') {
+    const bytes = Math.floor(inUse + DEFAULT_BUDGET_FRACTION * available);
+    return { bytes, source: `default: ${formatBytes(inUse)} in use + ${DEFAULT_BUDGET_FRACTION * 100}% of ${formatBytes(available)} available` };
+  }
+  const bytes = inUse + available - spec.bytes;
+  if (bytes <= inUse) {
+    throw new SoraError(
+      'MEMORY',
+      `--memory-budget: -${formatBytes(spec.bytes)} leaves nothing: only ${formatBytes(available)} is available`,
+    );
+  }
+  return { bytes, source: `${formatBytes(inUse)} in use + ${formatBytes(available)} available - ${formatBytes(spec.bytes)}` };
+}
+
+export function formatBytes(bytes: number): string {
+  const sign = bytes < 0 ? '-' : '';
+  const size = Math.abs(bytes);
+  for (const [unit, factor] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (size >= factor) return `${sign}${(size / factor).toFixed(size >= 100 * factor ? 0 : 1)} ${unit}`;
+  }
+  return `${sign}${size} B`;
+}
+
+// The kernel keeps one high-water mark per process. The scheduler resets it to measure each block on its own, so
+// the peak of the whole run is folded in here before every reset.
+let runPeak = 0;
+
+/** Peak RSS since the previous call (or process start), then starts a new window. */
+export function takeWindowPeak(): number {
+  const peak = Math.max(peakRss(), processMemory().rss);
+  runPeak = Math.max(runPeak, peak);
+  // Where the OS cannot reset the mark, every later window reports the highest peak so far: too high, never too low.
+  resetPeakRss();
+  return peak;
+}
+
+/** The highest RSS of this process so far, across every window. */
+export function processPeakRss(): number {
+  return Math.max(runPeak, peakRss());
+}

@@ -1,0 +1,59 @@
+import sharp from 'sharp';
+import type { Frames } from './video-writer.js';
+
+/** A sheet shows at most this many frames, evenly spaced, the first and the last included. */
+export const SHEET_MAX_FRAMES = 16;
+const COLUMNS = 4;
+/** Thumbnails are downscaled to this width at most (never upscaled), keeping the aspect ratio. */
+const THUMB_MAX_WIDTH = 160;
+
+export interface SheetLayout {
+  /** Indices of the frames shown, in order (row by row). */
+  readonly frames: readonly number[];
+  readonly columns: number;
+  readonly rows: number;
+  readonly thumbWidth: number;
+  readonly thumbHeight: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+export function sheetLayout(frameCount: number, width: number, height: number): SheetLayout {
+  const shown = Math.min(frameCount, SHEET_MAX_FRAMES);
+  const frames =
+    shown <= 1
+      ? [0].slice(0, shown)
+      : Array.from({ length: shown }, (_, i) => Math.round((i * (frameCount - 1)) / (shown - 1)));
+  const scale = Math.min(1, THUMB_MAX_WIDTH / width);
+  const thumbWidth = Math.max(1, Math.round(width * scale));
+  const thumbHeight = Math.max(1, Math.round(height * scale));
+  const columns = Math.min(COLUMNS, Math.max(1, shown));
+  const rows = Math.max(1, Math.ceil(shown / columns));
+  return { frames, columns, rows, thumbWidth, thumbHeight, width: columns * thumbWidth, height: rows * thumbHeight };
+}
+
+/** A PNG grid of downscaled frames (packed RGB24, `width`×`height`), for a glance at a video without playing it. */
+export async function contactSheetPng(frames: Frames, width: number, height: number): Promise<Buffer> {
+  const layout = sheetLayout(frames.length, width, height);
+  const thumbs = await Promise.all(
+    layout.frames.map((index) =>
+      sharp(frames[index]!, { raw: { width, height, channels: 3 } })
+        .resize(layout.thumbWidth, layout.thumbHeight)
+        .raw()
+        .toBuffer(),
+    ),
+  );
+  const raw = { width: layout.thumbWidth, height: layout.thumbHeight, channels: 3 } as const;
+  return sharp({ create: { width: layout.width, height: layout.height, channels: 3, background: '#000000' } })
+    .composite(
+      thumbs.map((input, i) => ({
+        input,
+        raw,
+        left: (i % layout.columns) * layout.thumbWidth,
+        top: Math.floor(i / layout.columns) * layout.thumbHeight,
+      })),
+    )
+    .removeAlpha()
+    .png()
+    .toBuffer();
+}
