@@ -169,27 +169,34 @@ describe('bad input → exit status, one line on stderr, stack only with --verbo
   });
 });
 
-describe('commands that are not implemented yet say so', () => {
-  for (const args of [['batch', 'prompts.txt'], ['bench', 'models/tiny']]) {
-    it(args[0]!, async () => {
-      expectOneLineError(await cli(...args), 2, `\`${args[0]}\` is not implemented yet`);
-    });
-  }
-});
-
 describe('ondevice-sora doctor', () => {
   it('reports node, onnxruntime backends, ffmpeg and memory, and passes on this machine', async () => {
     const result = await cli('doctor', '--json');
     expect(result.code, result.stdout + result.stderr).toBe(0);
     const report = JSON.parse(result.stdout) as { ok: boolean; checks: { name: string; ok: boolean; detail: string }[] };
     expect(report.ok).toBe(true);
-    expect(report.checks.map((check) => check.name)).toEqual(['node', 'onnxruntime', 'ffmpeg', 'memory', 'cpu']);
-    expect(report.checks.find((check) => check.name === 'onnxruntime')?.detail).toMatch(/bundled: cpu/);
+    expect(report.checks.map((check) => check.name)).toEqual([
+      'node',
+      'onnxruntime',
+      'providers',
+      'native',
+      'coreml',
+      'ffmpeg',
+      'model',
+      'memory',
+      'cpu',
+    ]);
+    const detail = (name: string): string | undefined => report.checks.find((check) => check.name === name)?.detail;
+    expect(detail('onnxruntime')).toMatch(/bundled: cpu/);
+    expect(detail('providers')).toMatch(/^cpu usable; /);
+    expect(detail('memory')).toMatch(/total, .* available, (no cgroup limit|cgroup limit .*)$/);
+    if (process.platform === 'linux' && process.arch === 'x64') expect(detail('cpu')).toMatch(/features: .*\bavx2\b/);
   });
 
   it('exits 8 with one line when generate cannot run (the ffmpeg it would use does not exist)', async () => {
     const result = await cliWithEnv({ FFMPEG_PATH: join(ROOT, 'no-such-ffmpeg') }, 'doctor');
     expect(result.stdout).toMatch(/^ffmpeg +FAIL +ffmpeg from FFMPEG_PATH .*no-such-ffmpeg/m);
-    expectOneLineError(result, 8, 'generate cannot run here: ffmpeg not usable');
+    expectOneLineError(result, 8, 'generate cannot run here: ffmpeg not usable; install ffmpeg');
+    expect(result.stdout).toMatch(/^to fix:\n {2}ffmpeg: install ffmpeg/m);
   });
 });

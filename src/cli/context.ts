@@ -1,7 +1,6 @@
 /** What every command gets from the global options: a logger, output helpers, and the flags themselves. */
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { SoraError } from '../errors.js';
 import { painter, type Color } from '../color.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../logging.js';
 
@@ -52,8 +51,4 @@ export function cliContext(command: Command): CliContext {
 
 function rootOf(command: Command): Command {
   return command.parent === null ? command : rootOf(command.parent);
-}
-
-export function notImplemented(command: string): SoraError {
-  return new SoraError('USAGE', `\`${command}\` is not implemented yet`);
 }

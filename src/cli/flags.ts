@@ -35,3 +35,17 @@ export function parseFlags<T>(schema: z.ZodType<T>, options: Record<string, unkn
   const got = typeof raw === 'string' ? `, got "${raw}"` : '';
   throw new SoraError('USAGE', `--${kebab(key)}: ${issue.message}${got}`);
 }
+
+/** `WIDTHxHEIGHT` in pixels, both positive multiples of 16 (the VAE scales by 8, the STDiT patches are 2×2). */
+export const resolutionFlag = z
+  .string()
+  .trim()
+  .regex(/^\d+x\d+$/, 'must be WIDTHxHEIGHT, e.g. 256x256')
+  .transform((text) => {
+    const [width = 0, height = 0] = text.split('x').map(Number);
+    return { width, height };
+  })
+  .refine(
+    ({ width, height }) => width > 0 && height > 0 && width % 16 === 0 && height % 16 === 0,
+    'width and height must be positive multiples of 16',
+  );

@@ -19,7 +19,7 @@ export function addMemoryOptions(command: Command): Command {
     )
     .option('--no-ci', 'CI-DL: do not load the next block while one runs')
     .option('--no-dl', 'CI-DL: keep no block resident between steps')
-    .option('--trace', 'save every block load, run and unload in the sidecar (Chrome trace format)');
+    .option('--trace', 'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json');
 }
 
 /** Zod fields for the flags schema of `generate`; commander gives `ci`/`dl` false for `--no-ci`/`--no-dl`. */

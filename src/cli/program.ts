@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { LOG_LEVELS } from '../logging.js';
 import { VERSION } from '../version.js';
+import { addExamples } from './help-examples.js';
 import { register as registerBatch } from './commands/batch.js';
 import { register as registerBench } from './commands/bench.js';
 import { register as registerDoctor } from './commands/doctor.js';
@@ -20,5 +21,6 @@ export function createProgram(): Command {
     // after this inherit it.
     .exitOverride();
   for (const register of [registerGenerate, registerBatch, registerBench, registerModels, registerDoctor]) register(program);
+  addExamples(program);
   return program;
 }

@@ -111,6 +111,15 @@ export async function writeFileAtomically(path: string, data: string | Uint8Arra
   }
 }
 
+/** Makes an output folder and any parents (nothing if it exists); IO error naming it otherwise. */
+export async function makeOutputFolder(folder: string): Promise<void> {
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    throw new SoraError('IO', `cannot make output folder ${displayPath(resolve(folder))}: ${errorMessage(error)}`, { cause: error });
+  }
+}
+
 export async function refuseExisting(path: string, kind: OutputKind, overwrite: boolean): Promise<void> {
   const existing = await lstat(path).catch(() => undefined);
   if (existing === undefined) return;

@@ -1,35 +1,67 @@
-/** `doctor`: what this machine offers the tool, and whether `generate` can run here. */
-import { availableParallelism, cpus, freemem, totalmem } from 'node:os';
+/** `doctor`: what this machine offers the tool, and whether `generate` can run here (and if not, what to install). */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism, cpus } from 'node:os';
+import { promisify } from 'node:util';
 import type { Command } from 'commander';
+import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
-import { findFfmpeg } from '../../video/ffmpeg.js';
+import { blockSource, loadModel, type Model } from '../../model/manifest.js';
+import { coremlBridgeStatus } from '../../native/coreml.js';
+import { availableMemory, nativeStatus } from '../../native/memory.js';
+import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
+import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { cliContext, type CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
+import { DEFAULT_MODEL } from './generate.js';
+
+const run = promisify(execFile);
 
 /** From package.json "engines". */
 const MIN_NODE = [20, 17] as const;
+/** Below this, even the tiny model's generation (~0.4 GB peak) is at risk. */
+const LOW_MEMORY = 2 ** 30;
+
+export type CheckLevel = 'ok' | 'warn' | 'fail';
 
 export interface Check {
   readonly name: string;
-  /** False when `generate` cannot run without it. */
+  /** False when `generate` cannot run without it (level fail). */
   readonly ok: boolean;
+  /** warn: works, but something is missing or slow. */
+  readonly level: CheckLevel;
   readonly detail: string;
+  /** What to install or run, for warn and fail. */
+  readonly fix?: string;
 }
 
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('check Node.js, ONNX Runtime, ffmpeg and memory; exits non-zero when generate cannot run here')
+    .description(
+      'check Node.js, ONNX Runtime and its execution providers, the native addon and CoreML bridge, ffmpeg, ' +
+        'the shipped model, memory and CPU features; exits non-zero, saying what to install, when generate cannot run here',
+    )
     .action(async (_options: unknown, command: Command) => doctor(cliContext(command)));
 }
+
+const check = (name: string, level: CheckLevel, detail: string, fix?: string): Check => ({
+  name,
+  ok: level !== 'fail',
+  level,
+  detail,
+  ...(fix !== undefined && level !== 'ok' && { fix }),
+});
 
 function checkNode(): Check {
   const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
   const ok = major > MIN_NODE[0] || (major === MIN_NODE[0] && minor >= MIN_NODE[1]);
-  return { name: 'node', ok, detail: `${process.version} (needs >= ${MIN_NODE.join('.')})` };
+  return check('node', ok ? 'ok' : 'fail', `${process.version} (needs >= ${MIN_NODE.join('.')})`, `install Node.js ${MIN_NODE.join('.')} or newer`);
 }
 
-async function checkOnnxRuntime(): Promise<Check> {
+type Ort = typeof import('onnxruntime-node');
+
+async function checkOnnxRuntime(): Promise<{ check: Check; ort: Ort | undefined }> {
   try {
     const ort = await import('onnxruntime-node');
     const backends = ort.listSupportedBackends();
@@ -39,36 +71,175 @@ async function checkOnnxRuntime(): Promise<Check> {
         .map((b) => b.name)
         .join(', ') || 'none';
     const detail = `onnxruntime-node ${ort.env.versions.node ?? '?'}; bundled: ${names(true)}; not bundled: ${names(false)}`;
-    return { name: 'onnxruntime', ok: true, detail };
+    return { check: check('onnxruntime', 'ok', detail), ort };
   } catch (error) {
-    return { name: 'onnxruntime', ok: false, detail: `cannot load onnxruntime-node: ${errorMessage(error)}` };
+    const detail = `cannot load onnxruntime-node: ${errorMessage(error)}`;
+    return { check: check('onnxruntime', 'fail', detail, 'reinstall the dependencies: npm ci'), ort: undefined };
   }
 }
 
-/** The ffmpeg that generate would use (same search: FFMPEG_PATH, PATH, the bundled one). */
-async function checkFfmpeg(): Promise<Check> {
+/**
+ * Each execution provider the backend can be asked for, tried for real on the shipped model's smallest block:
+ * a provider listed by ONNX Runtime may still lack its libraries (CUDA from the npm package alone does).
+ */
+async function checkExecutionProviders(ort: Ort | undefined, model: Model | undefined): Promise<Check> {
+  if (ort === undefined) return check('providers', 'fail', 'not probed: onnxruntime-node does not load', 'reinstall the dependencies: npm ci');
+  if (model === undefined) return check('providers', 'warn', 'not probed: the shipped model does not load', 'reinstall the package');
+  const smallest = [...model.blocks].sort((a, b) => a.weightBytes - b.weightBytes)[0]!;
+  const inBuild = new Set(ort.listSupportedBackends().map((backend) => backend.name));
+  // A provider whose libraries are missing logs its own error on stderr; the result line says it already.
+  ort.env.logLevel = 'fatal';
+  const results: string[] = [];
+  let cpu = false;
+  for (const provider of EXECUTION_PROVIDERS) {
+    if (!inBuild.has(provider)) {
+      results.push(`${provider} not in this build of onnxruntime-node`);
+      continue;
+    }
+    try {
+      const session = await ort.InferenceSession.create(blockSource(smallest).path, {
+        executionProviders: [provider],
+        logSeverityLevel: 4,
+      });
+      await session.release();
+      results.push(`${provider} usable`);
+      if (provider === 'cpu') cpu = true;
+    } catch (error) {
+      results.push(`${provider} not usable (${errorMessage(error).split('\n')[0]!.slice(0, 120)})`);
+    }
+  }
+  return check('providers', cpu ? 'ok' : 'fail', results.join('; '), 'reinstall the dependencies: npm ci');
+}
+
+async function checkModel(): Promise<{ check: Check; model: Model | undefined }> {
   try {
-    const ffmpeg = await findFfmpeg(undefined);
-    return { name: 'ffmpeg', ok: true, detail: `${ffmpeg.version} (${ffmpeg.path}, from ${ffmpeg.source})` };
+    const model = await loadModel(DEFAULT_MODEL);
+    const detail = `${displayPath(model.dir)}: ${model.name}, ${model.blocks.length} blocks (generate's default)`;
+    return { check: check('model', 'ok', detail), model };
   } catch (error) {
-    return { name: 'ffmpeg', ok: false, detail: errorMessage(error) };
+    const fix = 'reinstall the package (models/tiny ships with it), or pass --model <dir> to generate';
+    return { check: check('model', 'fail', errorMessage(error), fix), model: undefined };
   }
 }
 
-function memoryCheck(): Check {
-  return { name: 'memory', ok: true, detail: `${formatBytes(totalmem())} total, ${formatBytes(freemem())} available` };
+function checkNativeAddon(): Check {
+  const status = nativeStatus();
+  const missing = Object.entries(status.functions)
+    .filter(([, fn]) => fn.implementation !== 'native')
+    .map(([name, fn]) => `${name}${fn.available ? ' (fallback)' : ' (none)'}`);
+  if (status.addon.loaded && missing.length === 0) {
+    return check('native', 'ok', `${displayPath(status.addon.path)}: malloc_trim, peak RSS reset, page-cache control`);
+  }
+  const why = status.addon.loaded ? '' : `not loaded (${status.addon.error ?? 'unknown reason'}); `;
+  return check(
+    'native',
+    'warn',
+    `${why}without it: ${missing.join(', ')}; CI-DL measures and frees memory less precisely`,
+    'npm run build:native (needs cmake and a C++17 compiler)',
+  );
 }
 
-function cpuCheck(): Check {
-  return { name: 'cpu', ok: true, detail: `${availableParallelism()} threads, ${cpus()[0]?.model.trim() ?? 'unknown model'}` };
+function checkCoreml(): Check {
+  const status = coremlBridgeStatus();
+  if (status.available) return check('coreml', 'ok', `bridge ${displayPath(status.path)}: --backend coreml usable`);
+  // Off macOS the bridge cannot exist; that is a fact about the platform, not something to fix.
+  const level = process.platform === 'darwin' ? 'warn' : 'ok';
+  return check('coreml', level, `not usable: ${status.reason ?? 'unknown reason'}`, 'npm run build:native (macOS 13+, Xcode command line tools)');
+}
+
+/** The ffmpeg that generate would use (same search: FFMPEG_PATH, PATH, the bundled one), and its encoders. */
+async function checkFfmpeg(): Promise<Check> {
+  const install = 'install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg), or set FFMPEG_PATH';
+  let ffmpeg: Ffmpeg;
+  try {
+    ffmpeg = await findFfmpeg(undefined);
+  } catch (error) {
+    return check('ffmpeg', 'fail', errorMessage(error), install);
+  }
+  const encoders = await ffmpegEncoders(ffmpeg.path);
+  const wanted = ['libx264', 'libvpx-vp9'];
+  const missing = wanted.filter((name) => !encoders.has(name));
+  const detail =
+    `${ffmpeg.version} (${ffmpeg.path}, from ${ffmpeg.source}); ` +
+    (missing.length === 0 ? `encoders ${wanted.join(', ')}` : `missing encoders: ${missing.join(', ')} (mp4 needs libx264, webm libvpx-vp9)`);
+  return check('ffmpeg', missing.length === 0 ? 'ok' : 'warn', detail, `${install} built with ${missing.join(' and ')}`);
+}
+
+async function ffmpegEncoders(path: string): Promise<Set<string>> {
+  try {
+    const { stdout } = await run(path, ['-hide_banner', '-encoders'], { timeout: 15_000, maxBuffer: 8 << 20 });
+    return new Set(stdout.split('\n').map((line) => line.trim().split(/\s+/)[1] ?? ''));
+  } catch {
+    return new Set();
+  }
+}
+
+function checkMemory(): Check {
+  const memory = availableMemory();
+  const limit = memory.cgroupLimit === null ? 'no cgroup limit' : `cgroup limit ${formatBytes(memory.cgroupLimit)}`;
+  const detail = `${formatBytes(memory.total)} total, ${formatBytes(memory.available)} available, ${limit}`;
+  const low = memory.available < LOW_MEMORY;
+  return check('memory', low ? 'warn' : 'ok', detail, 'free memory, or cap generate with --memory-budget (CI-DL)');
+}
+
+/** The SIMD features ONNX Runtime's CPU kernels use, as the kernel reports them. */
+const X86_FEATURES = ['sse4_2', 'avx', 'avx2', 'fma', 'f16c', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'avx_vnni', 'amx_tile'];
+const ARM_FEATURES: Readonly<Record<string, string>> = {
+  asimd: 'neon',
+  asimdhp: 'fp16',
+  asimddp: 'dotprod',
+  i8mm: 'i8mm',
+  bf16: 'bf16',
+  sve: 'sve',
+  sve2: 'sve2',
+};
+
+async function cpuFeatures(): Promise<string[] | null> {
+  if (process.platform === 'darwin' && process.arch === 'arm64') return ['neon', 'fp16', 'dotprod']; // every Apple Silicon
+  const cpuinfo = await readFile('/proc/cpuinfo', 'utf8').catch(() => null);
+  if (cpuinfo === null) return null;
+  const flags = new Set(/^(?:flags|Features)\s*:\s*(.*)$/m.exec(cpuinfo)?.[1]?.split(/\s+/) ?? []);
+  return process.arch === 'arm64'
+    ? Object.entries(ARM_FEATURES).flatMap(([flag, name]) => (flags.has(flag) ? [name] : []))
+    : X86_FEATURES.filter((flag) => flags.has(flag));
+}
+
+async function checkCpu(): Promise<Check> {
+  const features = await cpuFeatures();
+  const model = cpus()[0]?.model.trim() || 'unknown model';
+  const listed = features === null ? 'features unknown (no /proc/cpuinfo)' : `features: ${features.join(' ') || 'none of note'}`;
+  const detail = `${availableParallelism()} threads, ${model}, ${process.arch}; ${listed}`;
+  const slow = process.arch === 'x64' && features !== null && !features.includes('avx2');
+  return check('cpu', slow ? 'warn' : 'ok', detail, 'ONNX Runtime is several times slower without AVX2: use a newer CPU if you can');
 }
 
 async function doctor(context: CliContext): Promise<void> {
-  const checks = [checkNode(), await checkOnnxRuntime(), await checkFfmpeg(), memoryCheck(), cpuCheck()];
-  const failed = checks.filter((check) => !check.ok);
-  const table = formatTable(checks.map((check) => [check.name, check.ok ? 'ok' : 'FAIL', check.detail]));
-  context.result(table, { ok: failed.length === 0, checks });
+  const { check: onnx, ort } = await checkOnnxRuntime();
+  const { check: model, model: tiny } = await checkModel();
+  const checks = [
+    checkNode(),
+    onnx,
+    await checkExecutionProviders(ort, tiny),
+    checkNativeAddon(),
+    checkCoreml(),
+    await checkFfmpeg(),
+    model,
+    checkMemory(),
+    await checkCpu(),
+  ];
+  const failed = checks.filter((c) => !c.ok);
+  const label = (c: Check): string =>
+    c.level === 'ok' ? context.paint('ok', 'green') : c.level === 'warn' ? context.paint('warn', 'yellow') : context.paint('FAIL', 'red');
+  // Aligned on the plain words; the colour goes in afterwards, as escape codes would count as width.
+  const table = formatTable(checks.map((c) => [c.name, c.level === 'fail' ? 'FAIL' : c.level, c.detail]))
+    .split('\n')
+    .map((row, i) => row.replace(checks[i]!.level === 'fail' ? 'FAIL' : checks[i]!.level, label(checks[i]!)))
+    .join('\n');
+  const fixes = checks.filter((c) => c.fix !== undefined).map((c) => `  ${c.name}: ${c.fix}`);
+  const text = fixes.length === 0 ? table : `${table}\n\nto fix:\n${fixes.join('\n')}`;
+  context.result(text, { ok: failed.length === 0, checks });
   if (failed.length > 0) {
-    throw new SoraError('DEPENDENCY', `generate cannot run here: ${failed.map((check) => check.name).join(', ')} not usable`);
+    const what = failed.map((c) => c.name).join(', ');
+    throw new SoraError('DEPENDENCY', `generate cannot run here: ${what} not usable; ${failed.map((c) => c.fix).join('; ')}`);
   }
 }

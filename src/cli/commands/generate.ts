@@ -11,10 +11,11 @@ import { loadModel, type Model } from '../../model/manifest.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
+import { jobOnnxBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
-import { OnnxBackend } from '../../runtime/onnx-backend.js';
+import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { contactSheetPng } from '../../video/contact-sheet.js';
@@ -22,7 +23,7 @@ import { OutputFiles, refuseExisting, writeFileAtomically } from '../../video/ou
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
 import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
-import { integerFlag, numberFlag, parseFlags } from '../flags.js';
+import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
 import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
@@ -68,19 +69,6 @@ export function addJobOptions(command: Command): Command {
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
   return addMemoryOptions(addPolicyOptions(command));
 }
-
-export const resolutionFlag = z
-  .string()
-  .trim()
-  .regex(/^\d+x\d+$/, 'must be WIDTHxHEIGHT, e.g. 256x256')
-  .transform((text) => {
-    const [width = 0, height = 0] = text.split('x').map(Number);
-    return { width, height };
-  })
-  .refine(
-    ({ width, height }) => width > 0 && height > 0 && width % 16 === 0 && height % 16 === 0,
-    'width and height must be positive multiples of 16',
-  );
 
 const AES_MESSAGE = 'must be a number from 0 to 10';
 
@@ -131,8 +119,10 @@ function formatOf(flags: Flags): VideoFormat {
   return format;
 }
 
+type SettingFlags = Pick<JobFlags, 'seed' | 'steps' | 'cfgScale' | 'numFrames' | 'resolution' | 'fps' | 'aes' | 'timestepTransform'>;
+
 /** The flags over the model's defaults; a default the pipeline cannot use is the manifest's fault. */
-export function settingsFor(prompt: string, flags: JobFlags, model: Model): GenerateSettings {
+export function settingsFor(prompt: string, flags: SettingFlags, model: Model): GenerateSettings {
   const defaults = model.defaults;
   const badDefault = (field: string, problem: string): SoraError =>
     new SoraError('MANIFEST', `${displayPath(model.manifestPath)}: defaults.${field}: ${problem}`);
@@ -180,8 +170,7 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   );
 
   const progress = progressDisplay(process.stderr);
-  // Under CI-DL a resident block must hold only its weights, not also an arena of its largest activations.
-  const backend = new OnnxBackend({ logger: context.logger, ...(cidl && { activationArena: false }) });
+  const backend = jobOnnxBackend(cidl, context.logger);
   let result: GenerateResult;
   let sheet: Buffer | undefined;
   const renderSheet = async (frames: readonly Uint8Array[]): Promise<void> => {

@@ -1,17 +1,25 @@
-/** `models inspect | verify | list`: look at model folders without generating anything. */
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+/** `models inspect | verify | list | make-synthetic`: look at model folders, or make one for benchmarking. */
+import { execFile } from 'node:child_process';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
-import { errorMessage } from '../../errors.js';
+import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
 import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { cliContext, type CliContext } from '../context.js';
+import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
 
+const execFileAsync = promisify(execFile);
+
 const MODEL_FOLDER = 'model folder (holds manifest.json, or the published On-device Sora CoreML packages)';
+/** Folders of the user's own models for `models list`, besides the shipped ones. */
+const MODELS_ENV = 'ONDEVICE_SORA_MODELS';
 
 /** The model folders shipped with the package (models/ beside src/ and dist/). */
 const SHIPPED_MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
@@ -33,8 +41,23 @@ export function register(program: Command): void {
     .action(async (dir: string, _options: unknown, command: Command) => verify(dir, cliContext(command)));
   models
     .command('list')
-    .description(`list the model folders shipped in ${displayPath(SHIPPED_MODELS)}`)
+    .description(
+      `list the model folders shipped in ${displayPath(SHIPPED_MODELS)} and those under the folders named in ` +
+        `${MODELS_ENV} (${delimiter}-separated)`,
+    )
     .action(async (_options: unknown, command: Command) => list(cliContext(command)));
+  models
+    .command('make-synthetic')
+    .description(
+      'write a model folder with paper-shaped random weights for benchmarking (STDiT3-XL/2: 28 block pairs, ' +
+        'hidden 1152, ~4.8 GB; T5, VAE and tokenizer from the tiny model); needs Python with torch and onnx',
+    )
+    .requiredOption('--preset <name>', SYNTHETIC_PRESETS.join(' | '))
+    .requiredOption('-o, --output <dir>', 'model folder to write (must not exist unless --overwrite)')
+    .option('--depth <n>', 'STDiT block pairs (default: the preset\'s, 28)')
+    .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
+    .option('--overwrite', 'replace an existing folder')
+    .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
 }
 
 interface ComponentSummary {
@@ -177,6 +200,8 @@ async function openEveryBlock(model: Model, context: CliContext): Promise<void> 
 
 interface ListedModel {
   readonly folder: string;
+  /** `shipped`, or the environment variable that named the folder. */
+  readonly source: string;
   readonly ok: boolean;
   readonly name?: string;
   readonly blocks?: number;
@@ -184,35 +209,125 @@ interface ListedModel {
   readonly error?: string;
 }
 
+/** Model folders (with a manifest.json) at `root` itself or one level below it, by name. */
+async function modelFolders(root: string): Promise<string[]> {
+  const hasManifest = async (folder: string): Promise<boolean> =>
+    (await readdir(folder).catch(() => [] as string[])).includes(MANIFEST_FILE);
+  if (await hasManifest(root)) return [root];
+  const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+  const folders = entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name));
+  const found: string[] = [];
+  for (const entry of folders) if (await hasManifest(join(root, entry.name))) found.push(join(root, entry.name));
+  return found;
+}
+
 async function list(context: CliContext): Promise<void> {
-  const entries = await readdir(SHIPPED_MODELS, { withFileTypes: true }).catch(() => []);
+  const known = (process.env[MODELS_ENV] ?? '').split(delimiter).filter((dir) => dir !== '');
+  const roots = [{ root: SHIPPED_MODELS, source: 'shipped' }, ...known.map((dir) => ({ root: resolve(dir), source: MODELS_ENV }))];
   const listed: ListedModel[] = [];
-  for (const entry of entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
-    const folder = join(SHIPPED_MODELS, entry.name);
-    const hasManifest = (await readdir(folder)).includes(MANIFEST_FILE);
-    if (!hasManifest) continue;
-    try {
-      const summary = summarizeModel(await loadModel(folder));
-      listed.push({ folder, ok: true, name: summary.name, blocks: summary.blocks, bytes: summary.bytes });
-    } catch (error) {
-      listed.push({ folder, ok: false, error: errorMessage(error) });
+  const seen = new Set<string>();
+  for (const { root, source } of roots) {
+    for (const folder of await modelFolders(root)) {
+      if (seen.has(folder)) continue;
+      seen.add(folder);
+      try {
+        const summary = summarizeModel(await loadModel(folder));
+        listed.push({ folder, source, ok: true, name: summary.name, blocks: summary.blocks, bytes: summary.bytes });
+      } catch (error) {
+        listed.push({ folder, source, ok: false, error: errorMessage(error) });
+      }
     }
   }
   const text =
     listed.length === 0
-      ? `no model folders in ${displayPath(SHIPPED_MODELS)}/`
+      ? `no model folders in ${roots.map((r) => displayPath(r.root)).join(', ')}`
       : formatTable(
           [
-            ['folder', 'name', 'blocks', 'bytes', 'status'],
+            ['folder', 'source', 'name', 'blocks', 'bytes', 'status'],
             ...listed.map((m) => [
               displayPath(m.folder),
+              m.source,
               m.name ?? '-',
               m.blocks === undefined ? '-' : String(m.blocks),
               m.bytes === undefined ? '-' : formatBytes(m.bytes),
               m.ok ? 'ok' : `invalid: ${m.error}`,
             ]),
           ],
-          [2, 3],
+          [3, 4],
         );
   context.result(text, listed);
+}
+
+const SYNTHETIC_PRESETS = ['opensora-1.2'] as const;
+/** Preset → the generator's --shape. */
+const SYNTHETIC_SHAPES: Readonly<Record<(typeof SYNTHETIC_PRESETS)[number], string>> = { 'opensora-1.2': 'paper' };
+const SYNTHETIC_SCRIPT = fileURLToPath(new URL('../../../scripts/make_synthetic_model.py', import.meta.url));
+
+const SyntheticFlags = z.object({
+  preset: z.enum(SYNTHETIC_PRESETS, `must be one of: ${SYNTHETIC_PRESETS.join(', ')}`),
+  output: z.string().min(1, 'must name a folder'),
+  depth: integerFlag(1, 1000, 'must be an integer from 1 to 1000').optional(),
+  // 16 heads whose size must be even for the rotary embedding of the temporal attention.
+  hidden: integerFlag(32, 65536, 'must be a multiple of 32 from 32 to 65536')
+    .refine((value) => value % 32 === 0, 'must be a multiple of 32 from 32 to 65536')
+    .optional(),
+  overwrite: z.boolean().optional(),
+});
+
+/**
+ * Runs scripts/make_synthetic_model.py (the model code lives in Python) into a hidden folder beside the target,
+ * renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like a model.
+ */
+async function makeSynthetic(options: Record<string, unknown>, context: CliContext): Promise<void> {
+  const flags = parseFlags(SyntheticFlags, options);
+  const target = resolve(flags.output);
+  const existing = await stat(target).catch(() => undefined);
+  if (existing !== undefined && flags.overwrite !== true) {
+    throw new SoraError('IO', `${displayPath(target)} already exists (pass --overwrite to replace it)`);
+  }
+  const python = await pythonWithTorch();
+  const partial = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
+  const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
+  if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
+  if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
+  context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
+  try {
+    await runScript(python, args, context);
+    const model = await loadModel(partial);
+    await rm(target, { recursive: true, force: true });
+    await rename(partial, target);
+    const summary = summarizeModel({ ...model, dir: target });
+    const text = `wrote ${displayPath(target)}: ${summary.name}, ${summary.blocks} blocks, ${formatBytes(summary.bytes)}`;
+    context.result(text, { ...summary, dir: target });
+  } finally {
+    await rm(partial, { recursive: true, force: true });
+  }
+}
+
+/** The interpreter the model scripts run with: PYTHON, else /usr/bin/python3 (Debian's python3-torch). */
+async function pythonWithTorch(): Promise<string> {
+  const python = process.env.PYTHON || '/usr/bin/python3';
+  try {
+    await execFileAsync(python, ['-c', 'import torch, onnx'], { timeout: 120_000 });
+    return python;
+  } catch (error) {
+    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${python} not found` : `${python} cannot import torch and onnx`;
+    throw new SoraError(
+      'DEPENDENCY',
+      `models make-synthetic needs Python with torch and onnx: ${missing}; install them ` +
+        '(Debian/Ubuntu: apt-get install python3-torch python3-onnx; or pip install torch onnx) or set PYTHON',
+      { cause: error },
+    );
+  }
+}
+
+async function runScript(python: string, args: readonly string[], context: CliContext): Promise<void> {
+  try {
+    const { stdout } = await execFileAsync(python, [...args], { maxBuffer: 64 << 20 });
+    context.logger.debug({ stdout: stdout.trim() }, 'model script done');
+  } catch (error) {
+    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+    const reason = stderr.split('\n').pop() || errorMessage(error);
+    throw new SoraError('INTERNAL', `scripts/make_synthetic_model.py failed: ${reason}`, { cause: error });
+  }
 }

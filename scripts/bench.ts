@@ -1,0 +1,62 @@
+/**
+ * `npm run bench` (not a test): the standard ablation matrix (baseline, LPL, TDTM, CI-DL, All) with per-block
+ * times, through the built CLI as a user would run it, written to bench-results/ (git-ignored):
+ *
+ * 1. bench-results/tiny/: the shipped tiny model at its defaults (256×256, 17 frames, 30 steps), 3 sessions each.
+ * 2. bench-results/synthetic-opensora-1.2/: a paper-shaped STDiT (STDiT3-XL/2 width: hidden 1152, 16 heads, ~170 MB
+ *    per block) with 2 block pairs instead of 28 to fit the time, made by `models make-synthetic` into a temporary
+ *    folder and deleted afterwards; 128×128, 10 steps, 1 session each. Skipped, saying why, when Python with torch
+ *    and onnx is missing (`models make-synthetic` exits with the DEPENDENCY status then).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ERROR_EXIT_CODES } from '../src/errors.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'bin', 'ondevice-sora');
+
+/** Runs the CLI with its output passed through (progress shows on a terminal); resolves with the exit status. */
+function cli(args: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code ?? 1));
+  });
+}
+
+async function must(args: readonly string[]): Promise<void> {
+  const code = await cli(args);
+  if (code !== 0) throw new Error(`ondevice-sora ${args.join(' ')} exited with ${code}`);
+}
+
+async function main(): Promise<void> {
+  console.log('== tiny model (models/tiny): 256x256, 17 frames, 30 steps, 3 sessions per configuration');
+  await must(['bench', '--matrix', '--repeat', '3', '-o', 'bench-results/tiny', '--trace']);
+
+  const scratch = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-synthetic-'));
+  try {
+    const model = join(scratch, 'model');
+    console.log('\n== paper-shaped synthetic model (hidden 1152, 2 block pairs): 128x128, 17 frames, 10 steps');
+    const made = await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '--depth', '2', '-o', model]);
+    if (made === ERROR_EXIT_CODES.DEPENDENCY) {
+      console.log('skipped the synthetic model: Python with torch and onnx is not available (see the error above)');
+      return;
+    }
+    if (made !== 0) throw new Error(`models make-synthetic exited with ${made}`);
+    await must([
+      'bench',
+      ...['--model', model, '--matrix', '--steps', '10', '--resolution', '128x128', '--repeat', '1'],
+      ...['-o', 'bench-results/synthetic-opensora-1.2'],
+    ]);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exitCode = 1;
+});

@@ -1,0 +1,86 @@
+/** From the sessions `runBench` ran to the rows of the report. */
+import type { Model } from '../model/manifest.js';
+import type { GenerateResult } from '../pipeline/generate.js';
+import type { TimelineEvent } from '../pipeline/timeline.js';
+import {
+  CONFIG_LABELS,
+  summarize,
+  TIMING_PARTS,
+  type ComponentRow,
+  type MatrixConfig,
+  type MatrixRow,
+  type TimingPart,
+} from './report.js';
+import { configPreset, type SessionRun } from './run.js';
+
+/**
+ * Per block of the baseline, in pipeline order: load times (each session loads every block once, during the cold
+ * generation) and run times per call, cold and warm; tokenize and encode come from the generation's own timings.
+ */
+export function componentRows(runs: readonly SessionRun[], model: Model): ComponentRow[] {
+  const baseline = runs.filter((run) => run.config === 'baseline');
+  const first = baseline[0];
+  if (first === undefined) return [];
+  const events = (run: SessionRun, kind: TimelineEvent['kind'], name: string, warm: boolean): number[] =>
+    run.timeline.events
+      .filter((e) => e.kind === kind && e.block === name && (e.startMs >= run.warmStartMs) === warm)
+      .map((e) => e.endMs - e.startMs);
+  const timing = (part: TimingPart, warm: boolean): number[] =>
+    baseline.map((run) => (warm ? run.warm : run.cold).timingsMs[part]);
+
+  const blocks = model.blocks
+    .filter((block) => events(first, 'run', block.name, false).length > 0)
+    .map(
+      (block): ComponentRow => ({
+        component: block.component,
+        name: block.name,
+        callsPerRun: events(first, 'run', block.name, false).length,
+        load: summarize(baseline.flatMap((run) => events(run, 'load', block.name, false))),
+        runCold: summarize(baseline.flatMap((run) => events(run, 'run', block.name, false))),
+        runWarm: summarize(baseline.flatMap((run) => events(run, 'run', block.name, true))),
+      }),
+    );
+  const step = (component: 'tokenizer' | 'encode', name: string, part: TimingPart): ComponentRow => ({
+    component,
+    name,
+    callsPerRun: 1,
+    load: null,
+    runCold: summarize(timing(part, false)),
+    runWarm: summarize(timing(part, true)),
+  });
+  return [step('tokenizer', 'tokenize', 'tokenizer'), ...blocks, step('encode', 'encode', 'write')];
+}
+
+/** One row per configuration, in the order given; speed-ups against the baseline's medians. */
+export function matrixRows(runs: readonly SessionRun[], configs: readonly MatrixConfig[], steps: number): MatrixRow[] {
+  const parts = (results: readonly GenerateResult[]) =>
+    Object.fromEntries(TIMING_PARTS.map((part) => [part, summarize(results.map((r) => r.timingsMs[part]))])) as MatrixRow['cold'];
+  const rows = configs.map((config) => {
+    const mine = runs.filter((run) => run.config === config);
+    const preset = configPreset(config, steps);
+    return {
+      config,
+      label: CONFIG_LABELS[config],
+      settings: { lplStep: preset.lpl.mode === 'fixed' ? preset.lpl.step : null, tdtm: preset.tdtm, cidl: preset.cidl },
+      evaluations: mine[0]?.cold.sampler.evaluations ?? 0,
+      cold: parts(mine.map((run) => run.cold)),
+      warm: parts(mine.map((run) => run.warm)),
+    };
+  });
+  const baseline = rows.find((row) => row.config === 'baseline');
+  return rows.map((row) => ({
+    ...row,
+    speedup:
+      baseline === undefined
+        ? null
+        : {
+            cold: speedup(baseline.cold, row.cold),
+            warm: speedup(baseline.warm, row.warm),
+          },
+  }));
+}
+
+function speedup(baseline: MatrixRow['cold'], row: MatrixRow['cold']): { stdit: number; total: number } {
+  const ratio = (part: TimingPart): number => Math.round((baseline[part].medianMs / row[part].medianMs) * 1000) / 1000;
+  return { stdit: ratio('denoise'), total: ratio('total') };
+}

@@ -1,0 +1,62 @@
+/**
+ * The examples at the end of every command's --help, in one place so that a test can hold every command to having
+ * them. Keyed by the command's path below the program ('' is the program itself).
+ */
+import type { Command } from 'commander';
+
+const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
+  '': [
+    'ondevice-sora generate "a red ball bouncing" -o ball.mp4 --seed 42',
+    'ondevice-sora batch prompts.txt -o videos/',
+    'ondevice-sora doctor',
+  ],
+  generate: [
+    'ondevice-sora generate "a red ball bouncing" -o ball.mp4 --seed 42',
+    'ondevice-sora generate "waves at dusk" -o waves.webm --steps 20 --resolution 192x192 --preview waves.png',
+    'ondevice-sora generate "a cat" -o cat/ --format frames            # PNG frames in cat/',
+    'ondevice-sora generate "a cat" -o cat.mp4 --preset paper           # LPL + TDTM + CI-DL',
+    'ondevice-sora generate "a cat" -o cat.mp4 --memory-budget 2G --trace',
+  ],
+  batch: [
+    'ondevice-sora batch prompts.txt -o videos/ --steps 20',
+    'ondevice-sora batch prompts.jsonl -o videos/ --resume       # skip the prompts already done',
+    'ondevice-sora batch prompts.csv -o videos/ --shard 2/4      # this machine: prompt lines 2, 6, 10, …',
+    '',
+    'prompts.jsonl, one object per line (fields: prompt, seed, steps, num_frames, resolution, output):',
+    '  {"prompt": "a red ball bouncing", "seed": 42, "resolution": "192x192", "output": "ball.mp4"}',
+    'prompts.csv, a header line, then one record per line:',
+    '  prompt,seed,steps',
+    '  "a red ball, bouncing",42,20',
+  ],
+  bench: [
+    'ondevice-sora bench                                      # per block, baseline, 3 sessions',
+    'ondevice-sora bench --matrix --steps 10 -o bench-results/   # + LPL, TDTM, CI-DL, All (Table 5)',
+    'ondevice-sora bench --matrix baseline,lpl --repeat 5 --json > bench.json',
+    'ondevice-sora bench --model synth/ --matrix --memory-budget 2G -o out/ --trace',
+  ],
+  models: ['ondevice-sora models list', 'ondevice-sora models inspect models/tiny', 'ondevice-sora models verify models/tiny'],
+  'models inspect': ['ondevice-sora models inspect models/tiny', 'ondevice-sora models inspect ~/sora-coreml --json'],
+  'models verify': ['ondevice-sora models verify models/tiny'],
+  'models list': ['ondevice-sora models list', 'ONDEVICE_SORA_MODELS=~/models ondevice-sora models list --json'],
+  'models make-synthetic': [
+    'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth/             # 28 pairs, ~4.8 GB',
+    'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth2/ --depth 2  # paper-wide, 2 pairs',
+  ],
+  doctor: ['ondevice-sora doctor', 'ondevice-sora doctor --json'],
+};
+
+function pathOf(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Adds the examples to `command` and every command below it; a command without examples is a bug. */
+export function addExamples(command: Command): void {
+  const path = pathOf(command);
+  const examples = EXAMPLES[path];
+  if (examples === undefined) throw new Error(`no --help examples for "${path}"`);
+  const lines = examples.map((line) => (line === '' || line.startsWith(' ') || !line.startsWith('ondevice-sora') ? line : `  $ ${line}`));
+  command.addHelpText('after', `\nExamples:\n${lines.join('\n')}`);
+  for (const sub of command.commands) addExamples(sub);
+}

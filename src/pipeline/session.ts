@@ -1,0 +1,86 @@
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../logging.js';
+import type { Component } from '../model/contract.js';
+import type { Backend } from '../runtime/backend.js';
+import { OnnxBackend } from '../runtime/onnx-backend.js';
+import type { BlockProvider } from './block-provider.js';
+import type { CidlSettings } from './ci-dl.js';
+import {
+  blockProvider,
+  generate,
+  jobBackend,
+  type ComponentProviders,
+  type GenerateJob,
+  type GenerateResult,
+} from './generate.js';
+
+/** The ONNX backend for jobs with these CI-DL settings (none: every block resident while its component runs). */
+export function jobOnnxBackend(cidl: CidlSettings | undefined, logger: Logger): OnnxBackend {
+  // Under CI-DL a resident block must hold only its weights, not also an arena of its largest activations.
+  return new OnnxBackend({ logger, ...(cidl && { activationArena: false }) });
+}
+
+/** What stays the same for every job of a session. */
+export type SessionSetup = Pick<GenerateJob, 'model' | 'backend' | 'logger' | 'cidl' | 'timeline'>;
+/** What each job brings: its settings, output, policies, progress and signal. */
+export type SessionJob = Omit<GenerateJob, keyof SessionSetup | 'providers'>;
+
+/**
+ * One loaded model, many jobs: each component's block provider is made on first use and kept until close(), so a
+ * batch loads every block once instead of once per prompt (the complaint users have about tools that reload per
+ * prompt). With CI-DL each scheduler keeps its resident blocks and its memory measurements from one job to the
+ * next. Jobs run one at a time; the caller owns the backend and closes it after the session.
+ */
+export class GenerateSession implements ComponentProviders {
+  readonly #setup: SessionSetup;
+  readonly #providers = new Map<Component, BlockProvider>();
+  readonly #backend: Backend;
+  #signal: AbortSignal | undefined;
+
+  constructor(setup: SessionSetup) {
+    this.#setup = setup;
+    const session = this;
+    this.#backend = jobBackend(setup.backend, {
+      get signal() {
+        return session.#signal;
+      },
+      timeline: setup.timeline,
+    });
+  }
+
+  /**
+   * Runs one job on the loaded blocks. A failed job may have left a provider halfway (a load in flight, a step
+   * half done), so the providers are closed and the next job loads afresh.
+   */
+  async run(job: SessionJob): Promise<GenerateResult> {
+    this.#signal = job.signal;
+    try {
+      return await generate({ ...this.#setup, ...job, providers: this });
+    } catch (error) {
+      await this.close().catch((closeError: unknown) =>
+        this.#setup.logger.warn({ error: errorMessage(closeError) }, 'unloading blocks after a failed job failed'),
+      );
+      throw error;
+    } finally {
+      this.#signal = undefined;
+    }
+  }
+
+  provider(component: Component): BlockProvider {
+    let provider = this.#providers.get(component);
+    if (provider === undefined) {
+      provider = blockProvider(this.#backend, this.#setup, component);
+      this.#providers.set(component, provider);
+    }
+    return provider;
+  }
+
+  /** Unloads every block; a later job loads them again. */
+  async close(): Promise<void> {
+    const providers = [...this.#providers.values()];
+    this.#providers.clear();
+    const closed = await Promise.allSettled(providers.map((provider) => provider.close()));
+    const failed = closed.find((result) => result.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+  }
+}

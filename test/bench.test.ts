@@ -1,0 +1,78 @@
+/** `bench` through the built CLI on the shipped tiny model (2 steps, 128×128, one session per configuration). */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BenchReportSchema, MATRIX_CONFIGS } from '../src/bench/report.js';
+import { ERROR_EXIT_CODES } from '../src/errors.js';
+import { loadModel } from '../src/model/manifest.js';
+import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
+import { tempDir } from './helpers/model-folder.js';
+
+let root: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  root = await tempDir('sora-bench-');
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('bench', () => {
+  it('--json: a report that validates against its schema, a row per configuration and per block; files with -o', async () => {
+    const out = join(root, 'out');
+    const result = await cli(['bench', '--json', '--steps', '4', '--resolution', '128x128', '--repeat', '1', '--matrix', '-o', out, '--trace']);
+    expect(result.code, result.stderr).toBe(0);
+    const report = BenchReportSchema.parse(JSON.parse(result.stdout));
+
+    expect(report.matrix.map((row) => row.config)).toEqual([...MATRIX_CONFIGS]);
+    const row = (config: string) => report.matrix.find((r) => r.config === config)!;
+    expect(row('baseline').speedup?.cold).toEqual({ stdit: 1, total: 1 });
+    expect(row('baseline').evaluations).toBe(4);
+    // LPL leaps at half the steps (step 2 of 4: 3 evaluations); TDTM merges in every step.
+    expect(row('lpl').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false });
+    expect(row('lpl').evaluations).toBe(3);
+    expect(row('all').settings).toEqual({ lplStep: 2, tdtm: 'all', cidl: true });
+    expect(report.settings.memoryBudget).toBeGreaterThan(0);
+    for (const r of report.matrix) {
+      expect(r.cold.total.medianMs).toBeGreaterThanOrEqual(r.cold.denoise.medianMs);
+      expect(r.speedup!.warm.total).toBeCloseTo(row('baseline').warm.total.medianMs / r.warm.total.medianMs, 2);
+    }
+
+    // Every block the baseline runs, in pipeline order, between tokenize and encode; STDiT blocks once per step.
+    const model = await loadModel(join(ROOT, 'models', 'tiny'));
+    const runBlocks = model.blocks.filter((block) => !block.name.includes('TDTM')).map((block) => block.name);
+    expect(report.components.map((c) => c.name)).toEqual(['tokenize', ...runBlocks, 'encode']);
+    const st0 = report.components.find((c) => c.name === 'stdit3_ST_0')!;
+    expect(st0.callsPerRun).toBe(4);
+    expect(st0.load?.n).toBe(1);
+    expect(st0.runWarm.n).toBe(4);
+    expect(report.components.find((c) => c.name === 'vae_spatial_part1')!.callsPerRun).toBe(5); // 17 frames / 4
+
+    expect(JSON.parse(await readFile(join(out, 'bench.json'), 'utf8'))).toEqual(report);
+    const schema = JSON.parse(await readFile(join(out, 'bench.schema.json'), 'utf8')) as Record<string, any>;
+    expect(schema.$schema).toMatch(/json-schema\.org/);
+    expect(Object.keys(schema.properties)).toEqual(Object.keys(BenchReportSchema.shape));
+    const matrixCsv = (await readFile(join(out, 'matrix.csv'), 'utf8')).trimEnd().split('\n');
+    expect(matrixCsv[0]).toBe('config,state,part,evaluations,n,median_ms,min_ms,max_ms,speedup');
+    expect(matrixCsv).toHaveLength(1 + MATRIX_CONFIGS.length * 2 * 6);
+    const componentsCsv = (await readFile(join(out, 'components.csv'), 'utf8')).trimEnd().split('\n');
+    expect(componentsCsv).toHaveLength(1 + report.components.length);
+    expect(await readFile(join(out, 'matrix.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*CI-DL[\s\S]*<\/svg>\n$/);
+    const png = await sharp(join(out, 'matrix.png')).metadata();
+    expect(png.format).toBe('png');
+    const trace = JSON.parse(await readFile(join(out, 'trace.json'), 'utf8')) as { traceEvents: { name: string; args?: { name?: string } }[] };
+    const processes = trace.traceEvents.filter((e) => e.name === 'process_name').map((e) => e.args?.name);
+    expect(processes).toEqual(['baseline', 'LPL', 'TDTM', 'CI-DL', 'All']);
+  });
+
+  it('refuses bad flags before running anything', async () => {
+    const { USAGE } = ERROR_EXIT_CODES;
+    expectOneLineError(await cli(['bench', '--matrix', 'baseline,fast']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all');
+    expectOneLineError(await cli(['bench', '--matrix', 'lpl,lpl']), USAGE, '--matrix: names a configuration twice');
+    expectOneLineError(await cli(['bench', '--repeat', '0']), USAGE, '--repeat: must be an integer from 1 to 1000, got "0"');
+    expectOneLineError(await cli(['bench', '--trace']), USAGE, '--trace: needs -o <folder>');
+  });
+});
