@@ -59,7 +59,9 @@ describe('generate: bad input fails with one line before any work, and writes no
     [['--aes', 'high'], '--aes: must be a number from 0 to 10, got "high"'],
     [['--timestep-transform', 'linear'], '--timestep-transform: must be one of: opensora, ios, got "linear"'],
     [['--format', 'avi'], '--format: must be one of: mp4, webm, gif, frames, got "avi"'],
-    [['--backend', 'tensorflow'], '--backend: must be one of: onnx, got "tensorflow"'],
+    [['--backend', 'tensorflow'], '--backend: must be one of: onnx, coreml, got "tensorflow"'],
+    [['--execution-provider', 'tpu'], '--execution-provider: must be one of: cpu, cuda, coreml, got "tpu"'],
+    [['--compute-units', 'npu'], '--compute-units: must be one of: all, cpu, cpu-gpu, cpu-ane, got "npu"'],
   ])('%j → usage error', async (flags, message) => {
     expectOneLineError(await generate('a red ball', '-o', join(out, 'x.mp4'), '--model', model, ...flags), USAGE, message);
     await expectNothingWritten();
@@ -91,6 +93,15 @@ describe('generate: bad input fails with one line before any work, and writes no
       await generate('a red ball', '-o', join(out, 'x.mp4'), '--model', model, '--ffmpeg', '/nonexistent'),
       DEPENDENCY,
       '/nonexistent',
+    );
+    await expectNothingWritten();
+  });
+
+  it.skipIf(process.platform === 'darwin')('--backend coreml outside macOS', async () => {
+    expectOneLineError(
+      await generate('a red ball', '-o', join(out, 'x.mp4'), '--model', model, '--backend', 'coreml'),
+      DEPENDENCY,
+      'the CoreML backend needs macOS',
     );
     await expectNothingWritten();
   });

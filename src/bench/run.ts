@@ -11,7 +11,7 @@ import type { Model } from '../model/manifest.js';
 import type { CidlSettings } from '../pipeline/ci-dl.js';
 import type { GenerateResult, GenerateSettings } from '../pipeline/generate.js';
 import { latentShapeFor } from '../pipeline/latent.js';
-import { GenerateSession, jobOnnxBackend } from '../pipeline/session.js';
+import { GenerateSession, createJobBackend } from '../pipeline/session.js';
 import { Timeline } from '../pipeline/timeline.js';
 import { PRESETS, stepPolicies, type Preset } from '../policies/presets.js';
 import type { MatrixConfig } from './report.js';
@@ -77,7 +77,7 @@ async function runSession(plan: BenchPlan, config: MatrixConfig, rep: number): P
   const { model, settings, logger } = plan;
   const preset = configPreset(config, settings.steps);
   const cidl = preset.cidl ? plan.cidl : undefined;
-  const backend = jobOnnxBackend(cidl, logger);
+  const backend = createJobBackend({ backend: 'onnx' }, cidl, logger);
   const timeline = new Timeline();
   const session = new GenerateSession({ model, backend, logger, cidl, timeline });
   const video = join(plan.workDir, `${config}.mp4`);

@@ -2,7 +2,7 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import type { Backend } from '../runtime/backend.js';
-import { OnnxBackend } from '../runtime/onnx-backend.js';
+import { createBackend, type BackendChoice } from '../runtime/create-backend.js';
 import type { BlockProvider } from './block-provider.js';
 import type { CidlSettings } from './ci-dl.js';
 import {
@@ -14,10 +14,14 @@ import {
   type GenerateResult,
 } from './generate.js';
 
-/** The ONNX backend for jobs with these CI-DL settings (none: every block resident while its component runs). */
-export function jobOnnxBackend(cidl: CidlSettings | undefined, logger: Logger): OnnxBackend {
-  // Under CI-DL a resident block must hold only its weights, not also an arena of its largest activations.
-  return new OnnxBackend({ logger, ...(cidl && { activationArena: false }) });
+/** The backend the flags ask for, set up for these CI-DL settings (none: every block resident while its component runs). */
+export function createJobBackend(
+  choice: Omit<BackendChoice, 'logger' | 'onnx'>,
+  cidl: CidlSettings | undefined,
+  logger: Logger,
+): Backend {
+  // Under CI-DL a resident ONNX block must hold only its weights, not also an arena of its largest activations.
+  return createBackend({ ...choice, logger, onnx: cidl ? { activationArena: false } : {} });
 }
 
 /** What stays the same for every job of a session. */

@@ -11,10 +11,10 @@ import { ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, type ErrorCode 
 import { loadModel, type Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
-import { GenerateSession, jobOnnxBackend } from '../../pipeline/session.js';
+import { GenerateSession, createJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
-import type { OnnxBackend } from '../../runtime/onnx-backend.js';
+import type { Backend } from '../../runtime/backend.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { makeOutputFolder, OutputFiles, writeFileAtomically } from '../../video/output.js';
 import { sidecarJson } from '../../video/sidecar.js';
@@ -24,7 +24,7 @@ import { parseFlags } from '../flags.js';
 import { cidlSettings, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
-import { addJobOptions, DEFAULT_MODEL, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { addJobOptions, backendChoice, DEFAULT_MODEL, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 export const RESULTS_FILE = 'results.jsonl';
 const TRACE_FILE = 'trace.json';
@@ -60,7 +60,7 @@ interface Batch {
   readonly preset: Preset;
   readonly cidl: CidlSettings | undefined;
   readonly ffmpeg: Ffmpeg | undefined;
-  readonly backend: OnnxBackend;
+  readonly backend: Backend;
   readonly session: GenerateSession;
   readonly context: CliContext;
 }
@@ -80,10 +80,13 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const model = await loadModel(flags.model ?? DEFAULT_MODEL);
   const cidl = cidlSettings(flags, preset, model);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  await makeOutputFolder(folder);
+  const backend = createJobBackend(backendChoice(flags), cidl, context.logger);
+  await makeOutputFolder(folder).catch(async (error: unknown) => {
+    await backend.close();
+    throw error;
+  });
 
   const timeline = flags.trace === true ? new Timeline() : undefined;
-  const backend = jobOnnxBackend(cidl, context.logger);
   const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
   const batch: Batch = { flags, file: resolve(file), model, preset, cidl, ffmpeg, backend, session, context };
   const results = new Map<number, BatchResult>(problems.map((problem) => [problem.line, invalid(problem)]));

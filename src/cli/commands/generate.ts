@@ -8,12 +8,15 @@ import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { loadModel, type Model } from '../../model/manifest.js';
+import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
-import { jobOnnxBackend } from '../../pipeline/session.js';
+import { createJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
+import type { Backend } from '../../runtime/backend.js';
+import { BACKEND_KINDS, EXECUTION_PROVIDERS, type BackendChoice } from '../../runtime/create-backend.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
@@ -31,7 +34,6 @@ import { progressDisplay } from '../progress.js';
 /** The model shipped with the package, resolved from this file so it works from src/ and dist/ alike. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/tiny', import.meta.url));
 
-const BACKENDS = ['onnx'] as const;
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
 export function register(program: Command): void {
@@ -65,9 +67,16 @@ export function addJobOptions(command: Command): Command {
       'opensora',
     )
     .option('--overwrite', 'replace an existing output and sidecar')
-    .option('--backend <name>', BACKENDS.join(' | '), 'onnx')
+    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
+    .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
+    .option('--compute-units <units>', `CoreML: ${COMPUTE_UNITS.join(' | ')}`, 'all')
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
   return addMemoryOptions(addPolicyOptions(command));
+}
+
+/** What the backend flags ask for. */
+export function backendChoice(flags: Pick<JobFlags, 'backend' | 'executionProvider' | 'computeUnits'>): BackendChoice {
+  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
 }
 
 const AES_MESSAGE = 'must be a number from 0 to 10';
@@ -89,7 +98,9 @@ export const JOB_FLAGS = {
     .optional(),
   timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
   overwrite: z.boolean().optional(),
-  backend: z.enum(BACKENDS, `must be one of: ${BACKENDS.join(', ')}`),
+  backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
+  executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
+  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`),
   ffmpeg: z.string().min(1, 'must name a file').optional(),
   ...POLICY_FLAGS,
   ...MEMORY_FLAGS,
@@ -162,15 +173,19 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   const cidl = cidlSettings(flags, preset, model);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
+  // Before the output is reserved: an unusable backend (CoreML outside macOS) must leave nothing behind.
+  const backend = createJobBackend(backendChoice(flags), cidl, context.logger);
   const output = await OutputFiles.prepare(
     flags.output,
     sidecarPath,
     format === 'frames' ? 'directory' : 'file',
     flags.overwrite === true,
-  );
+  ).catch(async (error: unknown) => {
+    await backend.close();
+    throw error;
+  });
 
   const progress = progressDisplay(process.stderr);
-  const backend = jobOnnxBackend(cidl, context.logger);
   let result: GenerateResult;
   let sheet: Buffer | undefined;
   const renderSheet = async (frames: readonly Uint8Array[]): Promise<void> => {
@@ -231,7 +246,7 @@ export interface SidecarInputs {
   readonly speedups: { readonly preset: string } & Pick<Preset, 'lpl' | 'tdtm'>;
   readonly result: GenerateResult;
   readonly ffmpeg: Ffmpeg | undefined;
-  readonly backend: OnnxBackend;
+  readonly backend: Backend;
 }
 
 export function sidecarFor({ output, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {
