@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BLOCK_KINDS } from '../src/model/contract.js';
 import { blockSource, loadModel, type Model } from '../src/model/manifest.js';
 import type { Backend } from '../src/runtime/backend.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
@@ -11,18 +12,6 @@ import { GOLDEN_DIR, maxRelativeError, readGolden, TINY_MODEL } from './helpers/
 const BLOCK_GOLDENS = readdirSync(fileURLToPath(GOLDEN_DIR))
   .filter((file) => file.endsWith('.json') && !file.startsWith('sampler-'))
   .sort();
-
-const KINDS_COVERED = [
-  't5-embed',
-  't5-layer',
-  't5-final-norm',
-  'stdit-part1',
-  'stdit-st',
-  'stdit-tdtm',
-  'stdit-part2',
-  'vae-temporal',
-  'vae-spatial',
-];
 
 describe('tiny-model blocks through the ONNX backend match the PyTorch golden outputs', () => {
   let model: Model;
@@ -40,7 +29,7 @@ describe('tiny-model blocks through the ONNX backend match the PyTorch golden ou
   it('has golden data for every block kind of the contract', async () => {
     const names = new Set(await Promise.all(BLOCK_GOLDENS.map(async (file) => (await readGolden(file)).block)));
     const kinds = new Set(model.blocks.filter((b) => names.has(b.name)).map((b) => b.kind));
-    expect([...kinds].sort()).toEqual([...KINDS_COVERED].sort());
+    expect([...kinds].sort()).toEqual([...BLOCK_KINDS].sort());
   });
 
   it.each(BLOCK_GOLDENS)('%s: max relative error ≤ 1e-4', async (file) => {
