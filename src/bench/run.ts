@@ -77,7 +77,7 @@ async function runSession(plan: BenchPlan, config: MatrixConfig, rep: number): P
   const { model, settings, logger } = plan;
   const preset = configPreset(config, settings.steps);
   const cidl = preset.cidl ? plan.cidl : undefined;
-  const backend = createJobBackend({ backend: 'onnx' }, cidl, logger);
+  const backend = createJobBackend({ backend: 'onnx' }, cidl, model, logger);
   const timeline = new Timeline();
   const session = new GenerateSession({ model, backend, logger, cidl, timeline });
   const video = join(plan.workDir, `${config}.mp4`);

@@ -148,6 +148,8 @@ export class CidlScheduler implements BlockProvider {
   #previousCycle: Slot[] = [];
   #cycles = 0;
   #prefixIntact = true;
+  /** Whether a release of the current step has measured its window (see #steady). */
+  #measuredInCycle = false;
   readonly #blocksPerCycle: number[] = [0];
   readonly #loadsPerCycle: number[] = [0];
   readonly #residentPerCycle: number[] = [];
@@ -185,6 +187,8 @@ export class CidlScheduler implements BlockProvider {
 
   async release(blockName: string): Promise<void> {
     const slot = this.#slot(blockName);
+    if (this.#steady(slot)) return;
+    this.#measuredInCycle = true;
     // The run freed its activations into the allocator's per-thread arenas: hand them back to the OS, so the next
     // window starts from what is really in use.
     mallocTrim();
@@ -243,6 +247,7 @@ export class CidlScheduler implements BlockProvider {
       this.#cycle = [];
       this.#cycles++;
       this.#prefixIntact = true;
+      this.#measuredInCycle = false;
       this.#blocksPerCycle.push(0);
       this.#loadsPerCycle.push(0);
       for (const stale of this.#slots.values()) {
@@ -416,6 +421,21 @@ export class CidlScheduler implements BlockProvider {
       }
     }
     if (!slot.resident) this.#prefixIntact = false;
+  }
+
+  /**
+   * A turn with nothing to decide: the block was resident before it ran, nothing but resident blocks was loaded since
+   * the last measurement, no unload is under way, and the plan is far from the budget. Such a release skips the
+   * malloc_trim and the peak reading (each costs more than a small block's run, and a trim hands the next run's
+   * activations back to the OS). The kernel's high-water mark is not reset meanwhile, so the next window measured
+   * still sees the peak of the turns skipped, with every block loaded in them; and one release per step measures.
+   */
+  #steady(slot: Slot): boolean {
+    if (!slot.resident || this.#fixed === undefined || !this.#measuredInCycle || this.#unloads.size > 0) return false;
+    for (const other of this.#window) if (!other.resident || other.handle === undefined) return false;
+    for (const other of this.#slots.values()) if (!other.resident && other.handle !== undefined) return false;
+    const { bytes } = this.#options.budget;
+    return Math.max(this.#peak, this.#predictedPeak(this.#residents()).peak) <= bytes - 4 * budgetReserve(bytes);
   }
 
   #residencyChanged(): void {

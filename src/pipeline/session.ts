@@ -4,7 +4,9 @@ import type { Component } from '../model/contract.js';
 import type { Backend } from '../runtime/backend.js';
 import { createBackend, type BackendChoice } from '../runtime/create-backend.js';
 import type { BlockProvider } from './block-provider.js';
-import type { CidlSettings } from './ci-dl.js';
+import type { Model } from '../model/manifest.js';
+import { processMemory } from '../native/memory.js';
+import { budgetReserve, type CidlSettings } from './ci-dl.js';
 import {
   blockProvider,
   generate,
@@ -14,14 +16,33 @@ import {
   type GenerateResult,
 } from './generate.js';
 
+/**
+ * Room asked of the budget, per byte of the model's weights, before CI-DL keeps ORT's activation arenas: the weights,
+ * an arena of about 3× them per resident block, and as much again for the working set of a run and slack.
+ */
+const ARENA_ROOM_PER_WEIGHT_BYTE = 8;
+
+/**
+ * Whether the budget is so far above what the whole model can take that every block stays resident with its
+ * activation arena: then the arena stays on (without it, every run allocates and faults in its activations again).
+ * The scheduler still measures the arenas (they show in the working set) and sheds blocks if they do not fit.
+ */
+export function budgetHoldsArenas(cidl: CidlSettings, model: Model, inUse: number = processMemory().rss): boolean {
+  const weights = model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
+  return inUse + ARENA_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(cidl.budget.bytes) <= cidl.budget.bytes;
+}
+
 /** The backend the flags ask for, set up for these CI-DL settings (none: every block resident while its component runs). */
 export function createJobBackend(
   choice: Omit<BackendChoice, 'logger' | 'onnx'>,
   cidl: CidlSettings | undefined,
+  model: Model,
   logger: Logger,
 ): Backend {
-  // Under CI-DL a resident ONNX block must hold only its weights, not also an arena of its largest activations.
-  return createBackend({ ...choice, logger, onnx: cidl ? { activationArena: false } : {} });
+  // Under a budget that binds, a resident ONNX block must hold only its weights, not also an arena of its largest
+  // activations; under an ample one the arenas are kept, as without CI-DL.
+  const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
+  return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
 }
 
 /** What stays the same for every job of a session. */

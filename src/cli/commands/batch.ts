@@ -80,7 +80,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const model = await loadModel(flags.model ?? DEFAULT_MODEL);
   const cidl = cidlSettings(flags, preset, model);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  const backend = createJobBackend(backendChoice(flags), cidl, context.logger);
+  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
   await makeOutputFolder(folder).catch(async (error: unknown) => {
     await backend.close();
     throw error;

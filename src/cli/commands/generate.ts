@@ -174,7 +174,7 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Before the output is reserved: an unusable backend (CoreML outside macOS) must leave nothing behind.
-  const backend = createJobBackend(backendChoice(flags), cidl, context.logger);
+  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
   const output = await OutputFiles.prepare(
     flags.output,
     sidecarPath,
