@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from sora.folder_compare import compare_folders
+from sora.folder_compare import check_regenerates
 from sora.golden_io import Golden, write_golden
 from sora.reference_sampler import IOS, OPENSORA, SamplerConfig, sample
 from sora.stdit3 import block_diagonal_mask
@@ -224,24 +223,13 @@ def write_all(out_dir: Path) -> List[Path]:
     ]
 
 
-def check(out_dir: Path) -> int:
-    with tempfile.TemporaryDirectory() as scratch:
-        write_all(Path(scratch))
-        problems = compare_folders(Path(scratch), out_dir)
-    if problems:
-        print(f"{out_dir} differs from a fresh run:", *problems, sep="\n  ")
-        return 1
-    print(f"{out_dir} is byte-identical to a fresh run")
-    return 0
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="golden folder (default: test/fixtures/golden)")
     parser.add_argument("--check", action="store_true", help="compare a fresh run with --out instead of writing")
     args = parser.parse_args(argv)
     if args.check:
-        return check(args.out)
+        return check_regenerates(write_all, args.out)
     paths = write_all(args.out)
     print(f"wrote {len(paths)} files, {sum(path.stat().st_size for path in paths)} bytes, to {args.out}")
     return 0

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from sora.folder_compare import compare_folders, folder_files
+from sora.folder_compare import check_regenerates, folder_files
 from sora.manifest import MANIFEST_NAME, architecture_dict, build_manifest, check_can_write, write_manifest
 from sora.onnx_export import export_units, model_units
 from sora.tiny_model import DEFAULTS, DESCRIPTION, MODEL_NAME, build_tiny_modules
@@ -49,18 +48,6 @@ def listed_files(manifest: Dict[str, Any]) -> set:
     return {entry["path"] for entry in entries} | {MANIFEST_NAME}
 
 
-def check(out_dir: Path) -> int:
-    with tempfile.TemporaryDirectory() as scratch:
-        fresh = Path(scratch) / "tiny"
-        write_tiny_model(fresh)
-        problems = compare_folders(fresh, out_dir)
-    if problems:
-        print(f"{out_dir} differs from a fresh build:", *problems, sep="\n  ")
-        return 1
-    print(f"{out_dir} is byte-identical to a fresh build")
-    return 0
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model folder (default: models/tiny)")
@@ -68,7 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace a folder that holds a different model")
     args = parser.parse_args(argv)
     if args.check:
-        return check(args.out)
+        return check_regenerates(write_tiny_model, args.out)
     manifest = write_tiny_model(args.out, args.overwrite)
     files = folder_files(args.out)
     stale = sorted(files.keys() - listed_files(manifest))
