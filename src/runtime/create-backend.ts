@@ -2,12 +2,12 @@ import type { Logger } from 'pino';
 import type { ComputeUnits } from '../native/coreml.js';
 import type { Backend } from './backend.js';
 import { createCoreMLBackend } from './coreml-backend.js';
-import { OnnxBackend, type ExecutionProvider, type OnnxBackendOptions } from './onnx-backend.js';
+import { EXECUTION_PROVIDERS, OnnxBackend, type ExecutionProvider, type OnnxBackendOptions } from './onnx-backend.js';
 
 export const BACKEND_KINDS = ['onnx', 'coreml'] as const;
 export type BackendKind = (typeof BACKEND_KINDS)[number];
 
-export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const satisfies readonly ExecutionProvider[];
+export { EXECUTION_PROVIDERS };
 
 export interface BackendChoice {
   readonly backend: BackendKind;

@@ -21,7 +21,6 @@ import { createLogger, type Logger } from '../logging.js';
 import { nameMismatch } from '../model/contract.js';
 import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors, RunOptions } from './backend.js';
 import type {
-  ExecutionProvider,
   LoadResult,
   RunResult,
   WorkerData,
@@ -30,7 +29,9 @@ import type {
   WorkerSessionOptions,
 } from './onnx-worker.js';
 
-export type { ExecutionProvider } from './onnx-worker.js';
+/** Not a value of onnx-worker.ts: importing that module outside a worker would start its message loop. */
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 export interface OnnxBackendOptions {
   /** Requested execution provider (default cpu); falls back to cpu, with a warning, when it cannot be used. */

@@ -7,8 +7,10 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors.js';
 import { TENSOR_DTYPES, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
+// Type-only: importing a value from the backend module would load it into every worker.
+import type { ExecutionProvider } from './onnx-backend.js';
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'coreml';
+
 
 export interface WorkerSessionOptions {
   readonly intraOpThreads?: number;
