@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BatchResult } from '../src/batch/results.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
-import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
+import { assertBuilt, cli, expectOneLineError, ROOT, TEST_MODEL_ENV } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
 
 const FAST = ['--steps', '2', '--resolution', '128x128', '--seed', '5'];
@@ -135,7 +135,7 @@ describe('batch', () => {
     const args = ['batch', file, '-o', out, ...FAST];
     // Ctrl-C once the first video is in place: the prompt running then is stopped, the rest not started.
     const interrupted = await new Promise<{ code: number | null; stdout: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [join(ROOT, 'bin', 'ondevice-sora'), ...args], { cwd: ROOT });
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'ondevice-sora'), ...args], { cwd: ROOT, env: { ...process.env, ...TEST_MODEL_ENV } });
       let stdout = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
       const poll = setInterval(() => {

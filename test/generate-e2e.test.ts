@@ -4,7 +4,7 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findFfmpeg } from '../src/video/ffmpeg.js';
-import { assertBuilt, cli, ROOT } from './helpers/cli.js';
+import { assertBuilt, cli, ROOT, TEST_MODEL_ENV } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
 import { decodeRgbFrames, probeVideo } from './helpers/video-probe.js';
 
@@ -114,6 +114,7 @@ describe('interrupting generate', () => {
     await mkdir(folder);
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'ondevice-sora'), 'generate', PROMPT, '-o', join(folder, 'x.mp4')], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...TEST_MODEL_ENV },
     });
     let stderr = '';
     child.stderr.setEncoding('utf8');

@@ -65,6 +65,18 @@ T5_CONFIGS: Dict[str, T5Config] = {
         relative_attention_max_distance=128,
         layer_norm_eps=1e-6,
     ),
+    # The shapes world's text encoder (sora/shapes_model.py): a word-level vocabulary of ~40 words.
+    "shapes": T5Config(
+        vocab_size=256,
+        d_model=64,
+        num_layers=3,
+        num_heads=4,
+        d_kv=16,
+        d_ff=128,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        layer_norm_eps=1e-6,
+    ),
 }
 
 
@@ -109,6 +121,7 @@ class STDiT3Config:
 STDIT3_CONFIGS: Dict[str, STDiT3Config] = {
     "STDiT3-XL/2": STDiT3Config(depth=28, hidden_size=1152, num_heads=16, mlp_ratio=4.0, caption_channels=4096),
     "tiny": STDiT3Config(depth=4, hidden_size=64, num_heads=4, mlp_ratio=4.0, caption_channels=64),
+    "shapes": STDiT3Config(depth=4, hidden_size=128, num_heads=4, mlp_ratio=4.0, caption_channels=64),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import string
 from pathlib import Path
+from typing import Sequence
 
 from sora.jsonio import write_canonical_json
 
@@ -70,9 +71,9 @@ def _ranked(pieces: list[str], top: float) -> list[tuple[str, float]]:
     return [(piece, round(top - rank * RANK_STEP, 6)) for rank, piece in enumerate(pieces)]
 
 
-def base_pieces() -> list[tuple[str, float]]:
+def base_pieces(prompt_words: Sequence[str] = PROMPT_WORDS) -> list[tuple[str, float]]:
     """Specials, `▁`, words, suffixes and characters with their scores, before padding."""
-    words = [WORD_MARK + word for word in PROMPT_WORDS]
+    words = [WORD_MARK + word for word in prompt_words]
     marked_chars = [WORD_MARK + ch for ch in CHARACTERS if WORD_MARK + ch not in words]
     pieces = (
         [(token, 0.0) for token in SPECIAL_TOKENS]
@@ -135,9 +136,11 @@ def _post_processor(eos_id: int) -> dict:
     }
 
 
-def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE) -> tuple[dict, dict]:
+def build_tokenizer(
+    vocab_size: int = DEFAULT_VOCAB_SIZE, prompt_words: Sequence[str] = PROMPT_WORDS
+) -> tuple[dict, dict]:
     """Returns (tokenizer.json, tokenizer_config.json) contents for a vocabulary of exactly `vocab_size` pieces."""
-    pieces = base_pieces()
+    pieces = base_pieces(prompt_words)
     if vocab_size < len(pieces):
         raise ValueError(f"vocab_size {vocab_size} is smaller than the {len(pieces)} base pieces")
     extra_ids = extra_id_tokens(vocab_size - len(pieces))
@@ -171,11 +174,13 @@ def build_tokenizer(vocab_size: int = DEFAULT_VOCAB_SIZE) -> tuple[dict, dict]:
     return tokenizer, config
 
 
-def write_tokenizer(out_dir: str | Path, vocab_size: int = DEFAULT_VOCAB_SIZE) -> list[Path]:
+def write_tokenizer(
+    out_dir: str | Path, vocab_size: int = DEFAULT_VOCAB_SIZE, prompt_words: Sequence[str] = PROMPT_WORDS
+) -> list[Path]:
     """Writes tokenizer.json and tokenizer_config.json into out_dir; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tokenizer, config = build_tokenizer(vocab_size)
+    tokenizer, config = build_tokenizer(vocab_size, prompt_words)
     return [
         write_canonical_json(out_dir / "tokenizer.json", tokenizer),
         write_canonical_json(out_dir / "tokenizer_config.json", config),

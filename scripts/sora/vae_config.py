@@ -80,6 +80,16 @@ VAE_CONFIGS: Dict[str, VAEConfig] = {
         temporal=TemporalVAEConfig(filters=8, num_groups=4),
         spatial=SpatialVAEConfig(block_out_channels=(8, 16, 20, 20), norm_num_groups=4),
     ),
+    # The shapes world's VAE (sora/shapes_model.py), trained here; scale, shift and the 2-D scaling factor are
+    # measured on its training latents and replaced when the model is exported.
+    "shapes": VAEConfig(
+        name="shapes",
+        # Two norm groups: a GroupNorm keeps only the direction of each group's channel vector on a flat image, so
+        # the 8-channel last level needs 4 channels a group to carry a colour through conv_norm_out.
+        temporal=TemporalVAEConfig(filters=16, num_groups=2),
+        # A larger epsilon: frames of flat colour give groups of near-zero variance, which 1e-6 would blow up.
+        spatial=SpatialVAEConfig(block_out_channels=(8, 16, 32, 64), norm_num_groups=2, norm_eps=1e-3),
+    ),
 }
 
 

@@ -34,6 +34,11 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora bench --matrix baseline,lpl --repeat 5 --json > bench.json',
     'ondevice-sora bench --model synth/ --matrix --memory-budget 2G -o out/ --trace',
   ],
+  eval: [
+    'ondevice-sora eval                                    # models/shapes, every configuration, all held-out prompts',
+    'ondevice-sora eval --configs baseline,lpl15,paper --prompts 4 --seeds 2 --report eval.json',
+    'ondevice-sora eval --video ball.mp4 --prompt "a red circle moving left on a black background"',
+  ],
   models: ['ondevice-sora models list', 'ondevice-sora models inspect models/tiny', 'ondevice-sora models verify models/tiny'],
   'models inspect': ['ondevice-sora models inspect models/tiny', 'ondevice-sora models inspect ~/sora-coreml --json'],
   'models verify': ['ondevice-sora models verify models/tiny'],

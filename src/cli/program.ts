@@ -6,6 +6,7 @@ import { addExamples } from './help-examples.js';
 import { register as registerBatch } from './commands/batch.js';
 import { register as registerBench } from './commands/bench.js';
 import { register as registerDoctor } from './commands/doctor.js';
+import { register as registerEval } from './commands/eval.js';
 import { register as registerGenerate } from './commands/generate.js';
 import { register as registerModels } from './commands/models.js';
 
@@ -20,7 +21,7 @@ export function createProgram(): Command {
     // Errors come back to main() as exceptions instead of commander calling process.exit; subcommands created
     // after this inherit it.
     .exitOverride();
-  for (const register of [registerGenerate, registerBatch, registerBench, registerModels, registerDoctor]) register(program);
+  for (const register of [registerGenerate, registerBatch, registerBench, registerEval, registerModels, registerDoctor]) register(program);
   addExamples(program);
   return program;
 }

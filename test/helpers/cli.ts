@@ -8,6 +8,9 @@ import { expect } from 'vitest';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'ondevice-sora');
 
+/** CLI tests run on the random-weight tiny model (fast, any resolution) unless a test names another. */
+export const TEST_MODEL_ENV = { ONDEVICE_SORA_MODEL: join(ROOT, 'models', 'tiny') };
+
 export interface CliResult {
   readonly code: number;
   readonly stdout: string;
@@ -23,7 +26,7 @@ export function cli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promi
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', ...env }, maxBuffer: 64 << 20 },
+      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1', ...TEST_MODEL_ENV, ...env }, maxBuffer: 64 << 20 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr }),
     );
   });

@@ -24,7 +24,8 @@ import { parseFlags } from '../flags.js';
 import { cidlSettings, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
-import { addJobOptions, backendChoice, DEFAULT_MODEL, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { defaultModelDir } from '../../model/default-model.js';
+import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 export const RESULTS_FILE = 'results.jsonl';
 const TRACE_FILE = 'trace.json';
@@ -77,7 +78,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
 
   const finished = await finishedJobs(plan.jobs, flags);
   const todo = plan.jobs.filter((job) => !finished.has(job));
-  const model = await loadModel(flags.model ?? DEFAULT_MODEL);
+  const model = await loadModel(flags.model ?? defaultModelDir());
   const cidl = cidlSettings(flags, preset, model);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
   const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);

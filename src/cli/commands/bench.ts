@@ -27,7 +27,8 @@ import { collectVersions } from '../../video/sidecar.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
-import { DEFAULT_MODEL, JOB_FLAGS, settingsFor } from './generate.js';
+import { defaultModelDir } from '../../model/default-model.js';
+import { JOB_FLAGS, MODEL_HELP, settingsFor } from './generate.js';
 
 /** Fixed, so runs on different machines or days generate the same thing. */
 const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
@@ -37,7 +38,7 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description('measure load and run time of every block, cold and warm, and the speed-ups of LPL, TDTM and CI-DL')
-    .option('--model <dir>', `model folder (default: the shipped ${displayPath(DEFAULT_MODEL)})`)
+    .option('--model <dir>', MODEL_HELP)
     .option('--steps <n>', "denoising steps (default: the model's)")
     .option('--resolution <WxH>', "width x height, multiples of 16 (default: the model's)")
     .option('--num-frames <n>', "frames, a multiple of 17 (default: the model's)")
@@ -86,7 +87,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
     throw new SoraError('USAGE', '--trace: needs -o <folder> to write trace.json into');
   }
   const configs: MatrixConfig[] = ['baseline', ...(flags.matrix ?? []).filter((config) => config !== 'baseline')];
-  const model = await loadModel(flags.model ?? DEFAULT_MODEL);
+  const model = await loadModel(flags.model ?? defaultModelDir());
   // The model's defaults for everything but what the flags set (bench has no --cfg-scale, --fps, --aes).
   const settings = settingsFor(BENCH_PROMPT, { ...flags, timestepTransform: 'opensora' }, model);
   const withCidl = configs.some((config) => config === 'cidl' || config === 'all');

@@ -13,7 +13,7 @@ import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { cliContext, type CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
-import { DEFAULT_MODEL } from './generate.js';
+import { defaultModelDir } from '../../model/default-model.js';
 
 const run = promisify(execFile);
 
@@ -113,11 +113,11 @@ async function checkExecutionProviders(ort: Ort | undefined, model: Model | unde
 
 async function checkModel(): Promise<{ check: Check; model: Model | undefined }> {
   try {
-    const model = await loadModel(DEFAULT_MODEL);
+    const model = await loadModel(defaultModelDir());
     const detail = `${displayPath(model.dir)}: ${model.name}, ${model.blocks.length} blocks (generate's default)`;
     return { check: check('model', 'ok', detail), model };
   } catch (error) {
-    const fix = 'reinstall the package (models/tiny ships with it), or pass --model <dir> to generate';
+    const fix = 'reinstall the package (models/shapes ships with it), or pass --model <dir> to generate';
     return { check: check('model', 'fail', errorMessage(error), fix), model: undefined };
   }
 }

@@ -2,11 +2,11 @@
 import { randomInt } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
+import { defaultModelDir, MODEL_ENV, SHIPPED_MODELS } from '../../model/default-model.js';
 import { loadModel, type Model } from '../../model/manifest.js';
 import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
@@ -31,8 +31,8 @@ import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 
-/** The model shipped with the package, resolved from this file so it works from src/ and dist/ alike. */
-export const DEFAULT_MODEL = fileURLToPath(new URL('../../../models/tiny', import.meta.url));
+/** Help text of --model, shared by every command that loads a model. */
+export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
 
@@ -52,7 +52,7 @@ export function register(program: Command): void {
 /** The options of one generation, shared with `batch` (which applies them to every prompt). */
 export function addJobOptions(command: Command): Command {
   command
-    .option('--model <dir>', `model folder (default: the shipped ${displayPath(DEFAULT_MODEL)})`)
+    .option('--model <dir>', MODEL_HELP)
     .option('--steps <n>', "denoising steps (default: the model's)")
     .option('--cfg-scale <s>', "classifier-free guidance scale (default: the model's)")
     .option('--seed <n>', 'random seed; the same seed gives the same video (default: a random one, reported)')
@@ -168,7 +168,7 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
     throw new SoraError('USAGE', `--output: ${flags.output} is where the sidecar goes; choose another name`);
   }
   if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
-  const model = await loadModel(flags.model ?? DEFAULT_MODEL);
+  const model = await loadModel(flags.model ?? defaultModelDir());
   const settings = settingsFor(prompt, flags, model);
   const cidl = cidlSettings(flags, preset, model);
   const timeline = flags.trace === true ? new Timeline() : undefined;

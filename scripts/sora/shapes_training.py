@@ -1,0 +1,518 @@
+"""Training of the shapes model, in four resumable stages (scripts/train_shapes.py runs them).
+
+1. `vae-spatial`: the 2-D VAE decoder (SDXL layout) with a small training-only encoder, on single frames.
+2. `vae-temporal`: the temporal VAE decoder (Open-Sora layout) with its training-only encoder, on 17-frame clips of
+   frozen 2-D latents; the loss also looks at pixels through the frozen 2-D decoder.
+3. `latents`: every training video encoded once; per-channel shift/scale measured (the VAE's normalisation).
+4. `dit`: the T5 encoder and STDiT3 trained together with Open-Sora 1.2's rectified-flow objective
+   (x_t = (1 - τ)·x0 + τ·ε, target velocity x0 - ε, 10% caption dropout to the learned-null caption).
+
+Each stage saves a checkpoint (model, optimiser, data RNG) every few minutes and on finishing, written under a
+temporary name and renamed; run again, a stage continues from its checkpoint, and a finished stage is skipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sora.configs import get_stdit3_config, get_t5_config
+from sora.reference_sampler import transform_ratio
+from sora.shapes_world import (
+    MOTION_BY_NAME,
+    NUM_FRAMES,
+    SIZE,
+    Attributes,
+    render,
+    sample_trajectory,
+    training_caption,
+    training_combinations,
+)
+from sora.stdit3 import MASK_VALUE, STDiT3, stdit_block_pair, stdit_part1, stdit_part2
+from sora.t5_encoder import T5EncoderModel, additive_mask
+from sora.unigram import UnigramTokenizer
+from sora.vae import OpenSoraVAEDecoder
+from sora.vae_config import get_vae_config
+from sora.vae_encoders import SpatialEncoder, TemporalEncoder
+
+CONFIG_NAME = "shapes"
+CHUNK = 17  # frames per temporal-VAE chunk
+LATENT_NOISE = 0.1  # fixed-variance latent noise in VAE training: decoders learn to tolerate imprecise latents
+LATENT_PENALTY = 1e-3  # keeps the deterministic latents O(1) so that the fixed noise stays meaningful
+CHECKPOINT_EVERY_S = 300.0
+FPS = 24.0
+
+
+def log(message: str) -> None:
+    print(time.strftime("%H:%M:%S"), message, flush=True)
+
+
+# ============================================================================================
+# Checkpoints
+# ============================================================================================
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def load_checkpoint(path: Path) -> Optional[dict]:
+    return torch.load(path, map_location="cpu") if path.exists() else None
+
+
+@dataclass
+class Loop:
+    """Step counting, periodic checkpoints and a wall-clock budget shared by the stages."""
+
+    steps: int
+    budget_s: float
+    save: Callable[[int, bool], None]
+    log_every: int = 50
+
+    def run(self, start: int, step_fn: Callable[[int], Dict[str, float]]) -> int:
+        began = last_save = time.time()
+        totals: Dict[str, float] = {}
+        step = start
+        while step < self.steps and time.time() - began < self.budget_s:
+            for key, value in step_fn(step).items():
+                totals[key] = totals.get(key, 0.0) + value
+            step += 1
+            if step % self.log_every == 0:
+                means = " ".join(f"{k} {v / self.log_every:.5f}" for k, v in totals.items())
+                log(f"step {step}/{self.steps} {means} ({(time.time() - began) / (step - start):.2f} s/step)")
+                totals = {}
+            if time.time() - last_save > CHECKPOINT_EVERY_S:
+                self.save(step, False)
+                last_save = time.time()
+        self.save(step, step >= self.steps)
+        return step
+
+
+def _rng_state(rng: random.Random) -> dict:
+    return {"python": rng.getstate(), "torch": torch.get_rng_state()}
+
+
+def _restore_rng(rng: random.Random, state: dict) -> None:
+    rng.setstate(state["python"])
+    torch.set_rng_state(state["torch"])
+
+
+# ============================================================================================
+# Data
+# ============================================================================================
+
+
+def to_unit(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] -> float [..., 3, H, W] in [-1, 1]."""
+    tensor = torch.from_numpy(frames).float().div(127.5).sub(1.0)
+    return tensor.movedim(-1, -3)
+
+
+def random_clip(rng: random.Random, combos: Sequence[Attributes], frames: int) -> np.ndarray:
+    """`frames` consecutive frames of a random training video, starting at a chunk boundary."""
+    attrs = rng.choice(combos)
+    traj = sample_trajectory(MOTION_BY_NAME[attrs.motion], rng)
+    start = rng.randrange(0, NUM_FRAMES - frames + 1, CHUNK) if frames > 1 else rng.randrange(NUM_FRAMES)
+    window = slice(start, start + frames)
+    return render(attrs, type(traj)(traj.cx[window], traj.cy[window], traj.half[window]))
+
+
+# ============================================================================================
+# Stage 1: 2-D VAE
+# ============================================================================================
+
+
+def _adamw(params, lr: float):
+    return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+
+
+def _warmup_lr(opt, step: int, base: float, warmup: int = 100) -> None:
+    for group in opt.param_groups:
+        group["lr"] = base * min(1.0, (step + 1) / warmup)
+
+
+def _step(opt, loss: torch.Tensor, params) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    # Loss spikes (a rare batch of near-flat frames) would otherwise undo minutes of training in one step.
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
+def train_vae_spatial(work: Path, steps: int, budget_s: float, batch: int = 32, lr: float = 5e-4) -> None:
+    path = work / "vae_spatial.pt"
+    state = load_checkpoint(path)
+    if state and state["done"]:
+        log("vae-spatial: done already")
+        return
+    decoder = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).spatial_vae.module
+    encoder = SpatialEncoder()
+    params = [*encoder.parameters(), *decoder.parameters()]
+    opt = _adamw(params, lr)
+    rng = random.Random(1)
+    torch.manual_seed(1)
+    start = 0
+    if state:
+        encoder.load_state_dict(state["encoder"])
+        decoder.load_state_dict(state["decoder"])
+        opt.load_state_dict(state["opt"])
+        _restore_rng(rng, state["rng"])
+        start = state["step"]
+    combos = training_combinations()
+
+    def step_fn(step: int) -> Dict[str, float]:
+        _warmup_lr(opt, step, lr)
+        x = to_unit(np.concatenate([random_clip(rng, combos, 1) for _ in range(batch)]))
+        mu = encoder(x)
+        recon = decoder.decode(mu + LATENT_NOISE * torch.randn_like(mu))
+        l1 = (recon - x).abs().mean()
+        mse = (recon - x).pow(2).mean()
+        penalty = mu.pow(2).mean()
+        _step(opt, l1 + mse + LATENT_PENALTY * penalty, params)
+        return {"l1": l1.item(), "mse": mse.item(), "mu2": penalty.item()}
+
+    def save(step: int, done: bool) -> None:
+        save_checkpoint(
+            path,
+            dict(step=step, done=done, encoder=encoder.state_dict(), decoder=decoder.state_dict(),
+                 opt=opt.state_dict(), rng=_rng_state(rng)),
+        )
+
+    log(f"vae-spatial: from step {start}")
+    Loop(steps, budget_s, save).run(start, step_fn)
+
+
+def load_spatial(work: Path) -> Tuple[SpatialEncoder, torch.nn.Module]:
+    state = load_checkpoint(work / "vae_spatial.pt")
+    if not state or not state["done"]:
+        raise SystemExit("vae-spatial has not finished; run that stage first")
+    encoder = SpatialEncoder()
+    encoder.load_state_dict(state["encoder"])
+    decoder = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).spatial_vae.module
+    decoder.load_state_dict(state["decoder"])
+    for module in (encoder, decoder):
+        module.eval().requires_grad_(False)
+    return encoder, decoder
+
+
+def encode_frames(encoder: SpatialEncoder, frames: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """[N, 3, H, W] -> [N, 4, h, w] latent means."""
+    with torch.no_grad():
+        return torch.cat([encoder(piece) for piece in frames.split(chunk)])
+
+
+# ============================================================================================
+# Stage 2: temporal VAE
+# ============================================================================================
+
+
+def _clips_to_latents(encoder: SpatialEncoder, clips: np.ndarray) -> torch.Tensor:
+    """uint8 [B, F, H, W, 3] -> 2-D latents [B, 4, F, h, w]."""
+    batch, frames = clips.shape[:2]
+    flat = to_unit(clips.reshape(batch * frames, *clips.shape[2:]))
+    return encode_frames(encoder, flat).unflatten(0, (batch, frames)).transpose(1, 2)
+
+
+def measure_scaling(encoder: SpatialEncoder, rng: random.Random, combos, samples: int = 256) -> float:
+    """1 / std of the 2-D latents: Open-Sora multiplies them by this factor before the temporal VAE."""
+    frames = np.concatenate([random_clip(rng, combos, 1) for _ in range(samples)])
+    return float(1.0 / encode_frames(encoder, to_unit(frames)).std())
+
+
+def train_vae_temporal(work: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 5e-4) -> None:
+    path = work / "vae_temporal.pt"
+    state = load_checkpoint(path)
+    if state and state["done"]:
+        log("vae-temporal: done already")
+        return
+    spatial_encoder, spatial_decoder = load_spatial(work)
+    temporal = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).temporal_vae
+    encoder = TemporalEncoder()
+    params = [*encoder.parameters(), *temporal.parameters()]
+    opt = _adamw(params, lr)
+    rng = random.Random(2)
+    torch.manual_seed(2)
+    combos = training_combinations()
+    start = 0
+    if state:
+        encoder.load_state_dict(state["encoder"])
+        temporal.load_state_dict(state["temporal"])
+        opt.load_state_dict(state["opt"])
+        _restore_rng(rng, state["rng"])
+        scaling, start = state["scaling"], state["step"]
+    else:
+        scaling = measure_scaling(spatial_encoder, rng, combos)
+    log(f"vae-temporal: from step {start}, 2-D latent scaling factor {scaling:.4f}")
+
+    def step_fn(step: int) -> Dict[str, float]:
+        _warmup_lr(opt, step, lr)
+        clips = np.stack([random_clip(rng, combos, CHUNK) for _ in range(batch)])
+        target = _clips_to_latents(spatial_encoder, clips) * scaling
+        mu = encoder(target)
+        recon = temporal.decode(mu + LATENT_NOISE * torch.randn_like(mu))
+        latent_mse = (recon - target).pow(2).mean()
+        # Pixels of 4 random frames per clip through the frozen 2-D decoder: sharp edges matter more than latents.
+        picks = torch.tensor([rng.randrange(CHUNK) for _ in range(4 * batch)])
+        owners = torch.arange(batch).repeat_interleave(4)
+        pixels = spatial_decoder.decode(recon[owners, :, picks] / scaling)
+        truth = to_unit(clips[owners.numpy(), picks.numpy()])
+        pixel_l1 = (pixels - truth).abs().mean()
+        penalty = mu.pow(2).mean()
+        _step(opt, latent_mse + pixel_l1 + LATENT_PENALTY * penalty, params)
+        return {"latent_mse": latent_mse.item(), "pixel_l1": pixel_l1.item(), "mu2": penalty.item()}
+
+    def save(step: int, done: bool) -> None:
+        save_checkpoint(
+            path,
+            dict(step=step, done=done, encoder=encoder.state_dict(), temporal=temporal.state_dict(),
+                 opt=opt.state_dict(), rng=_rng_state(rng), scaling=scaling),
+        )
+
+    Loop(steps, budget_s, save).run(start, step_fn)
+
+
+# ============================================================================================
+# The trained VAE as one decoder module
+# ============================================================================================
+
+
+def load_vae(work: Path) -> Tuple[OpenSoraVAEDecoder, SpatialEncoder, TemporalEncoder]:
+    """The full decoder with trained weights and measured normalisation, plus both encoders (eval mode)."""
+    spatial_encoder, spatial_decoder = load_spatial(work)
+    t_state = load_checkpoint(work / "vae_temporal.pt")
+    if not t_state or not t_state["done"]:
+        raise SystemExit("vae-temporal has not finished; run that stage first")
+    stats = load_checkpoint(work / "latent_stats.pt")
+    base = get_vae_config(CONFIG_NAME)
+    spatial_cfg = type(base.spatial)(**{**base.spatial.__dict__, "scaling_factor": t_state["scaling"]})
+    extra = {} if stats is None else {"scale": tuple(stats["scale"]), "shift": tuple(stats["shift"])}
+    cfg = type(base)(**{**base.__dict__, "spatial": spatial_cfg, **extra})
+    vae = OpenSoraVAEDecoder(cfg)
+    vae.spatial_vae.module.load_state_dict(spatial_decoder.state_dict())
+    vae.temporal_vae.load_state_dict(t_state["temporal"])
+    encoder = TemporalEncoder()
+    encoder.load_state_dict(t_state["encoder"])
+    for module in (vae, encoder):
+        module.eval().requires_grad_(False)
+    return vae, spatial_encoder, encoder
+
+
+def encode_video(vae: OpenSoraVAEDecoder, spatial: SpatialEncoder, temporal: TemporalEncoder, video: np.ndarray):
+    """uint8 [F, H, W, 3] (F a multiple of 17) -> un-normalised temporal latents [4, F/17·5, h, w]."""
+    z = _clips_to_latents(spatial, video[None]) * vae.cfg.spatial.scaling_factor
+    with torch.no_grad():
+        chunks = [temporal(piece) for piece in z.split(CHUNK, dim=2)]
+    return torch.cat(chunks, dim=2)[0]
+
+
+# ============================================================================================
+# Stage 3: latents of the training set
+# ============================================================================================
+
+
+def encode_training_set(work: Path, variants: int, budget_s: float) -> None:
+    path = work / "latents.pt"
+    state = load_checkpoint(path)
+    if state and state["done"]:
+        log("latents: done already")
+        return
+    vae, spatial, temporal = load_vae(work)
+    combos = training_combinations()
+    jobs = [(combo, variant) for variant in range(variants) for combo in combos]
+    latents: List[torch.Tensor] = state["latents"] if state else []
+    began = time.time()
+    for index in range(len(latents), len(jobs)):
+        if time.time() - began > budget_s:
+            break
+        combo, variant = jobs[index]
+        video = render(combo, sample_trajectory(MOTION_BY_NAME[combo.motion], random.Random(1000 * index + 7)))
+        latents.append(encode_video(vae, spatial, temporal, video).half())
+        if (index + 1) % 500 == 0:
+            log(f"latents: {index + 1}/{len(jobs)}")
+    done = len(latents) == len(jobs)
+    stats = None
+    if done:
+        stacked = torch.stack(latents).float()
+        shift = stacked.mean(dim=(0, 2, 3, 4))
+        scale = stacked.std(dim=(0, 2, 3, 4))
+        stats = dict(shift=shift.tolist(), scale=scale.tolist())
+        save_checkpoint(work / "latent_stats.pt", stats)
+        log(f"latents: shift {[round(v, 3) for v in stats['shift']]} scale {[round(v, 3) for v in stats['scale']]}")
+    save_checkpoint(path, dict(done=done, latents=latents, attrs=[c for c, _ in jobs[: len(latents)]]))
+
+
+# ============================================================================================
+# Stage 4: T5 + STDiT3 with rectified flow
+# ============================================================================================
+
+
+def dit_forward(stdit: STDiT3, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor, y_valid: torch.Tensor) -> torch.Tensor:
+    """STDiT3.forward for a batch whose captions differ in length: y [B, L, Cy] padded, y_valid [B, L] bool.
+
+    The runtime drops padding rows before cross-attention (one shared mask per call); training keeps them and masks
+    them out of the block-diagonal mask instead, which gives each sample the same attention as at run time.
+    """
+    batch, length = y_valid.shape
+    pad = torch.zeros(1, dtype=torch.long)
+    size = torch.tensor([float(SIZE)])
+    all_rows = torch.ones(1, length)
+    x, y_tokens, t_mlp, frames, t_cond = stdit_part1(
+        stdit, z, t, y[:, None], all_rows, torch.tensor([FPS]), size, size, pad, pad
+    )
+    queries = x.shape[1]
+    query_owner = torch.arange(batch).repeat_interleave(queries)
+    key_owner = torch.arange(batch).repeat_interleave(length)
+    allowed = (query_owner[:, None] == key_owner[None, :]) & y_valid.reshape(-1)[None, :]
+    attn = torch.where(allowed, 0.0, MASK_VALUE)[None, None]
+    for spatial, temporal in zip(stdit.spatial_blocks, stdit.temporal_blocks):
+        x = stdit_block_pair(spatial, temporal, x, y_tokens, t_mlp, attn, frames, False)
+    return stdit_part2(stdit, z, x, t_cond, pad, pad)
+
+
+class CaptionBatcher:
+    """Tokenises captions like the runtime (ids + </s>), padded to the longest in the batch."""
+
+    def __init__(self, tokenizer: UnigramTokenizer, eos_id: int = 1, pad_id: int = 0):
+        self.tokenizer = tokenizer
+        self.eos_id, self.pad_id = eos_id, pad_id
+        self.cache: Dict[str, List[int]] = {}
+
+    def ids(self, caption: str) -> List[int]:
+        if caption not in self.cache:
+            self.cache[caption] = self.tokenizer.encode(caption) + [self.eos_id]
+        return self.cache[caption]
+
+    def __call__(self, captions: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        rows = [self.ids(c) for c in captions]
+        length = max(map(len, rows))
+        ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+        valid = torch.zeros(len(rows), length, dtype=torch.bool)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row)
+            valid[i, : len(row)] = True
+        return ids, valid
+
+
+def sample_tau(batch: int, ratio: float) -> torch.Tensor:
+    """Noise levels in (0, 1): half logit-normal, half uniform, then the run-time timestep transform, so training
+    sees noise levels where sampling spends its steps."""
+    logit_normal = torch.sigmoid(torch.randn(batch))
+    uniform = torch.rand(batch)
+    tau = torch.where(torch.rand(batch) < 0.5, logit_normal, uniform).clamp(1e-4, 1.0)
+    return ratio * tau / (1 + (ratio - 1) * tau)
+
+
+def build_text_and_dit(seed: int = 3) -> Tuple[T5EncoderModel, STDiT3]:
+    torch.manual_seed(seed)
+    t5 = T5EncoderModel(get_t5_config(CONFIG_NAME))
+    with torch.no_grad():
+        # HF's T5 init: embeddings N(0, 1), q scaled by d_kv^-1/2 (T5 attention has no score scaling).
+        for name, param in t5.named_parameters():
+            if name.endswith("SelfAttention.q.weight"):
+                param.mul_(t5.config.d_kv**-0.5)
+    stdit = STDiT3(get_stdit3_config(CONFIG_NAME))
+    with torch.no_grad():
+        # adaLN-zero as upstream initialises it: every block starts as the identity, the output as zero.
+        for block in [*stdit.spatial_blocks, *stdit.temporal_blocks]:
+            block.attn.proj.weight.zero_()
+            block.cross_attn.proj.weight.zero_()
+            block.mlp.fc2.weight.zero_()
+        stdit.final_layer.linear.weight.zero_()
+        stdit.final_layer.linear.bias.zero_()
+    return t5, stdit
+
+
+def train_dit(
+    work: Path, tokenizer_path: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 6e-4,
+    ema_decay: float = 0.995, dropout: float = 0.1,
+) -> None:
+    path = work / "dit.pt"
+    state = load_checkpoint(path)
+    if state and state["done"]:
+        log("dit: done already")
+        return
+    data = load_checkpoint(work / "latents.pt")
+    stats = load_checkpoint(work / "latent_stats.pt")
+    if not data or not data["done"]:
+        raise SystemExit("latents have not been encoded; run that stage first")
+    shift = torch.tensor(stats["shift"]).reshape(1, 4, 1, 1, 1)
+    scale = torch.tensor(stats["scale"]).reshape(1, 4, 1, 1, 1)
+    latents = torch.stack(data["latents"]).float()
+    latents = (latents - shift) / scale
+    attrs: List[Attributes] = data["attrs"]
+    t5, stdit = build_text_and_dit()
+    params = [*t5.parameters(), *stdit.parameters()]
+    opt = _adamw(params, lr)
+    ema = {"t5": copy.deepcopy(t5.state_dict()), "stdit": copy.deepcopy(stdit.state_dict())}
+    rng = random.Random(4)
+    torch.manual_seed(4)
+    start = 0
+    if state:
+        t5.load_state_dict(state["t5"])
+        stdit.load_state_dict(state["stdit"])
+        opt.load_state_dict(state["opt"])
+        ema = state["ema"]
+        _restore_rng(rng, state["rng"])
+        start = state["step"]
+    batcher = CaptionBatcher(UnigramTokenizer.from_file(tokenizer_path))
+    null = stdit.y_embedder.y_embedding
+    latent_frames = latents.shape[2]
+    ratio = transform_ratio(SIZE, SIZE, latent_frames)
+    log(f"dit: {len(attrs)} videos, from step {start}, timestep ratio {ratio:.3f}")
+    t5.train()
+    stdit.train()
+
+    def update_ema() -> None:
+        with torch.no_grad():
+            for key, module in (("t5", t5), ("stdit", stdit)):
+                for name, value in module.state_dict().items():
+                    if value.dtype.is_floating_point:
+                        ema[key][name].mul_(ema_decay).add_(value, alpha=1 - ema_decay)
+
+    def step_fn(step: int) -> Dict[str, float]:
+        _warmup_lr(opt, step, lr, warmup=200)
+        picks = [rng.randrange(len(attrs)) for _ in range(batch)]
+        x0 = latents[picks]
+        ids, valid = batcher([training_caption(attrs[i], rng) for i in picks])
+        y = t5(ids, additive_mask(valid))
+        drop = torch.tensor([rng.random() < dropout for _ in picks])
+        y = torch.where(drop[:, None, None], null[: y.shape[1]][None], y)
+        tau = sample_tau(batch, ratio)
+        noise = torch.randn_like(x0)
+        view = tau.reshape(-1, 1, 1, 1, 1)
+        x_t = (1 - view) * x0 + view * noise
+        velocity = dit_forward(stdit, x_t, tau * 1000, y, valid)[:, :4]
+        loss = (velocity - (x0 - noise)).pow(2).mean()
+        _step(opt, loss, params)
+        update_ema()
+        return {"loss": loss.item()}
+
+    def save(step: int, done: bool) -> None:
+        save_checkpoint(
+            path,
+            dict(step=step, done=done, t5=t5.state_dict(), stdit=stdit.state_dict(), opt=opt.state_dict(), ema=ema,
+                 rng=_rng_state(rng)),
+        )
+
+    Loop(steps, budget_s, save, log_every=25).run(start, step_fn)
+
+
+def load_text_and_dit(work: Path, use_ema: bool = True) -> Tuple[T5EncoderModel, STDiT3]:
+    state = load_checkpoint(work / "dit.pt")
+    if not state:
+        raise SystemExit("no dit checkpoint; run the dit stage first")
+    t5, stdit = build_text_and_dit()
+    t5.load_state_dict(state["ema"]["t5"] if use_ema else state["t5"])
+    stdit.load_state_dict(state["ema"]["stdit"] if use_ema else state["stdit"])
+    return t5.eval(), stdit.eval()

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Trains the shapes model on this machine's CPU and exports it to models/shapes.
+
+    /usr/bin/python3 scripts/train_shapes.py [--work build/shapes] [--stage all|vae-spatial|vae-temporal|latents|dit|export]
+                                             [--minutes-dit 55] [--dit-steps 4000] [--out models/shapes] [--overwrite]
+
+Stages run in order and resume from their checkpoints in --work: interrupt at any time (Ctrl-C or a time budget
+running out) and run the same command again to continue. A finished stage is skipped. `export` writes the model
+folder from the latest checkpoints (the DiT's exponential moving average of weights), so it can be run mid-training
+to look at an intermediate model. Total CPU time with the defaults: about 1.5 h on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+from sora.shapes_training import (
+    encode_training_set,
+    log,
+    train_dit,
+    train_vae_spatial,
+    train_vae_temporal,
+)
+from sora.shapes_export import TOKENIZER_VOCAB, export_shapes_model
+from sora.shapes_world import caption_words
+from sora.tokenizer_builder import write_tokenizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STAGES = ("vae-spatial", "vae-temporal", "latents", "dit", "export")
+
+
+def write_training_tokenizer(work: Path) -> Path:
+    """The model's tokenizer, also used to tokenise training captions (sora.unigram reads it like the runtime)."""
+    write_tokenizer(work / "tokenizer", TOKENIZER_VOCAB, caption_words())
+    return work / "tokenizer" / "tokenizer.json"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "shapes", help="checkpoint folder")
+    parser.add_argument("--stage", choices=("all", *STAGES), default="all")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "models" / "shapes")
+    parser.add_argument("--overwrite", action="store_true", help="replace a model folder holding another model")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--spatial-steps", type=int, default=1000)
+    parser.add_argument("--temporal-steps", type=int, default=600)
+    parser.add_argument("--variants", type=int, default=2, help="videos encoded per training combination")
+    parser.add_argument("--dit-steps", type=int, default=4000)
+    parser.add_argument("--minutes-vae", type=float, default=10.0, help="wall-clock budget per VAE stage")
+    parser.add_argument("--minutes-dit", type=float, default=55.0, help="wall-clock budget of this dit run")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    tokenizer = write_training_tokenizer(args.work)
+    wanted = STAGES if args.stage == "all" else (args.stage,)
+    for stage in wanted:
+        log(f"stage {stage}")
+        if stage == "vae-spatial":
+            train_vae_spatial(args.work, args.spatial_steps, args.minutes_vae * 60)
+        elif stage == "vae-temporal":
+            train_vae_temporal(args.work, args.temporal_steps, args.minutes_vae * 60)
+        elif stage == "latents":
+            encode_training_set(args.work, args.variants, args.minutes_vae * 60)
+        elif stage == "dit":
+            train_dit(args.work, tokenizer, args.dit_steps, args.minutes_dit * 60)
+        else:
+            export_shapes_model(args.work, args.out, args.overwrite)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

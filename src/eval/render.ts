@@ -1,0 +1,73 @@
+/** Text for people: the comparison table of `eval` (Markdown) and the criterion lines of `eval --video`. */
+import type { Color } from '../color.js';
+import type { EvalReport } from './report.js';
+import type { VideoScore } from './video-score.js';
+
+const HEADER = ['configuration', 'background', 'colour', 'shape', 'motion', 'consistency', 'overall', 'vs baseline', 'denoise (STDiT)', 'speedup'];
+const ALIGN = [':--', ...HEADER.slice(1).map(() => '--:')];
+
+/** A caption line, then one table row per configuration. */
+export function reportTable(report: EvalReport): string {
+  const { settings, model } = report;
+  const seeds = settings.seeds.length === 1 ? `seed ${settings.seeds[0]}` : `${settings.seeds.length} seeds`;
+  const caption =
+    `${model.name}: ${settings.prompts} held-out prompts × ${seeds}, ${settings.steps} steps, ` +
+    `${settings.width}x${settings.height}, ${settings.numFrames} frames; each criterion is the share of videos passing it`;
+  const rows = report.summary.map((row) => [
+    row.config,
+    share(row.background),
+    share(row.colour),
+    share(row.shape),
+    share(row.motion),
+    share(row.consistency),
+    share(row.overall),
+    row.relative === null ? '–' : row.relative.toFixed(2),
+    `${(row.denoiseMs / 1000).toFixed(2)} s`,
+    `${row.speedup.toFixed(2)}×`,
+  ]);
+  const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
+  return [caption, '', line(HEADER), line(ALIGN), ...rows.map(line)].join('\n');
+}
+
+function share(value: number): string {
+  return value.toFixed(2);
+}
+
+type Paint = (text: string, color: Color) => string;
+
+/** One line per criterion: pass or FAIL, what was found, what was expected, and the measurements behind it. */
+export function scoreLines(score: VideoScore, paint: Paint): string {
+  const { background, colour, shape, motion, consistency } = score;
+  const mark = (pass: boolean): string => (pass ? paint('pass', 'green') : paint('FAIL', 'red'));
+  const rgbText = (rgb: readonly number[] | null): string => (rgb === null ? 'none' : rgb.map((c) => Math.round(c)).join(','));
+  const percent = (value: number): string => `${Math.round(value * 100)}%`;
+  const found = (detected: string | null): string => detected ?? 'none';
+  const votes = Object.entries(shape.votes)
+    .map(([name, count]) => `${name} ${count}`)
+    .join(', ');
+  const travel =
+    motion.displacement === null
+      ? 'no track'
+      : `travel ${motion.displacement.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).join(', ')} px` +
+        (motion.angleErrorDeg === null ? '' : `, ${Math.round(motion.angleErrorDeg)}° off`) +
+        (motion.areaRatio === null ? '' : `, area ×${motion.areaRatio.toFixed(2)}`);
+  const rows: [string, boolean, string][] = [
+    ['background', background.pass, `${found(background.detected)} (expected ${background.expected}; border rgb ${rgbText(background.rgb)})`],
+    ['colour', colour.pass, `${found(colour.detected)} (expected ${colour.expected}; object rgb ${rgbText(colour.rgb)})`],
+    [
+      'shape',
+      shape.pass,
+      `${found(shape.detected)} (expected ${shape.expected}; frames voting ${votes}` +
+        `${shape.meanIou === null ? '' : `; IoU with a ${shape.expected} ${shape.meanIou.toFixed(2)}`})`,
+    ],
+    ['motion', motion.pass, `${found(motion.detected)} (expected ${motion.expected}; ${travel})`],
+    [
+      'consistency',
+      consistency.pass,
+      `object in ${percent(consistency.presence)} of frames, steady area in ${percent(consistency.steadyArea)} of transitions, ` +
+        `same colour in ${percent(consistency.steadyColour)} of its frames`,
+    ],
+  ];
+  const lines = rows.map(([name, pass, text]) => `${name.padEnd(12)} ${mark(pass)}  ${text}`);
+  return [...lines, `${'score'.padEnd(12)} ${score.passed}/${rows.length}`].join('\n');
+}

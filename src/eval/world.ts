@@ -1,0 +1,120 @@
+/**
+ * The shapes world a model was trained on (`world.json`, written by the training data generator): its palette,
+ * shapes, motions, the clip geometry and the held-out prompts. It comes from outside the tool, so it is validated
+ * in full before any model work, and every reference of a held-out prompt must name something the world defines.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { displayPath } from '../display-path.js';
+import { errorMessage, SoraError } from '../errors.js';
+
+export const WORLD_FILE = 'world.json';
+
+/** The shapes the frame analysis has a template for; a world with another shape cannot be scored. */
+export const SHAPES = ['circle', 'square', 'triangle'] as const;
+export type Shape = (typeof SHAPES)[number];
+
+export const MOTION_KINDS = ['translate', 'still', 'grow', 'shrink'] as const;
+export type MotionKind = (typeof MOTION_KINDS)[number];
+
+const byte = z.int().min(0).max(255);
+const Rgb = z.tuple([byte, byte, byte]).readonly();
+export type Rgb = readonly [number, number, number];
+
+const MotionSchema = z
+  .object({
+    phrase: z.string().trim().min(1),
+    kind: z.enum(MOTION_KINDS),
+    direction: z.tuple([z.number(), z.number()]).readonly(),
+  })
+  .refine(
+    (motion) => (motion.kind === 'translate') === (motion.direction[0] !== 0 || motion.direction[1] !== 0),
+    'a translate motion needs a non-zero direction, any other kind [0, 0]',
+  );
+export type Motion = z.infer<typeof MotionSchema>;
+
+const HeldoutSchema = z.object({
+  prompt: z.string().trim().min(1),
+  shape: z.string(),
+  colour: z.string(),
+  background: z.string(),
+  motion: z.string(),
+});
+export type HeldoutPrompt = z.infer<typeof HeldoutSchema>;
+
+export const WorldSchema = z
+  .object({
+    version: z.literal(1),
+    // The generation resolution is size × size: the VAE scales by 8 and STDiT patches are 2×2.
+    size: z.int().positive().refine((size) => size % 16 === 0, 'must be a multiple of 16'),
+    fps: z.number().positive().max(240),
+    // The VAE makes 17 frames from 5 latent frames.
+    num_frames: z.int().positive().refine((frames) => frames % 17 === 0, 'must be a multiple of 17'),
+    colours: z
+      .record(z.string().regex(/^[a-z]+$/, 'colour names must be single lowercase words'), Rgb)
+      .refine((colours) => Object.keys(colours).length >= 2, 'needs at least two colours'),
+    shapes: z.array(z.enum(SHAPES, `must be one of: ${SHAPES.join(', ')}`)).min(1),
+    motions: z.record(z.string().min(1), MotionSchema).refine((motions) => Object.keys(motions).length >= 1, 'needs a motion'),
+    caption_template: z.string(),
+    heldout: z.array(HeldoutSchema).min(1),
+  })
+  .superRefine((world, context) => {
+    for (const [index, entry] of world.heldout.entries()) {
+      const unknown = (field: keyof HeldoutPrompt, known: readonly string[]): void => {
+        if (!known.includes(entry[field])) {
+          context.addIssue({
+            code: 'custom',
+            path: ['heldout', index, field],
+            message: `"${entry[field]}" is not one of: ${known.join(', ')}`,
+          });
+        }
+      };
+      unknown('shape', world.shapes);
+      unknown('colour', Object.keys(world.colours));
+      unknown('background', Object.keys(world.colours));
+      unknown('motion', Object.keys(world.motions));
+      if (entry.colour === entry.background) {
+        context.addIssue({ code: 'custom', path: ['heldout', index], message: 'object and background have the same colour' });
+      }
+    }
+  });
+export type World = z.infer<typeof WorldSchema>;
+
+/** Reads and validates a world file; problems name the file and the field. */
+export async function loadWorld(path: string): Promise<World> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new SoraError('INPUT', `cannot read the world file ${displayPath(file)}: ${errorMessage(error)}`, { cause: error });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new SoraError('INPUT', `${displayPath(file)}: not valid JSON: ${errorMessage(error)}`, { cause: error });
+  }
+  const parsed = WorldSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.map((key) => (typeof key === 'number' ? `[${key}]` : `.${String(key)}`)).join('').slice(1);
+    throw new SoraError('INPUT', `${displayPath(file)}: ${field === '' ? '' : `${field}: `}${issue.message}`);
+  }
+  return parsed.data;
+}
+
+/** The attributes one video is meant to show. */
+export interface VideoAttributes {
+  readonly shape: Shape;
+  readonly colour: string;
+  readonly background: string;
+  /** A key of the world's motions. */
+  readonly motion: string;
+}
+
+/** A held-out entry's attributes, typed (the schema has checked that they exist in the world). */
+export function heldoutAttributes(entry: HeldoutPrompt): VideoAttributes {
+  return { shape: entry.shape as Shape, colour: entry.colour, background: entry.background, motion: entry.motion };
+}
