@@ -34,7 +34,7 @@ async function must(args: readonly string[]): Promise<void> {
 
 async function main(): Promise<void> {
   console.log('== tiny model (models/tiny): 256x256, 17 frames, 30 steps, 3 sessions per configuration');
-  await must(['bench', '--matrix', '--repeat', '3', '-o', 'bench-results/tiny', '--trace']);
+  await must(['bench', '--matrix', '--model', join(ROOT, 'models', 'tiny'), '--repeat', '3', '-o', 'bench-results/tiny', '--trace']);
 
   const scratch = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-synthetic-'));
   try {

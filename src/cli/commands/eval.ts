@@ -41,6 +41,7 @@ export function register(program: Command): void {
     .option('--prompts <n>', 'the first N held-out prompts, or all (default: all)')
     .option('--seed <n>', `seed of the first generation of each prompt (default: ${DEFAULT_SEED})`)
     .option('--seeds <k>', 'seeds per prompt: seed, seed + 1, … (default: 1)')
+    .option('--cfg-scale <s>', "classifier-free guidance scale (default: the model's)")
     .option('--report <file>', 'also write every generation\'s scores and measurements there (JSON)')
     .option('--save-videos <dir>', 'keep every generated video there (mp4)')
     .option('--video <file>', 'score this video instead of generating: needs --prompt')
@@ -63,6 +64,7 @@ const FlagsSchema = z.object({
   prompts: z.union([z.literal('all'), integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer or all')], 'must be a positive integer or all').optional(),
   seed: JOB_FLAGS.seed,
   seeds: integerFlag(1, MAX_SEEDS, `must be an integer from 1 to ${MAX_SEEDS}`).optional(),
+  cfgScale: JOB_FLAGS.cfgScale,
   report: z.string().min(1, 'must name a file').optional(),
   saveVideos: z.string().min(1, 'must name a folder').optional(),
   video: z.string().min(1, 'must name a file').optional(),
@@ -77,6 +79,7 @@ const RUN_ONLY = {
   prompts: '--prompts',
   seed: '--seed',
   seeds: '--seeds',
+  cfgScale: '--cfg-scale',
   report: '--report',
   saveVideos: '--save-videos',
 } as const satisfies Partial<Record<keyof Flags, string>>;
@@ -128,6 +131,7 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
     {
       seed: firstSeed,
       steps: EVAL_STEPS,
+      cfgScale: flags.cfgScale,
       numFrames: world.num_frames,
       resolution: { width: world.size, height: world.size },
       fps: world.fps,

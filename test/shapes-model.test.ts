@@ -1,0 +1,56 @@
+/**
+ * The shipped shapes model (models/shapes, trained by scripts/train_shapes.py): it is what `generate` uses without
+ * --model, it fits the size the issue allows, and what it draws for a prompt is what the prompt says, as `eval`
+ * measures it from the decoded video.
+ */
+import { readFile, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { assertBuilt, cli, ROOT } from './helpers/cli.js';
+import { tempDir } from './helpers/model-folder.js';
+
+const SHAPES = join(ROOT, 'models', 'shapes');
+const MAX_MODEL_BYTES = 30_000_000;
+const NO_MODEL_OVERRIDE = { ONDEVICE_SORA_MODEL: '' };
+
+let root: string;
+
+beforeAll(async () => {
+  assertBuilt();
+  root = await tempDir('sora-shapes-');
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size;
+  }
+  return total;
+}
+
+describe('models/shapes', () => {
+  it('is a complete model folder within 30 MB, with its world file', async () => {
+    const manifest = JSON.parse(await readFile(join(SHAPES, 'manifest.json'), 'utf8')) as { name: string; defaults: { resolution: string; num_frames: number } };
+    expect(manifest.name).toBe('shapes');
+    expect(manifest.defaults).toMatchObject({ resolution: '64x64', num_frames: 51 });
+    expect(await folderBytes(SHAPES)).toBeLessThanOrEqual(MAX_MODEL_BYTES);
+    const verify = await cli(['models', 'verify', SHAPES]);
+    expect(verify.code, verify.stderr).toBe(0);
+  });
+
+  it('is the default model of generate, and draws what the prompt says', async () => {
+    const prompt = 'a blue square moving right on a white background';
+    const video = join(root, 'x.mp4');
+    const made = await cli(['generate', prompt, '-o', video, '--seed', '1', '--json'], NO_MODEL_OVERRIDE);
+    expect(made.code, made.stderr).toBe(0);
+    const sidecar = JSON.parse(await readFile(join(root, 'x.json'), 'utf8')) as { model: { name: string } };
+    expect(sidecar.model.name).toBe('shapes');
+    const scored = await cli(['eval', '--video', video, '--prompt', prompt], NO_MODEL_OVERRIDE);
+    expect(scored.code, scored.stderr).toBe(0);
+    expect(scored.stdout.trimEnd().split('\n').at(-1)).toMatch(/^score +5\/5$/);
+  });
+});
