@@ -6,16 +6,16 @@ import type { Command } from 'commander';
 
 const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   '': [
-    'ondevice-sora generate "a red ball bouncing" -o ball.mp4 --seed 42',
+    'ondevice-sora generate "a blue square moving right on a white background" -o square.mp4 --seed 42',
     'ondevice-sora batch prompts.txt -o videos/',
     'ondevice-sora doctor',
   ],
   generate: [
-    'ondevice-sora generate "a red ball bouncing" -o ball.mp4 --seed 42',
-    'ondevice-sora generate "waves at dusk" -o waves.webm --steps 20 --resolution 192x192 --preview waves.png',
-    'ondevice-sora generate "a cat" -o cat/ --format frames            # PNG frames in cat/',
-    'ondevice-sora generate "a cat" -o cat.mp4 --preset paper           # LPL + TDTM + CI-DL',
-    'ondevice-sora generate "a cat" -o cat.mp4 --memory-budget 2G --trace',
+    'ondevice-sora generate "a blue square moving right on a white background" -o square.mp4 --seed 42',
+    'ondevice-sora generate "an orange triangle growing on a purple background" -o t.webm --steps 20 --preview t.png',
+    'ondevice-sora generate "a red circle moving up" -o frames/ --format frames      # PNG frames in frames/',
+    'ondevice-sora generate "a green square shrinking" -o g.mp4 --preset paper      # LPL + TDTM + CI-DL',
+    'ondevice-sora generate "a dog on a beach" -o dog.mp4 --model models/opensora-1.2 --memory-budget 2G --trace',
   ],
   batch: [
     'ondevice-sora batch prompts.txt -o videos/ --steps 20',
