@@ -89,9 +89,9 @@ def _stdit_inputs(model: STDiT3, batch: int, frames: int, h: int, w: int, valid:
 
 
 def test_unknown_config_name_raises():
-    with pytest.raises(ValueError, match=r"unknown config 'nope'; known: STDiT3-XL/2, tiny"):
+    with pytest.raises(ValueError, match=r"unknown config 'nope'; known: STDiT3-XL/2, shapes, tiny"):
         get_stdit3_config("nope")
-    with pytest.raises(ValueError, match=r"unknown config 'nope'; known: t5-v1_1-xxl, tiny"):
+    with pytest.raises(ValueError, match=r"unknown config 'nope'; known: shapes, t5-v1_1-xxl, tiny"):
         get_t5_config("nope")
 
 
