@@ -107,6 +107,25 @@ def _restore_rng(rng: random.Random, state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
+Modules = Dict[str, torch.nn.Module]
+
+
+def _resume(state: Optional[dict], modules: Modules, opt, rng: random.Random) -> int:
+    """Loads a stage's checkpoint into its modules, optimiser and data RNG; returns the step to continue from."""
+    if not state:
+        return 0
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    opt.load_state_dict(state["opt"])
+    _restore_rng(rng, state["rng"])
+    return state["step"]
+
+
+def _stage_state(step: int, done: bool, modules: Modules, opt, rng: random.Random, **extra) -> dict:
+    weights = {key: module.state_dict() for key, module in modules.items()}
+    return dict(step=step, done=done, opt=opt.state_dict(), rng=_rng_state(rng), **weights, **extra)
+
+
 # ============================================================================================
 # Data
 # ============================================================================================
@@ -161,13 +180,8 @@ def train_vae_spatial(work: Path, steps: int, budget_s: float, batch: int = 32, 
     opt = _adamw(params, lr)
     rng = random.Random(1)
     torch.manual_seed(1)
-    start = 0
-    if state:
-        encoder.load_state_dict(state["encoder"])
-        decoder.load_state_dict(state["decoder"])
-        opt.load_state_dict(state["opt"])
-        _restore_rng(rng, state["rng"])
-        start = state["step"]
+    modules = {"encoder": encoder, "decoder": decoder}
+    start = _resume(state, modules, opt, rng)
     combos = training_combinations()
 
     def step_fn(step: int) -> Dict[str, float]:
@@ -182,11 +196,7 @@ def train_vae_spatial(work: Path, steps: int, budget_s: float, batch: int = 32, 
         return {"l1": l1.item(), "mse": mse.item(), "mu2": penalty.item()}
 
     def save(step: int, done: bool) -> None:
-        save_checkpoint(
-            path,
-            dict(step=step, done=done, encoder=encoder.state_dict(), decoder=decoder.state_dict(),
-                 opt=opt.state_dict(), rng=_rng_state(rng)),
-        )
+        save_checkpoint(path, _stage_state(step, done, modules, opt, rng))
 
     log(f"vae-spatial: from step {start}")
     Loop(steps, budget_s, save).run(start, step_fn)
@@ -243,15 +253,9 @@ def train_vae_temporal(work: Path, steps: int, budget_s: float, batch: int = 16,
     rng = random.Random(2)
     torch.manual_seed(2)
     combos = training_combinations()
-    start = 0
-    if state:
-        encoder.load_state_dict(state["encoder"])
-        temporal.load_state_dict(state["temporal"])
-        opt.load_state_dict(state["opt"])
-        _restore_rng(rng, state["rng"])
-        scaling, start = state["scaling"], state["step"]
-    else:
-        scaling = measure_scaling(spatial_encoder, rng, combos)
+    modules = {"encoder": encoder, "temporal": temporal}
+    start = _resume(state, modules, opt, rng)
+    scaling = state["scaling"] if state else measure_scaling(spatial_encoder, rng, combos)
     log(f"vae-temporal: from step {start}, 2-D latent scaling factor {scaling:.4f}")
 
     def step_fn(step: int) -> Dict[str, float]:
@@ -272,11 +276,7 @@ def train_vae_temporal(work: Path, steps: int, budget_s: float, batch: int = 16,
         return {"latent_mse": latent_mse.item(), "pixel_l1": pixel_l1.item(), "mu2": penalty.item()}
 
     def save(step: int, done: bool) -> None:
-        save_checkpoint(
-            path,
-            dict(step=step, done=done, encoder=encoder.state_dict(), temporal=temporal.state_dict(),
-                 opt=opt.state_dict(), rng=_rng_state(rng), scaling=scaling),
-        )
+        save_checkpoint(path, _stage_state(step, done, modules, opt, rng, scaling=scaling))
 
     Loop(steps, budget_s, save).run(start, step_fn)
 
@@ -467,14 +467,10 @@ def train_dit(
     ema = {"t5": copy.deepcopy(t5.state_dict()), "stdit": copy.deepcopy(stdit.state_dict())}
     rng = random.Random(4)
     torch.manual_seed(4)
-    start = 0
+    modules = {"t5": t5, "stdit": stdit}
+    start = _resume(state, modules, opt, rng)
     if state:
-        t5.load_state_dict(state["t5"])
-        stdit.load_state_dict(state["stdit"])
-        opt.load_state_dict(state["opt"])
         ema = state["ema"]
-        _restore_rng(rng, state["rng"])
-        start = state["step"]
     batcher = CaptionBatcher(UnigramTokenizer.from_file(tokenizer_path))
     null = stdit.y_embedder.y_embedding
     log(f"dit: {len(attrs)} videos, from step {start}")
@@ -507,11 +503,7 @@ def train_dit(
         return {"loss": loss.item()}
 
     def save(step: int, done: bool) -> None:
-        save_checkpoint(
-            path,
-            dict(step=step, done=done, t5=t5.state_dict(), stdit=stdit.state_dict(), opt=opt.state_dict(), ema=ema,
-                 rng=_rng_state(rng)),
-        )
+        save_checkpoint(path, _stage_state(step, done, modules, opt, rng, ema=ema))
 
     Loop(steps, budget_s, save, log_every=25).run(start, step_fn)
 
