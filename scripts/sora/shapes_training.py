@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from sora.configs import get_stdit3_config, get_t5_config
 from sora.shapes_world import (
+    FPS,
     MOTION_BY_NAME,
     NUM_FRAMES,
     SIZE,
@@ -43,11 +44,10 @@ from sora.vae_config import get_vae_config
 from sora.vae_encoders import SpatialEncoder, TemporalEncoder
 
 CONFIG_NAME = "shapes"
-CHUNK = 17  # frames per temporal-VAE chunk
+CHUNK = get_vae_config(CONFIG_NAME).micro_frame_size  # frames per temporal-VAE chunk
 LATENT_NOISE = 0.1  # fixed-variance latent noise in VAE training: decoders learn to tolerate imprecise latents
 LATENT_PENALTY = 1e-3  # keeps the deterministic latents O(1) so that the fixed noise stays meaningful
 CHECKPOINT_EVERY_S = 300.0
-FPS = 24.0
 
 
 def log(message: str) -> None:
@@ -82,15 +82,17 @@ class Loop:
     def run(self, start: int, step_fn: Callable[[int], Dict[str, float]]) -> int:
         began = last_save = time.time()
         totals: Dict[str, float] = {}
+        window = 0  # steps summed in totals: fewer than log_every in the first window after a resume
         step = start
         while step < self.steps and time.time() - began < self.budget_s:
             for key, value in step_fn(step).items():
                 totals[key] = totals.get(key, 0.0) + value
             step += 1
+            window += 1
             if step % self.log_every == 0:
-                means = " ".join(f"{k} {v / self.log_every:.5f}" for k, v in totals.items())
+                means = " ".join(f"{k} {v / window:.5f}" for k, v in totals.items())
                 log(f"step {step}/{self.steps} {means} ({(time.time() - began) / (step - start):.2f} s/step)")
-                totals = {}
+                totals, window = {}, 0
             if time.time() - last_save > CHECKPOINT_EVERY_S:
                 self.save(step, False)
                 last_save = time.time()
@@ -367,7 +369,7 @@ def dit_forward(stdit: STDiT3, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor
     size = torch.tensor([float(SIZE)])
     all_rows = torch.ones(1, length)
     x, y_tokens, t_mlp, frames, t_cond = stdit_part1(
-        stdit, z, t, y[:, None], all_rows, torch.tensor([FPS]), size, size, pad, pad
+        stdit, z, t, y[:, None], all_rows, torch.tensor([float(FPS)]), size, size, pad, pad
     )
     queries = x.shape[1]
     query_owner = torch.arange(batch).repeat_interleave(queries)
