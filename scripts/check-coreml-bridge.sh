@@ -80,7 +80,7 @@ checked=0
 for source in "$bridge"/*.mm; do
   if "$clang" -fsyntax-only -x objective-c++ -std=c++17 -fobjc-runtime=gnustep-2.0 -fblocks \
     -Wall -Wextra -Werror "${objc_flags[@]}" -idirafter "$scratch/shim" \
-    -isystem "$root/$napi_include" -isystem "$napi_headers" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS \
+    -isystem "$root/$napi_include" -isystem "$napi_headers" -DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS \
     -I "$bridge" "$source"; then
     checked=$((checked + 1))
   else

@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/logging.js';
@@ -271,4 +274,28 @@ describe('OnnxBackend errors', () => {
     await b.close();
     await expectSoraError(b.load(source('add-float32')), 'BACKEND', 'closed');
   });
+});
+
+describe('OnnxBackend close', () => {
+  // Stopping a worker from outside while onnxruntime-node's native code runs in it aborts the whole process
+  // ("terminate called after throwing an instance of 'Napi::Error'"), so this runs in a child process.
+  it.skipIf(process.platform === 'win32')(
+    'stops workers that are inside a native ORT call or still loading ORT, without aborting the process',
+    async () => {
+      const script = fileURLToPath(new URL('./fixtures/scripts/close-during-native-call.ts', import.meta.url));
+      const child = spawn(process.execPath, ['--import', 'tsx', script, join(dir, 'add-float32.onnx'), dir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: 60_000,
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+      expect({ code, signal, output }).toEqual({
+        code: 0,
+        signal: null,
+        output: 'in-flight load: the ONNX Runtime backend is closed\nclosed\n',
+      });
+    },
+  );
 });

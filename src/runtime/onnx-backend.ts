@@ -9,7 +9,9 @@
  * - with a pool, a load goes to the worker with the least queued work, so while worker A runs block i, block
  *   i+1 is created on idle worker B, then runs there while A loads i+2. A session stays in the worker that
  *   created it (sessions cannot move between threads).
- * Workers are unref'd while idle so a forgotten close() does not keep the process alive.
+ * Workers are unref'd while idle so a forgotten close() does not keep the process alive; while they start (load ORT)
+ * and while requests are pending they are ref'd, so that the process does not exit under them (see
+ * WorkerChannel.close for why a worker must not be stopped from outside at those times).
  */
 import { access } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -21,9 +23,11 @@ import { createLogger, type Logger } from '../logging.js';
 import { nameMismatch } from '../model/contract.js';
 import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors, RunOptions } from './backend.js';
 import type {
+  CloseRequest,
   LoadResult,
   RunResult,
   WorkerData,
+  WorkerMessage,
   WorkerReply,
   WorkerRequest,
   WorkerSessionOptions,
@@ -82,19 +86,34 @@ interface Pending {
 class WorkerChannel {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
+  readonly #exited: Promise<void>;
   #nextId = 1;
   #failure: SoraError | undefined;
+  /** Whether the worker has loaded ORT and listens (its 'ready' message came). */
+  #ready = false;
+  #closing = false;
+  #hasExited = false;
   /** Sessions living in this worker (including loads in flight). */
   sessions = 0;
 
   constructor(workerData: WorkerData) {
     this.#worker = startWorker(workerData);
-    this.#worker.unref();
-    this.#worker.on('message', (reply: WorkerReply) => this.#settle(reply));
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
+    this.#worker.on('message', (message: WorkerMessage) => {
+      if ('type' in message) {
+        this.#ready = true;
+        this.#updateRef();
+      } else {
+        this.#settle(message);
+      }
+    });
     this.#worker.on('error', (error) => {
       this.#fail(new SoraError('BACKEND', `ONNX Runtime worker failed: ${errorMessage(error)}`, { cause: error }));
     });
-    this.#worker.on('exit', (code) => this.#fail(new SoraError('BACKEND', `ONNX Runtime worker exited (code ${code})`)));
+    this.#worker.on('exit', (code) => {
+      this.#hasExited = true;
+      this.#fail(new SoraError('BACKEND', `ONNX Runtime worker exited (code ${code})`));
+    });
   }
 
   /** Requests queued in this worker. */
@@ -106,23 +125,46 @@ class WorkerChannel {
     if (this.#failure !== undefined) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise<Reply<T>>((resolve, reject) => {
-      if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve: resolve as (reply: Reply<unknown>) => void, reject });
+      this.#updateRef();
       this.#worker.postMessage({ ...message, id }, [...transfer]);
     });
   }
 
-  async terminate(): Promise<void> {
+  /**
+   * Stops the worker once it is between two tasks; pending requests are rejected at once.
+   *
+   * Not with worker.terminate(): that stops the worker's JavaScript wherever it is, and when the thread is inside
+   * onnxruntime-node's native code (a create() or run() in progress, or the binding's module initialisation while
+   * the worker starts) the binding's next N-API call fails. The binding is built with C++ exceptions: it throws a
+   * Napi::Error, cannot turn it into a JS exception in a terminating thread, throws again from its catch handler,
+   * and std::terminate aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
+   * So the worker is asked to exit, which it does from JavaScript, i.e. after it has started and after the native
+   * call in progress has returned. That wait is no longer than terminate()'s: it cannot interrupt a native call
+   * either, only settle when the call returns.
+   */
+  async close(): Promise<void> {
     this.#fail(new SoraError('BACKEND', 'the ONNX Runtime backend is closed'));
-    await this.#worker.terminate();
+    if (!this.#closing && !this.#hasExited) {
+      this.#closing = true;
+      this.#updateRef(); // the process waits for the exit
+      this.#worker.postMessage({ type: 'close' } satisfies CloseRequest);
+    }
+    await this.#exited;
   }
 
   #settle(reply: WorkerReply): void {
     const pending = this.#pending.get(reply.id);
     if (pending === undefined) return;
     this.#pending.delete(reply.id);
-    if (this.#pending.size === 0) this.#worker.unref();
+    this.#updateRef();
     pending.resolve(reply);
+  }
+
+  /** Ref'd while starting, while requests are pending and while closing; unref'd when idle. */
+  #updateRef(): void {
+    if (!this.#ready || this.#pending.size > 0 || this.#closing) this.#worker.ref();
+    else this.#worker.unref();
   }
 
   #fail(error: SoraError): void {
@@ -231,7 +273,7 @@ export class OnnxBackend implements Backend {
   async close(): Promise<void> {
     const handles = [...this.#blocks.entries()].map(([id, block]) => ({ id, name: block.source.name }));
     await Promise.allSettled(handles.map((handle) => this.unload(handle)));
-    await Promise.all(this.#channels.map((channel) => channel.terminate()));
+    await Promise.all(this.#channels.map((channel) => channel.close()));
   }
 
   #loaded(handle: BlockHandle): LoadedBlock {

@@ -2,6 +2,9 @@
  * Worker thread that owns ONNX Runtime sessions. onnxruntime-node's create() and run() are synchronous native
  * calls that freeze the calling thread (runtime-facts §2), so they happen here and never on the main thread.
  * Sessions cannot move between threads: a session stays in the worker that created it.
+ *
+ * The worker ends itself, on a 'close' message (see WorkerChannel.close in onnx-backend.ts): it must never be
+ * terminated from outside while onnxruntime-node's native code runs in it.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -44,6 +47,18 @@ export interface RunResult {
 
 export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; message: string };
 
+/** Asks the worker to exit; not answered (the channel waits for the worker's 'exit' event). */
+export interface CloseRequest {
+  readonly type: 'close';
+}
+
+/** Posted once, when ORT is loaded and the worker listens for requests. */
+export interface ReadyMessage {
+  readonly type: 'ready';
+}
+
+export type WorkerMessage = WorkerReply | ReadyMessage;
+
 const port = parentPortOrThrow();
 const { ortLogLevel } = workerData as WorkerData;
 ort.env.logLevel = ortLogLevel;
@@ -56,9 +71,13 @@ function parentPortOrThrow(): MessagePort {
 const sessions = new Map<number, ort.InferenceSession>();
 let nextSession = 1;
 
-port.on('message', (request: WorkerRequest) => {
+port.on('message', (request: WorkerRequest | CloseRequest) => {
+  // process.exit() in a worker stops this thread at this point, between two tasks, so never during a native ORT
+  // call. A run or load whose native part has not started yet (ORT defers it with setImmediate) does not start.
+  if (request.type === 'close') process.exit(0);
   void handle(request);
 });
+port.postMessage({ type: 'ready' } satisfies ReadyMessage);
 
 async function handle(request: WorkerRequest): Promise<void> {
   try {
