@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple, Union
 
-import jsonschema
 import onnx
 from onnx import TensorProto
 
@@ -284,6 +283,9 @@ def build_manifest(
 def _check_schema(manifest: Dict[str, Any], schema_path: Path) -> None:
     if not schema_path.is_file():
         raise ManifestError(f"{schema_path}: manifest schema missing (generate it with `npm run schema`)")
+    # Imported here: a training machine (e.g. a GPU box running train_shapes.py) may lack jsonschema and never validates.
+    import jsonschema
+
     schema = json.loads(schema_path.read_text(encoding="utf-8"))
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)

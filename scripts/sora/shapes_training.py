@@ -14,6 +14,7 @@ temporary name and renamed; run again, a stage continues from its checkpoint, an
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import random
 import time
 from dataclasses import dataclass
@@ -27,12 +28,10 @@ import torch.nn.functional as F
 from sora.configs import get_stdit3_config, get_t5_config
 from sora.shapes_world import (
     FPS,
-    MOTION_BY_NAME,
     NUM_FRAMES,
     SIZE,
     Attributes,
-    render,
-    sample_trajectory,
+    sample_video,
     training_caption,
     training_combinations,
 )
@@ -48,6 +47,7 @@ CHUNK = get_vae_config(CONFIG_NAME).micro_frame_size  # frames per temporal-VAE 
 LATENT_NOISE = 0.1  # fixed-variance latent noise in VAE training: decoders learn to tolerate imprecise latents
 LATENT_PENALTY = 1e-3  # keeps the deterministic latents O(1) so that the fixed noise stays meaningful
 CHECKPOINT_EVERY_S = 300.0
+LOG_EVERY_S = 30.0
 
 
 def log(message: str) -> None:
@@ -67,36 +67,39 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> Optional[dict]:
-    return torch.load(path, map_location="cpu") if path.exists() else None
+    # Checkpoints hold RNG states and world attributes, which newer torch refuses to unpickle by default.
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
 @dataclass
 class Loop:
-    """Step counting, periodic checkpoints and a wall-clock budget shared by the stages."""
+    """Step counting, periodic checkpoints and a wall-clock budget shared by the stages.
+
+    step_fn returns detached loss tensors: summing them without `.item()` keeps a GPU from waiting every step."""
 
     steps: int
     budget_s: float
     save: Callable[[int, bool], None]
-    log_every: int = 50
+    timed: bool = False  # the budget running out finishes the stage instead of leaving it to be resumed
 
-    def run(self, start: int, step_fn: Callable[[int], Dict[str, float]]) -> int:
-        began = last_save = time.time()
-        totals: Dict[str, float] = {}
-        window = 0  # steps summed in totals: fewer than log_every in the first window after a resume
+    def run(self, start: int, step_fn: Callable[[int], Dict[str, torch.Tensor]]) -> int:
+        began = last_save = last_log = time.time()
+        totals: Dict[str, torch.Tensor] = {}
+        window = 0  # steps summed in totals since the last log line
         step = start
         while step < self.steps and time.time() - began < self.budget_s:
             for key, value in step_fn(step).items():
-                totals[key] = totals.get(key, 0.0) + value
+                totals[key] = totals[key] + value if key in totals else value
             step += 1
             window += 1
-            if step % self.log_every == 0:
-                means = " ".join(f"{k} {v / window:.5f}" for k, v in totals.items())
-                log(f"step {step}/{self.steps} {means} ({(time.time() - began) / (step - start):.2f} s/step)")
-                totals, window = {}, 0
+            if time.time() - last_log > LOG_EVERY_S or step == self.steps or time.time() - began >= self.budget_s:
+                means = " ".join(f"{k} {float(v) / window:.5f}" for k, v in totals.items())
+                log(f"step {step}/{self.steps} {means} ({(time.time() - began) / (step - start):.3f} s/step)")
+                totals, window, last_log = {}, 0, time.time()
             if time.time() - last_save > CHECKPOINT_EVERY_S:
                 self.save(step, False)
                 last_save = time.time()
-        self.save(step, step >= self.steps)
+        self.save(step, step >= self.steps or self.timed)
         return step
 
 
@@ -139,13 +142,33 @@ def to_unit(frames: np.ndarray) -> torch.Tensor:
     return tensor.movedim(-1, -3)
 
 
-def random_clip(rng: random.Random, combos: Sequence[Attributes], frames: int) -> np.ndarray:
-    """`frames` consecutive frames of a random training video, starting at a chunk boundary."""
-    attrs = rng.choice(combos)
-    traj = sample_trajectory(MOTION_BY_NAME[attrs.motion], rng)
-    start = rng.randrange(0, NUM_FRAMES - frames + 1, CHUNK) if frames > 1 else rng.randrange(NUM_FRAMES)
-    window = slice(start, start + frames)
-    return render(attrs, type(traj)(traj.cx[window], traj.cy[window], traj.half[window]))
+def _render_job(job: Tuple[Attributes, int]) -> np.ndarray:
+    return sample_video(*job)
+
+
+class TrainingVideos:
+    """The training set, rendered once in parallel: every training combination × `variants` trajectories.
+
+    All stages draw from these videos (the latents stage encodes exactly them), so rendering happens once per run
+    instead of in every step, where it would keep a GPU waiting."""
+
+    def __init__(self, variants: int, workers: Optional[int] = None):
+        combos = training_combinations()
+        self.jobs = [(combo, 1000 * index + 7) for index, combo in enumerate(c for _ in range(variants) for c in combos)]
+        began = time.time()
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            self.videos = np.stack(pool.map(_render_job, self.jobs, chunksize=16))
+        log(f"rendered {len(self.jobs)} training videos in {time.time() - began:.0f} s")
+
+    @property
+    def attrs(self) -> List[Attributes]:
+        return [combo for combo, _ in self.jobs]
+
+    def clip(self, rng: random.Random, frames: int) -> np.ndarray:
+        """`frames` consecutive frames of a random training video, starting at a chunk boundary."""
+        video = self.videos[rng.randrange(len(self.videos))]
+        start = rng.randrange(0, NUM_FRAMES - frames + 1, CHUNK) if frames > 1 else rng.randrange(NUM_FRAMES)
+        return video[start : start + frames]
 
 
 # ============================================================================================
@@ -170,41 +193,44 @@ def _step(opt, loss: torch.Tensor, params) -> None:
     opt.step()
 
 
-def train_vae_spatial(work: Path, steps: int, budget_s: float, batch: int = 32, lr: float = 5e-4) -> None:
+def train_vae_spatial(
+    work: Path, steps: int, budget_s: float, batch: int = 32, lr: float = 5e-4,
+    videos: Optional[TrainingVideos] = None, device: str = "cpu", timed: bool = False,
+) -> None:
     path = work / "vae_spatial.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
         log("vae-spatial: done already")
         return
-    decoder = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).spatial_vae.module
-    encoder = SpatialEncoder()
+    decoder = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).spatial_vae.module.to(device)
+    encoder = SpatialEncoder().to(device)
     params = [*encoder.parameters(), *decoder.parameters()]
     opt = _adamw(params, lr)
     rng = random.Random(1)
     torch.manual_seed(1)
     modules = {"encoder": encoder, "decoder": decoder}
     start = _resume(state, modules, opt, rng)
-    combos = training_combinations()
+    videos = videos or TrainingVideos(variants=1)
 
-    def step_fn(step: int) -> Dict[str, float]:
+    def step_fn(step: int) -> Dict[str, torch.Tensor]:
         _warmup_lr(opt, step, lr)
-        x = to_unit(np.concatenate([random_clip(rng, combos, 1) for _ in range(batch)]))
+        x = to_unit(np.concatenate([videos.clip(rng, 1) for _ in range(batch)])).to(device)
         mu = encoder(x)
         recon = decoder.decode(mu + LATENT_NOISE * torch.randn_like(mu))
         l1 = (recon - x).abs().mean()
         mse = (recon - x).pow(2).mean()
         penalty = mu.pow(2).mean()
         _step(opt, l1 + mse + LATENT_PENALTY * penalty, params)
-        return {"l1": l1.item(), "mse": mse.item(), "mu2": penalty.item()}
+        return {"l1": l1.detach(), "mse": mse.detach(), "mu2": penalty.detach()}
 
     def save(step: int, done: bool) -> None:
         save_checkpoint(path, _stage_state(step, done, modules, opt, rng))
 
     log(f"vae-spatial: from step {start}")
-    Loop(steps, budget_s, save).run(start, step_fn)
+    Loop(steps, budget_s, save, timed).run(start, step_fn)
 
 
-def load_spatial(work: Path) -> Tuple[SpatialEncoder, torch.nn.Module]:
+def load_spatial(work: Path, device: str = "cpu") -> Tuple[SpatialEncoder, torch.nn.Module]:
     state = load_checkpoint(work / "vae_spatial.pt")
     if not state or not state["done"]:
         raise SystemExit("vae-spatial has not finished; run that stage first")
@@ -213,7 +239,7 @@ def load_spatial(work: Path) -> Tuple[SpatialEncoder, torch.nn.Module]:
     decoder = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).spatial_vae.module
     decoder.load_state_dict(state["decoder"])
     for module in (encoder, decoder):
-        module.eval().requires_grad_(False)
+        module.to(device).eval().requires_grad_(False)
     return encoder, decoder
 
 
@@ -228,59 +254,66 @@ def encode_frames(encoder: SpatialEncoder, frames: torch.Tensor, chunk: int = 64
 # ============================================================================================
 
 
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def _clips_to_latents(encoder: SpatialEncoder, clips: np.ndarray) -> torch.Tensor:
-    """uint8 [B, F, H, W, 3] -> 2-D latents [B, 4, F, h, w]."""
+    """uint8 [B, F, H, W, 3] -> 2-D latents [B, 4, F, h, w], on the encoder's device."""
     batch, frames = clips.shape[:2]
-    flat = to_unit(clips.reshape(batch * frames, *clips.shape[2:]))
+    flat = to_unit(clips.reshape(batch * frames, *clips.shape[2:])).to(_device_of(encoder))
     return encode_frames(encoder, flat).unflatten(0, (batch, frames)).transpose(1, 2)
 
 
-def measure_scaling(encoder: SpatialEncoder, rng: random.Random, combos, samples: int = 256) -> float:
+def measure_scaling(encoder: SpatialEncoder, rng: random.Random, videos: TrainingVideos, samples: int = 256) -> float:
     """1 / std of the 2-D latents: Open-Sora multiplies them by this factor before the temporal VAE."""
-    frames = np.concatenate([random_clip(rng, combos, 1) for _ in range(samples)])
-    return float(1.0 / encode_frames(encoder, to_unit(frames)).std())
+    frames = np.concatenate([videos.clip(rng, 1) for _ in range(samples)])
+    return float(1.0 / encode_frames(encoder, to_unit(frames).to(_device_of(encoder))).std())
 
 
-def train_vae_temporal(work: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 5e-4) -> None:
+def train_vae_temporal(
+    work: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 5e-4,
+    videos: Optional[TrainingVideos] = None, device: str = "cpu", timed: bool = False,
+) -> None:
     path = work / "vae_temporal.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
         log("vae-temporal: done already")
         return
-    spatial_encoder, spatial_decoder = load_spatial(work)
-    temporal = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).temporal_vae
-    encoder = TemporalEncoder()
+    spatial_encoder, spatial_decoder = load_spatial(work, device)
+    temporal = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).temporal_vae.to(device)
+    encoder = TemporalEncoder().to(device)
     params = [*encoder.parameters(), *temporal.parameters()]
     opt = _adamw(params, lr)
     rng = random.Random(2)
     torch.manual_seed(2)
-    combos = training_combinations()
     modules = {"encoder": encoder, "temporal": temporal}
     start = _resume(state, modules, opt, rng)
-    scaling = state["scaling"] if state else measure_scaling(spatial_encoder, rng, combos)
+    videos = videos or TrainingVideos(variants=1)
+    scaling = state["scaling"] if state else measure_scaling(spatial_encoder, rng, videos)
     log(f"vae-temporal: from step {start}, 2-D latent scaling factor {scaling:.4f}")
 
-    def step_fn(step: int) -> Dict[str, float]:
+    def step_fn(step: int) -> Dict[str, torch.Tensor]:
         _warmup_lr(opt, step, lr)
-        clips = np.stack([random_clip(rng, combos, CHUNK) for _ in range(batch)])
+        clips = np.stack([videos.clip(rng, CHUNK) for _ in range(batch)])
         target = _clips_to_latents(spatial_encoder, clips) * scaling
         mu = encoder(target)
         recon = temporal.decode(mu + LATENT_NOISE * torch.randn_like(mu))
         latent_mse = (recon - target).pow(2).mean()
         # Pixels of 4 random frames per clip through the frozen 2-D decoder: sharp edges matter more than latents.
-        picks = torch.tensor([rng.randrange(CHUNK) for _ in range(4 * batch)])
-        owners = torch.arange(batch).repeat_interleave(4)
+        picks = [rng.randrange(CHUNK) for _ in range(4 * batch)]
+        owners = [b for b in range(batch) for _ in range(4)]
         pixels = spatial_decoder.decode(recon[owners, :, picks] / scaling)
-        truth = to_unit(clips[owners.numpy(), picks.numpy()])
+        truth = to_unit(clips[owners, picks]).to(device)
         pixel_l1 = (pixels - truth).abs().mean()
         penalty = mu.pow(2).mean()
         _step(opt, latent_mse + pixel_l1 + LATENT_PENALTY * penalty, params)
-        return {"latent_mse": latent_mse.item(), "pixel_l1": pixel_l1.item(), "mu2": penalty.item()}
+        return {"latent_mse": latent_mse.detach(), "pixel_l1": pixel_l1.detach(), "mu2": penalty.detach()}
 
     def save(step: int, done: bool) -> None:
         save_checkpoint(path, _stage_state(step, done, modules, opt, rng, scaling=scaling))
 
-    Loop(steps, budget_s, save).run(start, step_fn)
+    Loop(steps, budget_s, save, timed).run(start, step_fn)
 
 
 # ============================================================================================
@@ -288,9 +321,9 @@ def train_vae_temporal(work: Path, steps: int, budget_s: float, batch: int = 16,
 # ============================================================================================
 
 
-def load_vae(work: Path) -> Tuple[OpenSoraVAEDecoder, SpatialEncoder, TemporalEncoder]:
+def load_vae(work: Path, device: str = "cpu") -> Tuple[OpenSoraVAEDecoder, SpatialEncoder, TemporalEncoder]:
     """The full decoder with trained weights and measured normalisation, plus both encoders (eval mode)."""
-    spatial_encoder, spatial_decoder = load_spatial(work)
+    spatial_encoder, spatial_decoder = load_spatial(work, device)
     t_state = load_checkpoint(work / "vae_temporal.pt")
     if not t_state or not t_state["done"]:
         raise SystemExit("vae-temporal has not finished; run that stage first")
@@ -305,7 +338,7 @@ def load_vae(work: Path) -> Tuple[OpenSoraVAEDecoder, SpatialEncoder, TemporalEn
     encoder = TemporalEncoder()
     encoder.load_state_dict(t_state["encoder"])
     for module in (vae, encoder):
-        module.eval().requires_grad_(False)
+        module.to(device).eval().requires_grad_(False)
     return vae, spatial_encoder, encoder
 
 
@@ -314,7 +347,7 @@ def encode_video(vae: OpenSoraVAEDecoder, spatial: SpatialEncoder, temporal: Tem
     z = _clips_to_latents(spatial, video[None]) * vae.cfg.spatial.scaling_factor
     with torch.no_grad():
         chunks = [temporal(piece) for piece in z.split(CHUNK, dim=2)]
-    return torch.cat(chunks, dim=2)[0]
+    return torch.cat(chunks, dim=2)[0].cpu()
 
 
 # ============================================================================================
@@ -322,26 +355,26 @@ def encode_video(vae: OpenSoraVAEDecoder, spatial: SpatialEncoder, temporal: Tem
 # ============================================================================================
 
 
-def encode_training_set(work: Path, variants: int, budget_s: float) -> None:
+def encode_training_set(
+    work: Path, variants: int, budget_s: float, videos: Optional[TrainingVideos] = None, device: str = "cpu"
+) -> None:
     path = work / "latents.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
         log("latents: done already")
         return
-    vae, spatial, temporal = load_vae(work)
-    combos = training_combinations()
-    jobs = [(combo, variant) for variant in range(variants) for combo in combos]
+    vae, spatial, temporal = load_vae(work, device)
+    videos = videos or TrainingVideos(variants)
     latents: List[torch.Tensor] = state["latents"] if state else []
     began = time.time()
-    for index in range(len(latents), len(jobs)):
+    for index in range(len(latents), len(videos.jobs)):
         if time.time() - began > budget_s:
             break
-        combo, variant = jobs[index]
-        video = render(combo, sample_trajectory(MOTION_BY_NAME[combo.motion], random.Random(1000 * index + 7)))
-        latents.append(encode_video(vae, spatial, temporal, video).half())
+        latents.append(encode_video(vae, spatial, temporal, videos.videos[index]).half())
         if (index + 1) % 500 == 0:
-            log(f"latents: {index + 1}/{len(jobs)}")
-    done = len(latents) == len(jobs)
+            log(f"latents: {index + 1}/{len(videos.jobs)}")
+    attrs = videos.attrs
+    done = len(latents) == len(attrs)
     stats = None
     if done:
         stacked = torch.stack(latents).float()
@@ -350,7 +383,7 @@ def encode_training_set(work: Path, variants: int, budget_s: float) -> None:
         stats = dict(shift=shift.tolist(), scale=scale.tolist())
         save_checkpoint(work / "latent_stats.pt", stats)
         log(f"latents: shift {[round(v, 3) for v in stats['shift']]} scale {[round(v, 3) for v in stats['scale']]}")
-    save_checkpoint(path, dict(done=done, latents=latents, attrs=[c for c, _ in jobs[: len(latents)]]))
+    save_checkpoint(path, dict(done=done, latents=latents, attrs=attrs[: len(latents)]))
 
 
 # ============================================================================================
@@ -358,26 +391,28 @@ def encode_training_set(work: Path, variants: int, budget_s: float) -> None:
 # ============================================================================================
 
 
-def dit_forward(stdit: STDiT3, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor, y_valid: torch.Tensor) -> torch.Tensor:
+def dit_forward(
+    stdit: STDiT3, z: torch.Tensor, t: torch.Tensor, y: torch.Tensor, y_valid: torch.Tensor, tdtm: bool = False
+) -> torch.Tensor:
     """STDiT3.forward for a batch whose captions differ in length: y [B, L, Cy] padded, y_valid [B, L] bool.
 
     The runtime drops padding rows before cross-attention (one shared mask per call); training keeps them and masks
     them out of the block-diagonal mask instead, which gives each sample the same attention as at run time.
     """
     batch, length = y_valid.shape
-    pad = torch.zeros(1, dtype=torch.long)
-    size = torch.tensor([float(SIZE)])
-    all_rows = torch.ones(1, length)
-    x, y_tokens, t_mlp, frames, t_cond = stdit_part1(
-        stdit, z, t, y[:, None], all_rows, torch.tensor([float(FPS)]), size, size, pad, pad
-    )
-    queries = x.shape[1]
-    query_owner = torch.arange(batch).repeat_interleave(queries)
-    key_owner = torch.arange(batch).repeat_interleave(length)
+    device = z.device
+    pad = torch.zeros(1, dtype=torch.long, device=device)
+    size = torch.tensor([float(SIZE)], device=device)
+    all_rows = torch.ones(1, length, device=device)
+    fps = torch.tensor([float(FPS)], device=device)
+    x, y_tokens, t_mlp, frames, t_cond = stdit_part1(stdit, z, t, y[:, None], all_rows, fps, size, size, pad, pad)
+    queries = (frames[0] // 2) * (x.shape[1] // frames[0]) if tdtm else x.shape[1]
+    query_owner = torch.arange(batch, device=device).repeat_interleave(queries)
+    key_owner = torch.arange(batch, device=device).repeat_interleave(length)
     allowed = (query_owner[:, None] == key_owner[None, :]) & y_valid.reshape(-1)[None, :]
     attn = torch.where(allowed, 0.0, MASK_VALUE)[None, None]
     for spatial, temporal in zip(stdit.spatial_blocks, stdit.temporal_blocks):
-        x = stdit_block_pair(spatial, temporal, x, y_tokens, t_mlp, attn, frames, False)
+        x = stdit_block_pair(spatial, temporal, x, y_tokens, t_mlp, attn, frames, tdtm)
     return stdit_part2(stdit, z, x, t_cond, pad, pad)
 
 
@@ -405,13 +440,13 @@ class CaptionBatcher:
         return ids, valid
 
 
-def sample_tau(batch: int) -> torch.Tensor:
+def sample_tau(batch: int, device: str = "cpu") -> torch.Tensor:
     """Noise levels in (0, 1): half logit-normal, half uniform. Not shifted by the run-time timestep transform
     (ratio 0.48 at 64×64, which moves sampling's steps to low noise): where the object appears is decided at high
     noise, and a model trained mostly at low noise drew backgrounds without objects."""
-    logit_normal = torch.sigmoid(torch.randn(batch))
-    uniform = torch.rand(batch)
-    return torch.where(torch.rand(batch) < 0.5, logit_normal, uniform).clamp(1e-4, 1.0)
+    logit_normal = torch.sigmoid(torch.randn(batch, device=device))
+    uniform = torch.rand(batch, device=device)
+    return torch.where(torch.rand(batch, device=device) < 0.5, logit_normal, uniform).clamp(1e-4, 1.0)
 
 
 FOREGROUND_DEVIATION = 2.0  # summed |x0 - per-frame spatial median| over channels; ~20 % of latent positions
@@ -445,10 +480,15 @@ def build_text_and_dit(seed: int = 3) -> Tuple[T5EncoderModel, STDiT3]:
     return t5, stdit
 
 
+# TDTM in training: Open-Sora 1.2 was trained on many frame counts and frame rates, so attention over the ⌊T/2⌋
+# merged frames of TDTM stays within what it has seen. A model trained on one length only (the shapes model: 15 latent
+# frames) has not: run with TDTM, its objects stopped moving. Training a share of steps through the merged forward
+# (the runtime's own, the loss still on all T frames) gives it that robustness.
 def train_dit(
     work: Path, tokenizer_path: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 6e-4,
-    ema_decay: float = 0.995, dropout: float = 0.1,
+    ema_decay: float = 0.995, dropout: float = 0.1, device: str = "cpu", timed: bool = False, tdtm_share: float = 0.0,
 ) -> None:
+    """`tdtm_share`: the fraction of steps whose forward runs with TDTM's frame-pair merging (see the comment above)."""
     path = work / "dit.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
@@ -461,9 +501,11 @@ def train_dit(
     shift = torch.tensor(stats["shift"]).reshape(1, 4, 1, 1, 1)
     scale = torch.tensor(stats["scale"]).reshape(1, 4, 1, 1, 1)
     latents = torch.stack(data["latents"]).float()
-    latents = (latents - shift) / scale
+    latents = ((latents - shift) / scale).to(device)
     attrs: List[Attributes] = data["attrs"]
     t5, stdit = build_text_and_dit()
+    t5.to(device)
+    stdit.to(device)
     params = [*t5.parameters(), *stdit.parameters()]
     opt = _adamw(params, lr)
     ema = {"t5": copy.deepcopy(t5.state_dict()), "stdit": copy.deepcopy(stdit.state_dict())}
@@ -472,7 +514,7 @@ def train_dit(
     modules = {"t5": t5, "stdit": stdit}
     start = _resume(state, modules, opt, rng)
     if state:
-        ema = state["ema"]
+        ema = {key: {name: value.to(device) for name, value in weights.items()} for key, weights in state["ema"].items()}
     batcher = CaptionBatcher(UnigramTokenizer.from_file(tokenizer_path))
     null = stdit.y_embedder.y_embedding
     log(f"dit: {len(attrs)} videos, from step {start}")
@@ -486,28 +528,29 @@ def train_dit(
                     if value.dtype.is_floating_point:
                         ema[key][name].mul_(ema_decay).add_(value, alpha=1 - ema_decay)
 
-    def step_fn(step: int) -> Dict[str, float]:
+    def step_fn(step: int) -> Dict[str, torch.Tensor]:
         _warmup_lr(opt, step, lr, warmup=200)
         picks = [rng.randrange(len(attrs)) for _ in range(batch)]
         x0 = latents[picks]
-        ids, valid = batcher([training_caption(attrs[i], rng) for i in picks])
+        ids, valid = (v.to(device) for v in batcher([training_caption(attrs[i], rng) for i in picks]))
         y = t5(ids, additive_mask(valid))
-        drop = torch.tensor([rng.random() < dropout for _ in picks])
+        drop = torch.tensor([rng.random() < dropout for _ in picks], device=device)
         y = torch.where(drop[:, None, None], null[: y.shape[1]][None], y)
-        tau = sample_tau(batch)
+        tau = sample_tau(batch, device)
         noise = torch.randn_like(x0)
         view = tau.reshape(-1, 1, 1, 1, 1)
         x_t = (1 - view) * x0 + view * noise
-        velocity = dit_forward(stdit, x_t, tau * 1000, y, valid)[:, :4]
+        merged = rng.random() < tdtm_share
+        velocity = dit_forward(stdit, x_t, tau * 1000, y, valid, tdtm=merged)[:, :4]
         loss = (foreground_weights(x0) * (velocity - (x0 - noise)).pow(2)).mean()
         _step(opt, loss, params)
         update_ema()
-        return {"loss": loss.item()}
+        return {"loss": loss.detach()}
 
     def save(step: int, done: bool) -> None:
         save_checkpoint(path, _stage_state(step, done, modules, opt, rng, ema=ema))
 
-    Loop(steps, budget_s, save, log_every=25).run(start, step_fn)
+    Loop(steps, budget_s, save, timed).run(start, step_fn)
 
 
 def load_text_and_dit(work: Path, use_ema: bool = True) -> Tuple[T5EncoderModel, STDiT3]:

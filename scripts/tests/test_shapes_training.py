@@ -4,6 +4,7 @@ checkpoints, and a few steps of every stage export a model folder that validates
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -16,25 +17,26 @@ from sora.shapes_export import export_shapes_model
 from sora.shapes_world import SIZE
 
 
-def test_batched_training_forward_equals_the_runtime_forward_per_sample():
+@pytest.mark.parametrize("tdtm", [False, True])
+def test_batched_training_forward_equals_the_runtime_forward_per_sample(tdtm):
     _, stdit = training.build_text_and_dit()
     torch.manual_seed(0)
     for param in stdit.parameters():  # adaLN-zero init would make every output zero
         param.data.normal_(0, 0.05)
     stdit.eval()
-    z = torch.randn(2, 4, 3, 8, 8)
+    z = torch.randn(2, 4, 5, 8, 8)  # odd T: TDTM's leftover frame is covered too
     t = torch.tensor([700.0, 200.0])
     y = torch.randn(2, 6, 64)
     valid = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     with torch.no_grad():
-        batched = training.dit_forward(stdit, z, t, y, valid)
+        batched = training.dit_forward(stdit, z, t, y, valid, tdtm=tdtm)
         for b in range(2):
             mask = torch.zeros(1, 300)
             mask[0, : int(valid[b].sum())] = 1
             caption = torch.zeros(1, 1, 300, 64)
             caption[0, 0, :6] = y[b]
             size = torch.tensor([float(SIZE)])
-            alone = stdit(z[b : b + 1], t[b : b + 1], caption, mask, torch.tensor([24.0]), size, size)
+            alone = stdit(z[b : b + 1], t[b : b + 1], caption, mask, torch.tensor([24.0]), size, size, tdtm=tdtm)
             assert torch.allclose(batched[b : b + 1], alone, atol=1e-5)
 
 
@@ -73,3 +75,32 @@ def test_every_stage_runs_and_exports_a_valid_model(tmp_path, few_combinations):
     assert manifest["architecture"]["vae"]["scale"] == pytest.approx(stats["scale"])
     world = json.loads((out / "world.json").read_text())
     assert len(world["heldout"]) == 64
+
+
+def test_training_videos_are_the_latents_stage_videos_and_clips_start_on_chunk_boundaries(few_combinations):
+    videos = training.TrainingVideos(variants=2, workers=1)
+    assert videos.videos.shape == (12, training.NUM_FRAMES, SIZE, SIZE, 3)
+    assert videos.attrs == few_combinations * 2
+    combo, seed = videos.jobs[7]
+    assert (videos.videos[7] == training.sample_video(combo, seed)).all()
+    rng = random.Random(0)
+    for _ in range(20):
+        clip = videos.clip(rng, training.CHUNK)
+        starts = [s for s in range(0, training.NUM_FRAMES, training.CHUNK)
+                  if any((v[s : s + training.CHUNK] == clip).all() for v in videos.videos)]
+        assert clip.shape[0] == training.CHUNK and starts
+
+
+def test_a_timed_stage_counts_as_finished_when_its_minutes_run_out(tmp_path, few_combinations):
+    training.train_vae_spatial(tmp_path / "plain", steps=10**6, budget_s=1, batch=2)
+    assert not training.load_checkpoint(tmp_path / "plain" / "vae_spatial.pt")["done"]
+    training.train_vae_spatial(tmp_path / "timed", steps=10**6, budget_s=1, batch=2, timed=True)
+    state = training.load_checkpoint(tmp_path / "timed" / "vae_spatial.pt")
+    assert state["done"] and 0 < state["step"] < 10**6
+
+
+def test_stages_are_named_in_a_comma_list_and_run_in_pipeline_order():
+    assert train_shapes.stage_list("all") == train_shapes.STAGES
+    assert train_shapes.stage_list("dit,latents") == ("latents", "dit")
+    with pytest.raises(Exception, match="unknown stage 'vae'"):
+        train_shapes.stage_list("latents,vae")
