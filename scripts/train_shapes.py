@@ -88,9 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     tokenizer = write_training_tokenizer(args.work)
     wanted = args.stage
-    videos: Optional[TrainingVideos] = None
-    if {"vae-spatial", "vae-temporal", "latents"} & set(wanted):
-        videos = TrainingVideos(args.variants)
+    videos = TrainingVideos(args.variants)
     log(f"device {args.device}")
     for stage in wanted:
         log(f"stage {stage}")

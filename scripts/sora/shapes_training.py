@@ -14,6 +14,7 @@ temporary name and renamed; run again, a stage continues from its checkpoint, an
 from __future__ import annotations
 
 import copy
+import functools
 import multiprocessing
 import random
 import time
@@ -150,15 +151,21 @@ class TrainingVideos:
     """The training set, rendered once in parallel: every training combination × `variants` trajectories.
 
     All stages draw from these videos (the latents stage encodes exactly them), so rendering happens once per run
-    instead of in every step, where it would keep a GPU waiting."""
+    instead of in every step, where it would keep a GPU waiting. It happens on first use: a run whose VAE and
+    latents stages are finished already renders nothing."""
 
     def __init__(self, variants: int, workers: Optional[int] = None):
         combos = training_combinations()
         self.jobs = [(combo, 1000 * index + 7) for index, combo in enumerate(c for _ in range(variants) for c in combos)]
+        self.workers = workers
+
+    @functools.cached_property
+    def videos(self) -> np.ndarray:
         began = time.time()
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            self.videos = np.stack(pool.map(_render_job, self.jobs, chunksize=16))
+        with multiprocessing.get_context("fork").Pool(self.workers) as pool:
+            videos = np.stack(pool.map(_render_job, self.jobs, chunksize=16))
         log(f"rendered {len(self.jobs)} training videos in {time.time() - began:.0f} s")
+        return videos
 
     @property
     def attrs(self) -> List[Attributes]:
