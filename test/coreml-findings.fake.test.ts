@@ -162,6 +162,13 @@ describe('finding 2: specification versions and the macOS a folder needs', () =>
     const requirement = await checkMacosFor(blocks, '15.1');
     expect(requirement.newest).toMatchObject({ name: 'stdit3_part2', macos: '15.0', specificationVersion: 9 });
     expect(requirement.blocks.map((block) => block.macos)).toEqual(['14.0', '15.0', '13.0']);
+
+    // What generate and batch call right after making the backend, before any block is touched.
+    const fake = new FakeCoreMLBridge({}, '14');
+    const sources = blocks.map((block) => ({ ...block, weightBytes: 0 }));
+    const error = await rejection(backendFor(fake, { macosVersion: '14.7' }).checkBlocks(sources));
+    expect([error.code, fake.compiles.length, fake.loads.length]).toEqual(['DEPENDENCY', 0, 0]);
+    expect((await backendFor(fake, { macosVersion: null }).checkBlocks(sources)).newest?.name).toBe('stdit3_part2');
   });
 });
 

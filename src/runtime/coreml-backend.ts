@@ -20,7 +20,15 @@ import {
 } from '../native/coreml.js';
 import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors } from './backend.js';
 import { CoreMLCompileCache, defaultCoreMLCacheDir } from './coreml-cache.js';
-import { macosSatisfies, macosVersion, packageRequirement, tooOldError } from './coreml-package.js';
+import {
+  checkMacosFor,
+  macosSatisfies,
+  macosVersion,
+  modelRequirement,
+  packageRequirement,
+  tooOldError,
+  type ModelRequirement,
+} from './coreml-package.js';
 import { fromModelOutput, toModelInput } from './coreml-tensors.js';
 
 export { defaultCoreMLCacheDir };
@@ -92,6 +100,14 @@ export class CoreMLBackend implements Backend {
     this.device = options.computeUnits ?? 'per-block';
     this.cache = new CoreMLCompileCache(options.cacheDir ?? defaultCoreMLCacheDir());
     this.#macos = options.macosVersion === undefined ? macosVersion() : options.macosVersion;
+  }
+
+  /**
+   * Before any work: what the blocks' packages need, refused with a one-line DEPENDENCY error when this macOS is
+   * older than the newest requirement (the macOS version unknown: nothing refused, CoreML has the last word).
+   */
+  async checkBlocks(blocks: readonly BlockSource[]): Promise<ModelRequirement> {
+    return this.#macos === null ? modelRequirement(blocks) : checkMacosFor(blocks, this.#macos);
   }
 
   /** The compute units a block runs with: --compute-units, else its manifest entry's, else CoreML's default. */
