@@ -171,6 +171,12 @@ export class CoreMLBackend implements Backend {
     await bridgeCall(block.source.name, () => this.#bridge.unloadModel(block.model.id));
   }
 
+  /** What the loaded model declares about its inputs and outputs, shape constraints as CoreML reports them. */
+  features(handle: BlockHandle): Pick<LoadedModel, 'inputs' | 'outputs'> {
+    const { inputs, outputs } = this.#loaded(handle).model;
+    return { inputs, outputs };
+  }
+
   stats(): (BlockStats & { readonly device: ComputeUnits; readonly compileMs: number })[] {
     return this.#stats.map((stats) => ({ ...stats, runMs: [...stats.runMs] }));
   }
