@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 
 import { blockSource, loadModel } from '../src/model/manifest.js';
-import { COMPUTE_UNITS, loadCoreMLBridge, type ComputeUnits, type CoreMLBridge, type FeatureDescription } from '../src/native/coreml.js';
+import { COMPUTE_UNITS, loadCoreMLBridge, type CoreMLBridge, type FeatureDescription } from '../src/native/coreml.js';
 import type { Tensor } from '../src/runtime/backend.js';
 import { CoreMLBackend } from '../src/runtime/coreml-backend.js';
 import { packageRequirement } from '../src/runtime/coreml-package.js';

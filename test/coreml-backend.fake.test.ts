@@ -15,6 +15,7 @@ import type { BridgeInput } from '../src/native/coreml.js';
 import type { BlockSource, Tensor } from '../src/runtime/backend.js';
 import { CoreMLBackend, createCoreMLBackend, parseComputeUnits } from '../src/runtime/coreml-backend.js';
 import { packageContentHash } from '../src/runtime/coreml-cache.js';
+import { rejection } from './helpers/expect-error.js';
 import { writeMlmodelc, writeMlpackage } from './helpers/coreml-package.js';
 import { bridgeError, FakeCoreMLBridge, feature, nsrange, unbounded } from './helpers/fake-coreml-bridge.js';
 
@@ -36,15 +37,6 @@ function compiledModel(name: string, specificationVersion = 7): BlockSource {
 function onlyPrediction(fake: FakeCoreMLBridge): Map<string, BridgeInput> {
   expect(fake.predictions).toHaveLength(1);
   return new Map(fake.predictions[0]?.inputs.map((input) => [input.name, input]));
-}
-
-async function rejection(promise: Promise<unknown>): Promise<SoraError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSoraError(error)) throw new Error(`expected a SoraError, got ${String(error)}`);
-  return error;
 }
 
 describe('CoreML backend on a FAKE native bridge: loading', () => {

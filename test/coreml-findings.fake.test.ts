@@ -15,13 +15,13 @@ import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { isSoraError, type SoraError } from '../src/errors.js';
 import type { BridgeOutput, FeatureDescription } from '../src/native/coreml.js';
 import type { BlockSource, Tensor } from '../src/runtime/backend.js';
 import { CoreMLBackend } from '../src/runtime/coreml-backend.js';
 import { cacheUsage, pruneCache } from '../src/runtime/coreml-cache.js';
 import { checkMacosFor, macosSatisfies, packageRequirement } from '../src/runtime/coreml-package.js';
 import { rangeReading, sizeBounds } from '../src/runtime/coreml-tensors.js';
+import { rejection } from './helpers/expect-error.js';
 import { syntheticSpec, writeMlmodelc, writeMlpackage } from './helpers/coreml-package.js';
 import { bridgeError, FakeCoreMLBridge, feature, nsrange, span, unbounded } from './helpers/fake-coreml-bridge.js';
 
@@ -36,15 +36,6 @@ const f32 = (dims: number[], values?: number[]): Tensor => ({
   dims,
   data: values ? Float32Array.from(values) : new Float32Array(dims.reduce((a, b) => a * b, 1)),
 });
-
-async function rejection(promise: Promise<unknown>): Promise<SoraError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSoraError(error)) throw new Error(`expected a SoraError, got ${String(error)}`);
-  return error;
-}
 
 function backendFor(fake: FakeCoreMLBridge, options: { macosVersion?: string | null; computeUnits?: 'cpu-ane' } = {}): CoreMLBackend {
   return new CoreMLBackend(fake, { cacheDir: join(dir, 'cache'), macosVersion: '15.0', ...options });
