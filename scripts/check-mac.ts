@@ -323,7 +323,8 @@ function coremlModel(flag: string | undefined, interpreter: string | undefined):
   }
   if (interpreter === undefined) return { reason: 'no Python with coremltools to convert models/tiny' };
   const out = join(WORK, 'tiny-coreml');
-  const converted = run(interpreter, ['scripts/make_tiny_model.py', '--format', 'coreml', '--out', out, '--overwrite']);
+  rmSync(out, { recursive: true, force: true }); // ours, from an earlier run: converted afresh
+  const converted = run(interpreter, ['scripts/make_tiny_model.py', '--format', 'coreml', '--out', out]);
   return converted.ok ? out : { reason: `converting models/tiny failed: ${tail(converted.output, 3)}` };
 }
 
