@@ -29,7 +29,7 @@ import sharp from 'sharp';
 
 import { blockSource, loadModel } from '../src/model/manifest.js';
 import { COMPUTE_UNITS, loadCoreMLBridge, type CoreMLBridge, type FeatureDescription } from '../src/native/coreml.js';
-import type { Tensor } from '../src/runtime/backend.js';
+import { hostOutputs, type Tensor } from '../src/runtime/backend.js';
 import { CoreMLBackend } from '../src/runtime/coreml-backend.js';
 import { packageRequirement } from '../src/runtime/coreml-package.js';
 import { rangeReading, sizeBounds } from '../src/runtime/coreml-tensors.js';
@@ -290,7 +290,7 @@ async function goldenBlocks(bridge: CoreMLBridge, interpreter: string, scratch: 
     for (const units of COMPUTE_UNITS) {
       const backend = new CoreMLBackend(bridge, { cacheDir: join(scratch, 'cache'), computeUnits: units });
       const handle = await backend.load({ name: golden.block, path, weightBytes: 0 });
-      const predicted = await timed(() => backend.run(handle, golden.inputs));
+      const predicted = await timed(async () => hostOutputs(await backend.run(handle, golden.inputs)));
       const errors = Object.entries(golden.outputs).map(([name, expected]) => {
         const actual = predicted.value[name];
         return actual === undefined ? Infinity : maxRelativeError(values(actual), values(expected));
