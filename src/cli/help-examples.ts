@@ -53,6 +53,12 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models cache prune --unused-days 7',
     'ondevice-sora models cache prune --all             # every compiled model (recompiled when next loaded)',
   ],
+  serve: [
+    'ondevice-sora serve                                          # 127.0.0.1:7315, the default model',
+    'ondevice-sora serve --socket /tmp/sora.sock --model models/tiny',
+    'ONDEVICE_SORA_TOKEN=s3cret ondevice-sora serve --listen 0.0.0.0:7315   # other machines, with a token',
+    'ondevice-sora generate "a red circle moving up" -o c.mp4 --connect 127.0.0.1:7315   # the client',
+  ],
   doctor: [
     'ondevice-sora doctor',
     'ondevice-sora doctor --json',

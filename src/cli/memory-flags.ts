@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import type { GenerateResult } from '../pipeline/generate.js';
-import { processMemory } from '../native/memory.js';
 import { refuseBudgetBelowOneBlock, type CidlSettings } from '../pipeline/ci-dl.js';
-import { DEFAULT_BUDGET_FRACTION, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
+import { DEFAULT_BUDGET_FRACTION, localMemoryMeter, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
+import type { JobMemory } from '../pipeline/session.js';
+import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { Timeline } from '../pipeline/timeline.js';
 import type { Preset } from '../policies/presets.js';
 
@@ -38,15 +39,29 @@ export type MemoryFlags = z.infer<typeof MemoryFlagsSchema>;
  * checked against the model before any block is loaded. Without CI-DL every block stays loaded until its
  * component is done, and the ablation flags would change nothing, so they are refused.
  */
-export function cidlSettings(flags: MemoryFlags, preset: Preset, model: Model): CidlSettings | undefined {
-  if (!preset.cidl && flags.memoryBudget === undefined) {
+export function cidlSettings(
+  flags: MemoryFlags,
+  preset: Preset,
+  model: Model,
+  meter: MemoryMeter = localMemoryMeter,
+): CidlSettings | undefined {
+  if (!cidlRequested(flags, preset)) {
     const unused = !flags.ci ? '--no-ci' : !flags.dl ? '--no-dl' : null;
     if (unused !== null) throw new SoraError('USAGE', `${unused}: only applies with CI-DL (--preset paper or --memory-budget)`);
     return undefined;
   }
-  const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' });
-  refuseBudgetBelowOneBlock(budget, model.blocks.map(blockSource), processMemory().rss);
+  const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' }, meter);
+  refuseBudgetBelowOneBlock(budget, model.blocks.map(blockSource), meter.inUse());
   return { budget, concurrent: flags.ci, dynamicLoading: flags.dl };
+}
+
+export function cidlRequested(flags: Pick<MemoryFlags, 'memoryBudget'>, preset: Preset): boolean {
+  return preset.cidl || flags.memoryBudget !== undefined;
+}
+
+/** cidlSettings for openJobBackend: resolved once the process that runs the blocks is known. */
+export function jobMemory(flags: MemoryFlags, preset: Preset, model: Model): JobMemory {
+  return { requested: cidlRequested(flags, preset), settings: (meter) => cidlSettings(flags, preset, model, meter) };
 }
 
 /** The sidecar's `memory` (peak RSS; with CI-DL the budget and each component's report) and, with --trace, `trace`. */

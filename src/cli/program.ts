@@ -9,6 +9,7 @@ import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerGenerate } from './commands/generate.js';
 import { register as registerModels } from './commands/models.js';
+import { register as registerServe } from './commands/serve.js';
 
 export function createProgram(): Command {
   const program = new Command('ondevice-sora')
@@ -21,7 +22,9 @@ export function createProgram(): Command {
     // Errors come back to main() as exceptions instead of commander calling process.exit; subcommands created
     // after this inherit it.
     .exitOverride();
-  for (const register of [registerGenerate, registerBatch, registerBench, registerEval, registerModels, registerDoctor]) register(program);
+  for (const register of [registerGenerate, registerBatch, registerBench, registerEval, registerServe, registerModels, registerDoctor]) {
+    register(program);
+  }
   addExamples(program);
   return program;
 }

@@ -31,10 +31,10 @@ import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
-import { evictFile, mallocTrim, prefetchFile, processMemory } from '../native/memory.js';
 import type { Backend, BlockHandle, BlockSource } from '../runtime/backend.js';
+import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { BlockProvider } from './block-provider.js';
-import { formatBytes, takeWindowPeak, type MemoryBudget } from './memory-budget.js';
+import { formatBytes, localMemoryMeter, type MemoryBudget } from './memory-budget.js';
 import type { Timeline } from './timeline.js';
 
 /**
@@ -132,6 +132,8 @@ export function refuseBudgetBelowOneBlock(budget: MemoryBudget, blocks: readonly
 
 export class CidlScheduler implements BlockProvider {
   readonly #options: CidlOptions;
+  /** The memory of the process that runs the blocks: this one, or a remote runner's. */
+  readonly #meter: MemoryMeter;
   readonly #slots: ReadonlyMap<string, Slot>;
   readonly #base: number;
   #concurrent: boolean;
@@ -165,10 +167,11 @@ export class CidlScheduler implements BlockProvider {
     this.#slots = new Map(
       blocks.map((block) => [block.source.name, { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0 }]),
     );
-    mallocTrim();
-    this.#base = processMemory().rss;
+    this.#meter = backend.memory ?? localMemoryMeter;
+    this.#meter.trim();
+    this.#base = this.#meter.inUse();
     refuseBudgetBelowOneBlock(options.budget, blocks.map((b) => b.source), this.#base);
-    takeWindowPeak(); // the first window starts clean, without the previous component's peak
+    this.#meter.takeWindowPeak(); // the first window starts clean, without the previous component's peak
   }
 
   async acquire(blockName: string, next?: string): Promise<BlockHandle> {
@@ -191,8 +194,8 @@ export class CidlScheduler implements BlockProvider {
     this.#measuredInCycle = true;
     // The run freed its activations into the allocator's per-thread arenas: hand them back to the OS, so the next
     // window starts from what is really in use.
-    mallocTrim();
-    const peak = takeWindowPeak();
+    this.#meter.trim();
+    const peak = this.#meter.takeWindowPeak();
     this.#measure(peak);
     this.#fit(peak);
     this.#decide(slot);
@@ -209,7 +212,7 @@ export class CidlScheduler implements BlockProvider {
     try {
       await Promise.all(this.#unloads);
     } finally {
-      mallocTrim();
+      this.#meter.trim();
       await this.#evicting;
     }
   }
@@ -267,9 +270,9 @@ export class CidlScheduler implements BlockProvider {
     this.#window.add(slot);
     const measured = quiet && processHasLoaded;
     processHasLoaded = true;
-    const before = processMemory().rss;
+    const before = this.#meter.inUse();
     const handle = await this.backend.load(slot.block.source);
-    const overhead = processMemory().rss - before - slot.block.source.weightBytes;
+    const overhead = this.#meter.inUse() - before - slot.block.source.weightBytes;
     if (measured) this.#loadOverhead = Math.max(this.#loadOverhead, overhead);
     slot.loads++;
     slot.fresh = true;
@@ -286,9 +289,12 @@ export class CidlScheduler implements BlockProvider {
     if (pages !== undefined && pages.handle === undefined && !pages.resident) this.#prefetchPages(pages);
   }
 
+  /** Only where this process reads the block files: a remote runner has them on its own disk. */
   #prefetchPages(slot: Slot): void {
+    const pageCache = this.#meter.pageCache;
+    if (pageCache === undefined) return;
     for (const file of slot.block.files) {
-      const read = (): Promise<number> => prefetchFile(file.path);
+      const read = (): Promise<number> => pageCache.prefetch(file.path);
       const work = this.#options.timeline?.record('prefetch', name(slot), (bytes: number) => bytes, read) ?? read();
       work.catch((error: unknown) => this.#options.logger?.debug({ file: file.path, error: errorMessage(error) }, 'page prefetch failed'));
     }
@@ -303,9 +309,10 @@ export class CidlScheduler implements BlockProvider {
       const loaded = await handle.catch(() => undefined); // a failed load has nothing to unload
       if (loaded === undefined) return;
       await this.backend.unload(loaded);
-      mallocTrim();
+      this.#meter.trim();
       // Page cache is not process memory: the next load need not wait for it to be dropped.
-      if (evict) this.#evicting = this.#evicting.then(() => this.#evict(slot));
+      const pageCache = this.#meter.pageCache;
+      if (evict && pageCache !== undefined) this.#evicting = this.#evicting.then(() => this.#evict(slot, pageCache));
     })();
     this.#unloads.add(unload);
     unload.then(
@@ -315,10 +322,10 @@ export class CidlScheduler implements BlockProvider {
   }
 
   /** A failure only leaves the file cached (the next load is faster than on a device short of memory). */
-  async #evict(slot: Slot): Promise<void> {
+  async #evict(slot: Slot, pageCache: NonNullable<MemoryMeter['pageCache']>): Promise<void> {
     const { timeline, logger } = this.#options;
     for (const file of slot.block.files) {
-      const drop = (): Promise<boolean> => evictFile(file.path);
+      const drop = (): Promise<boolean> => pageCache.evict(file.path);
       await (timeline?.record('evict', name(slot), file.bytes, drop) ?? drop()).catch((error: unknown) =>
         logger?.warn({ file: file.path, error: errorMessage(error) }, 'cannot drop a block file from the page cache'),
       );

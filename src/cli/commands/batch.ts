@@ -11,7 +11,7 @@ import { ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, type ErrorCode 
 import { loadModel, type Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
-import { GenerateSession, createCheckedJobBackend } from '../../pipeline/session.js';
+import { GenerateSession, openJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -21,11 +21,12 @@ import { sidecarJson } from '../../video/sidecar.js';
 import { VIDEO_FORMATS } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { parseFlags } from '../flags.js';
-import { cidlSettings, memorySidecar } from '../memory-flags.js';
+import { jobBackendChoice } from '../backend-flags.js';
+import { jobMemory, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 import { defaultModelDir } from '../../model/default-model.js';
-import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { addJobOptions, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 export const RESULTS_FILE = 'results.jsonl';
 const TRACE_FILE = 'trace.json';
@@ -79,9 +80,9 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const finished = await finishedJobs(plan.jobs, flags);
   const todo = plan.jobs.filter((job) => !finished.has(job));
   const model = await loadModel(flags.model ?? defaultModelDir());
-  const cidl = cidlSettings(flags, preset, model);
+  const choice = jobBackendChoice(flags);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model), model, context.logger);
   await makeOutputFolder(folder).catch(async (error: unknown) => {
     await backend.close();
     throw error;

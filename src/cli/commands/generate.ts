@@ -8,15 +8,13 @@ import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir, MODEL_ENV, SHIPPED_MODELS } from '../../model/default-model.js';
 import { loadModel, type Model } from '../../model/manifest.js';
-import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
-import { createCheckedJobBackend } from '../../pipeline/session.js';
+import { openJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
 import type { Backend } from '../../runtime/backend.js';
-import { BACKEND_KINDS, EXECUTION_PROVIDERS, type BackendChoice } from '../../runtime/create-backend.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
@@ -27,7 +25,8 @@ import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../.
 import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
-import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
+import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
+import { addMemoryOptions, jobMemory, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 
@@ -67,19 +66,8 @@ export function addJobOptions(command: Command): Command {
       'opensora',
     )
     .option('--overwrite', 'replace an existing output and sidecar')
-    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
-    .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
-    .option(
-      '--compute-units <units>',
-      `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
-    )
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
-  return addMemoryOptions(addPolicyOptions(command));
-}
-
-/** What the backend flags ask for. */
-export function backendChoice(flags: Pick<JobFlags, 'backend' | 'executionProvider' | 'computeUnits'>): BackendChoice {
-  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+  return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
 }
 
 const AES_MESSAGE = 'must be a number from 0 to 10';
@@ -101,9 +89,7 @@ export const JOB_FLAGS = {
     .optional(),
   timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
   overwrite: z.boolean().optional(),
-  backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
-  executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
-  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
+  ...BACKEND_FLAGS,
   ffmpeg: z.string().min(1, 'must name a file').optional(),
   ...POLICY_FLAGS,
   ...MEMORY_FLAGS,
@@ -173,12 +159,12 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
   const model = await loadModel(flags.model ?? defaultModelDir());
   const settings = settingsFor(prompt, flags, model);
-  const cidl = cidlSettings(flags, preset, model);
+  const choice = jobBackendChoice(flags);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Before the output is reserved: an unusable backend (CoreML outside macOS, or on a macOS older than the
-  // model's packages need) must leave nothing behind.
-  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
+  // model's packages need, a runner that cannot be reached or serves another model) must leave nothing behind.
+  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model), model, context.logger);
   const output = await OutputFiles.prepare(
     flags.output,
     sidecarPath,
@@ -273,6 +259,7 @@ export function sidecarFor({ output, format, model, settings, speedups, result, 
     sampler: result.sampler,
     timingsMs: Object.fromEntries(Object.entries(result.timingsMs).map(([key, ms]) => [key, round(ms)])),
     backend: { kind: backend.kind, device: backend.device },
+    transfers: result.transfers,
     versions: collectVersions(ffmpeg?.version ?? null),
     createdAt: new Date().toISOString(),
   };
