@@ -74,9 +74,15 @@ class RunnerMeter implements MemoryMeter {
   trim(): void {}
 }
 
+interface RemoteBlockStats extends BlockStats {
+  /** The runner had the block loaded already (kept from an earlier job). */
+  readonly cached: boolean;
+  readonly runMs: number[];
+}
+
 interface RemoteBlock {
   readonly source: BlockSource;
-  readonly stats: { name: string; loadMs: number; runMs: number[]; weightBytes: number };
+  readonly stats: RemoteBlockStats;
 }
 
 export class RemoteBackend implements Backend {
@@ -135,7 +141,7 @@ export class RemoteBackend implements Backend {
       await this.unload(handle);
       throw new SoraError('MODEL', `${this.#options.where}: block ${block.name}: the runner's ${side} do not match the contract: ${mismatch}`);
     }
-    const stats = { name: block.name, loadMs: reply.ms, runMs: [], weightBytes: block.weightBytes };
+    const stats = { name: block.name, loadMs: reply.ms, runMs: [], weightBytes: block.weightBytes, cached: reply.cached };
     this.#stats.push(stats);
     this.#blocks.set(handle.id, { source: block, stats });
     return handle;
@@ -201,7 +207,7 @@ export class RemoteBackend implements Backend {
     return { toRuntime: this.#connection.sentBytes, toHost: this.#connection.receivedBytes, withinRuntime: 0, copiedWithinRuntime: 0 };
   }
 
-  stats(): BlockStats[] {
+  stats(): RemoteBlockStats[] {
     return this.#stats.map((stats) => ({ ...stats, runMs: [...stats.runMs] }));
   }
 

@@ -77,6 +77,7 @@ const align = (offset: number): number => Math.ceil(offset / TENSOR_ALIGNMENT) *
  * copy) with zero padding between them. `header` must not have a `tensors` field: it is made from `tensors`.
  */
 export function encodeFrame(header: FrameHeader, tensors: readonly Tensor[] = []): Buffer[] {
+  if ('tensors' in header) throw new SoraError('INTERNAL', 'a frame header has no field "tensors" of its own: it lists the payload');
   const descriptors = tensors.map((t) => ({ dtype: t.dtype, dims: [...t.dims] }));
   const json = Buffer.from(JSON.stringify(tensors.length === 0 ? header : { ...header, tensors: descriptors }), 'utf8');
   const chunks: Buffer[] = [];

@@ -109,7 +109,10 @@ export const ReplySchemas = {
   stats: z.object({
     type: z.literal('stats'),
     id,
-    tensors: z.object({ count: z.int().min(0), bytes: z.number().min(0) }),
+    /** This client's resident tensors (not `tensors`: that field lists a frame's payload). */
+    held: z.object({ count: z.int().min(0), bytes: z.number().min(0) }),
+    /** Every client's, gone ones included until the runner has freed what they held. */
+    heldByAll: z.object({ count: z.int().min(0), bytes: z.number().min(0) }),
     blocks: z.object({
       loaded: z.array(z.object({ block: handle, name: z.string() })),
       idle: z.array(z.string()),

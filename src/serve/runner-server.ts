@@ -71,6 +71,16 @@ export class RunnerServer {
       },
       admit: (session) => server.#admit(session),
       leave: (session) => server.#leave(session),
+      heldByAll: () => {
+        let count = 0;
+        let bytes = 0;
+        for (const session of server.#sessions) {
+          const held = session.held();
+          count += held.count;
+          bytes += held.bytes;
+        }
+        return { count, bytes };
+      },
       get shuttingDown() {
         return server.#shuttingDown;
       },

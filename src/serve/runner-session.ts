@@ -42,6 +42,8 @@ export interface RunnerContext {
   /** Whether this session may be the one client now: false when another is being served. */
   admit(session: RunnerSession): Promise<boolean>;
   leave(session: RunnerSession): void;
+  /** Resident tensors every client holds, gone ones included until their cleanup is done. */
+  heldByAll(): { readonly count: number; readonly bytes: number };
   readonly shuttingDown: boolean;
 }
 
@@ -242,11 +244,17 @@ export class RunnerSession {
     return { header: { type: 'unload' } };
   }
 
-  async #stats(): Promise<Handled> {
+  /** This client's resident tensors and their bytes. */
+  held(): { readonly count: number; readonly bytes: number } {
     const bytes = [...this.#tensors.values()].reduce((sum, t) => sum + tensorByteLength(t), 0);
+    return { count: this.#tensors.size, bytes };
+  }
+
+  async #stats(): Promise<Handled> {
     const loaded = [...this.#blocks].map(([block, { name }]) => ({ block, name }));
     const idle = await this.#context.blocks.idleNames();
-    return { header: { type: 'stats', tensors: { count: this.#tensors.size, bytes }, blocks: { loaded, idle } } };
+    const header = { type: 'stats', held: this.held(), heldByAll: this.#context.heldByAll(), blocks: { loaded, idle } };
+    return { header };
   }
 
   #block(handle: number): LoadedBlock {
