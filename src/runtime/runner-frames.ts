@@ -223,8 +223,8 @@ export class FrameReader {
       const problem = { code: 'frame-too-large', id, fatal: false, message: `a ${total}-byte frame is over the limit of ${this.#limits.maxFrameBytes}` } as const;
       return this.#startSkip(problem, events);
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || typeof (value as { type?: unknown }).type !== 'string' || id === null) {
-      const problem = { code: 'bad-frame', id, fatal: false, message: 'the header must be a JSON object with a string type and an integer id' } as const;
+    if (!isHeader(value)) {
+      const problem = { code: 'bad-frame', id, fatal: false, message: 'the header must be a JSON object with a string type and an id' } as const;
       return this.#startSkip(problem, events);
     }
     this.#payload = new Uint8Array(this.#payloadBytes);
@@ -273,6 +273,13 @@ export class FrameReader {
     this.#pendingBytes = 0;
     events.push({ problem: { code, id: null, fatal: true, message } });
   }
+}
+
+/** An object with a string type and an id: an integer from 0 to 2^31 − 1, or null (an error reply to no request). */
+function isHeader(value: unknown): value is FrameHeader {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const { type, id } = value as { type?: unknown; id?: unknown };
+  return typeof type === 'string' && (id === null || idOf(value) !== null);
 }
 
 function idOf(header: unknown): number | null {

@@ -58,6 +58,8 @@ export class RunnerSession {
   readonly #inFlight = new Set<Promise<void>>();
   #nextHandle = 1;
   #ready = false;
+  /** Settles when the hello under way (if any) is answered. */
+  #hello: Promise<unknown> = Promise.resolve();
   #closed = false;
   readonly #ended: Promise<void>;
 
@@ -113,8 +115,11 @@ export class RunnerSession {
   }
 
   async #answer(frame: Frame): Promise<void> {
-    const id = frame.header.id as number;
+    const id = frame.header.id as number | null;
     try {
+      if (id === null) throw new RunnerFailure('bad-request', 'a request needs an integer id');
+      // Nothing is answered before hello is: a client may send its first requests right behind it.
+      if (frame.header.type !== 'hello') await this.#hello;
       const { header, tensors = [], end = false } = await this.#handle(frame);
       this.#send({ ...header, id }, tensors);
       if (end) this.#stream.end();
@@ -133,8 +138,11 @@ export class RunnerSession {
     if (type === 'hello' && this.#ready) throw new RunnerFailure('bad-request', 'hello was already said');
     const request = parse(type as RequestType, frame.header);
     switch (request.type) {
-      case 'hello':
-        return this.#hello(request);
+      case 'hello': {
+        const answered = this.#greet(request);
+        this.#hello = answered.catch(() => undefined);
+        return answered;
+      }
       case 'load':
         return this.#load(request);
       case 'run':
@@ -154,7 +162,7 @@ export class RunnerSession {
     }
   }
 
-  async #hello(request: Request<'hello'>): Promise<Handled> {
+  async #greet(request: Request<'hello'>): Promise<Handled> {
     if (!request.versions.includes(PROTOCOL_VERSION)) {
       throw new RunnerFailure('version', `the runner speaks version ${PROTOCOL_VERSION}; the client offered ${request.versions.join(', ')}`);
     }
