@@ -4,49 +4,20 @@
  * first run's claim held long enough that the second surely meets it.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchResult } from '../src/batch/results.js';
+import { describe, expect, it } from 'vitest';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
-import { assertBuilt, cli, expectOneLineError, startCli } from './helpers/cli.js';
+import { cli, expectOneLineError, startCli } from './helpers/cli.js';
 import { writeFakeFfmpeg } from './helpers/fake-ffmpeg.js';
 import { recordFaults } from './helpers/fault-ledger.js';
-import { tempDir } from './helpers/model-folder.js';
 import { waitFor } from './helpers/processes.js';
+import { leftovers, readResults, useCaseFolders } from './helpers/case-folders.js';
 
 const FAST = ['--steps', '1', '--resolution', '128x128', '--seed', '1'];
 const { IO } = ERROR_EXIT_CODES;
 
-let root: string;
-let counter = 0;
-
-beforeAll(async () => {
-  assertBuilt();
-  root = await tempDir('sora-concurrent-');
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function caseDir(): Promise<string> {
-  const dir = join(root, `case-${counter++}`);
-  await mkdir(dir);
-  return dir;
-}
-
-async function results(out: string): Promise<BatchResult[]> {
-  const text = await readFile(join(out, 'results.jsonl'), 'utf8');
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as BatchResult);
-}
-
-async function leftovers(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => /\.(part|lock|tmp|stale)$/.test(name));
-}
+const { caseDir } = useCaseFolders('sora-concurrent-');
 
 describe('an output is claimed before any work', () => {
   it('two generate -o same.mp4 at once: the second fails at once naming the first, whose video is whole', async () => {
@@ -79,7 +50,7 @@ describe('an output is claimed before any work', () => {
     expect(first.child.exitCode).toBeNull();
     const won = await first.done;
     expect(won.code, won.stderr).toBe(0);
-    expect((await results(out)).map((row) => [row.line, row.status])).toEqual([
+    expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([
       [1, 'done'],
       [2, 'done'],
     ]);
@@ -102,7 +73,7 @@ describe('shards into one folder give one results.jsonl with every line', () => 
       const result = await shard.done;
       expect(result.code, result.stderr).toBe(0);
     }
-    const rows = await results(out);
+    const rows = await readResults(out);
     expect(rows.map((row) => [row.line, row.status])).toEqual([1, 2, 3, 4].map((line) => [line, 'done']));
     expect(rows.every((row) => row.file === file && existsSync(row.output!) && existsSync(row.sidecar!))).toBe(true);
     const left = await leftovers(out);
@@ -119,10 +90,10 @@ describe('shards into one folder give one results.jsonl with every line', () => 
       const result = await cli(['batch', file, '-o', out, ...FAST, '--shard', shard]);
       expect(result.code, result.stderr).toBe(0);
     }
-    expect((await results(out)).map((row) => [row.line, row.status])).toEqual([1, 2, 3, 4].map((line) => [line, 'done']));
+    expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([1, 2, 3, 4].map((line) => [line, 'done']));
     const rerun = await cli(['batch', file, '-o', out, ...FAST, '--shard', '2/2', '--resume']);
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(rerun.stdout).toMatch(/2 prompts: 2 skipped/);
-    expect((await results(out)).map((row) => row.status)).toEqual(['done', 'skipped', 'done', 'skipped']);
+    expect((await readResults(out)).map((row) => row.status)).toEqual(['done', 'skipped', 'done', 'skipped']);
   });
 });

@@ -3,48 +3,23 @@
  * or lie about what they wrote, and what the next run in the same folder finds and cleans.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchResult } from '../src/batch/results.js';
+import { describe, expect, it } from 'vitest';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
-import { assertBuilt, cli, expectOneLineError, startCli } from './helpers/cli.js';
+import { cli, expectOneLineError, startCli } from './helpers/cli.js';
 import { writeFakeFfmpeg } from './helpers/fake-ffmpeg.js';
 import { recordFaults } from './helpers/fault-ledger.js';
-import { tempDir } from './helpers/model-folder.js';
 import { processGone, waitFor } from './helpers/processes.js';
+import { CLAIM_OR_TEMPORARY, readResults, useCaseFolders } from './helpers/case-folders.js';
 
 const FAST = ['--steps', '1', '--resolution', '128x128', '--seed', '1'];
 const { IO, INTERRUPTED, TERMINATED } = ERROR_EXIT_CODES;
-const OURS = /\.(part|lock|tmp|stale)$/;
-
-let root: string;
-let counter = 0;
-
-beforeAll(async () => {
-  assertBuilt();
-  root = await tempDir('sora-killed-');
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function caseDir(): Promise<string> {
-  const dir = join(root, `case-${counter++}`);
-  await mkdir(dir);
-  return dir;
-}
-
-async function results(out: string): Promise<BatchResult[]> {
-  return (await readFile(join(out, 'results.jsonl'), 'utf8'))
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as BatchResult);
-}
 
 const fakePid = (dir: string): number => Number(readFileSync(join(dir, 'ffmpeg.pid'), 'utf8'));
+
+const { caseDir } = useCaseFolders('sora-killed-');
 
 describe('signals', () => {
   it.each([
@@ -59,7 +34,7 @@ describe('signals', () => {
     const result = await run.done;
     expect(result.code, result.stderr).toBe(status);
     await waitFor('ffmpeg to be stopped', () => processGone(fakePid(dir)), 10_000);
-    const left = (await readdir(dir)).filter((name) => OURS.test(name) || name.startsWith('x.'));
+    const left = (await readdir(dir)).filter((name) => CLAIM_OR_TEMPORARY.test(name) || name.startsWith('x.'));
     recordFaults({ faultsInjected: 1, filesLeftBehind: left.length });
     expect(left).toEqual([]);
   });
@@ -78,7 +53,7 @@ describe('signals', () => {
     run.child.kill(signal);
     const result = await run.done;
     expect(result.code, result.stderr).toBe(status);
-    expect((await results(out)).map((row) => [row.line, row.status])).toEqual([
+    expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([
       [1, 'interrupted'],
       [2, 'pending'],
     ]);
@@ -98,7 +73,7 @@ describe('after SIGKILL', () => {
     run.child.kill('SIGKILL');
     await run.done;
     await waitFor('the orphaned ffmpeg to die', () => processGone(ffmpeg), 10_000);
-    const stale = (await readdir(dir)).filter((name) => OURS.test(name)).sort();
+    const stale = (await readdir(dir)).filter((name) => CLAIM_OR_TEMPORARY.test(name)).sort();
     expect(stale).toHaveLength(3);
     expect(stale.filter((name) => name.endsWith('.lock'))).toEqual(['.k.json.lock', '.k.mp4.lock']);
     expect(stale.find((name) => name.endsWith('.part'))).toMatch(/^\.k\.mp4\.\d+-[0-9a-f]+\.part$/);
@@ -109,7 +84,7 @@ describe('after SIGKILL', () => {
     const next = await cli(['generate', 'a blue cube', '-o', join(dir, 'other.mp4'), ...FAST]);
     expect(next.code, next.stderr).toBe(0);
     const after = await readdir(dir);
-    const left = after.filter((name) => OURS.test(name) && !(name in mine));
+    const left = after.filter((name) => CLAIM_OR_TEMPORARY.test(name) && !(name in mine));
     const userFilesLost = Object.entries(mine).filter(([name, content]) => !after.includes(name) || readFileSync(join(dir, name), 'utf8') !== content).length;
     recordFaults({ faultsInjected: 1, filesLeftBehind: left.length, userFilesLost });
     expect(left).toEqual([]);
@@ -151,7 +126,7 @@ describe('after SIGKILL', () => {
     await waitFor('the first prompt to be recorded done', () => existsSync(resultsFile) && readFileSync(resultsFile, 'utf8').includes('"status":"done"'));
     run.child.kill('SIGKILL');
     await run.done;
-    const killed = await results(out);
+    const killed = await readResults(out);
     expect(killed[0]).toMatchObject({ line: 1, status: 'done' });
     for (const row of killed) expect(row.status === 'done' ? existsSync(row.sidecar!) : row.status === 'pending').toBe(true);
 
@@ -159,12 +134,12 @@ describe('after SIGKILL', () => {
     await truncate(join(out, '0001-one.mp4'), 100);
     const resumed = await cli(['batch', file, '-o', out, ...FAST, '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
-    const rows = await results(out);
+    const rows = await readResults(out);
     expect(rows[0]).toMatchObject({ line: 1, status: 'done' });
     expect(rows.map((row) => row.status).every((status) => status === 'done' || status === 'skipped')).toBe(true);
     const sidecar = JSON.parse(await readFile(join(out, '0001-one.json'), 'utf8')) as { output: { bytes: number } };
     expect(sidecar.output.bytes).toBeGreaterThan(100);
-    const left = (await readdir(out)).filter((name) => OURS.test(name));
+    const left = (await readdir(out)).filter((name) => CLAIM_OR_TEMPORARY.test(name));
     recordFaults({ faultsInjected: 2, filesLeftBehind: left.length });
     expect(left).toEqual([]);
   });
@@ -192,7 +167,7 @@ describe('an encoder that exits 0 is checked before its output is committed', ()
     const out = join(dir, 'out');
     const result = await cli(['batch', file, '-o', out, ...FAST, '--ffmpeg', fake]);
     expect(result.code, result.stderr).toBe(IO);
-    expect((await results(out)).map((row) => row.status)).toEqual(['failed']);
+    expect((await readResults(out)).map((row) => row.status)).toEqual(['failed']);
     const left = (await readdir(out)).filter((name) => name !== 'results.jsonl');
     recordFaults({ faultsInjected: 1, filesLeftBehind: left.length });
     expect(left).toEqual([]);

@@ -4,45 +4,25 @@
  * files, a format the name contradicts, an empty shard, a prompt file that is not text.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchResult } from '../src/batch/results.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
-import { assertBuilt, cli, expectOneLineError } from './helpers/cli.js';
+import { cli, expectOneLineError } from './helpers/cli.js';
 import { recordFaults } from './helpers/fault-ledger.js';
-import { tempDir } from './helpers/model-folder.js';
 import { cliWithReadOnly, readOnlyMountProblem } from './helpers/read-only.js';
+import { readResults, useCaseFolders } from './helpers/case-folders.js';
 
 const FAST = ['--steps', '1', '--resolution', '128x128', '--seed', '1', '--quiet'];
 const { USAGE, INPUT, IO } = ERROR_EXIT_CODES;
 
-let root: string;
-let counter = 0;
 let readOnlyProblem: string | null;
 
 beforeAll(async () => {
-  assertBuilt();
-  root = await tempDir('sora-locations-');
   readOnlyProblem = await readOnlyMountProblem();
 });
 
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function caseDir(): Promise<string> {
-  const dir = join(root, `case-${counter++}`);
-  await mkdir(dir);
-  return dir;
-}
-
-async function results(out: string): Promise<BatchResult[]> {
-  return (await readFile(join(out, 'results.jsonl'), 'utf8'))
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as BatchResult);
-}
+const { caseDir } = useCaseFolders('sora-locations-');
 
 describe('output locations that cannot take files', () => {
   it('-o /proc/x.mp4: says /proc is a virtual file system, not that it does not exist', async (context) => {
@@ -106,7 +86,7 @@ describe('names and formats', () => {
     expect(trace.traceEvents.length).toBeGreaterThan(0);
     const resumed = await cli(['batch', file, '-o', out, ...FAST, '--trace', '--resume']);
     expect(resumed.code, resumed.stderr).toBe(INPUT);
-    expect((await results(out)).map((row) => [row.line, row.status])).toEqual([
+    expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([
       [1, 'invalid'],
       [2, 'skipped'],
     ]);

@@ -2,38 +2,20 @@
  * `--overwrite` replaces only what this tool wrote (src/video/replaceable.ts): the built CLI on the tiny model, with
  * real folders holding the user's files, which every test checks byte for byte afterwards.
  */
-import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { checkReplaceable, framesOutput } from '../src/video/replaceable.js';
-import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
+import { cli, expectOneLineError, ROOT } from './helpers/cli.js';
 import { expectSoraError } from './helpers/expect-error.js';
 import { recordFaults } from './helpers/fault-ledger.js';
-import { tempDir } from './helpers/model-folder.js';
 import { syntheticModelProblem } from './helpers/synthetic-model.js';
+import { leftovers, useCaseFolders } from './helpers/case-folders.js';
 
 const FAST = ['--steps', '1', '--resolution', '128x128', '--seed', '1'];
 const { IO } = ERROR_EXIT_CODES;
 const NOT_OURS = '--overwrite replaces only what this tool wrote';
-
-let root: string;
-let counter = 0;
-
-beforeAll(async () => {
-  assertBuilt();
-  root = await tempDir('sora-overwrite-');
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
-
-async function caseDir(): Promise<string> {
-  const dir = join(root, `case-${counter++}`);
-  await mkdir(dir);
-  return dir;
-}
 
 /** Every file under `dir` (relative path → content). */
 async function snapshot(dir: string): Promise<Map<string, string>> {
@@ -52,10 +34,7 @@ async function lost(dir: string, before: Map<string, string>): Promise<number> {
   return [...before].filter(([path, content]) => after.get(path) !== content).length;
 }
 
-/** Hidden temporaries or claims left in `dir` (not recursive). */
-async function leftovers(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => /\.(part|lock|tmp|stale)$/.test(name));
-}
+const { caseDir } = useCaseFolders('sora-overwrite-');
 
 describe('--overwrite never replaces what the tool did not write', () => {
   it('generate: a folder holding other files is refused, naming one, and stays as it was', async () => {

@@ -10,7 +10,7 @@
  * folder and every folder above it are refused whatever they hold.
  */
 import type { Stats } from 'node:fs';
-import { lstat, readdir, readFile, realpath } from 'node:fs/promises';
+import { lstat, readdir, realpath } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { resolve, sep } from 'node:path';
 import { displayPath } from '../display-path.js';
