@@ -24,7 +24,7 @@ import { watchInterruption, type InterruptionWatch } from '../../video/interrupt
 import { OutputFiles, writeClaimed } from '../../video/output.js';
 import { checkReplaceable, NOT_OURS, type OutputKind } from '../../video/replaceable.js';
 import { sidecarJson } from '../../video/sidecar.js';
-import { VIDEO_FORMATS } from '../../video/video-writer.js';
+import { checkFrameCount, VIDEO_FORMATS } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { parseFlags } from '../flags.js';
 import { cidlSettings, memorySidecar } from '../memory-flags.js';
@@ -261,6 +261,7 @@ async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles): Promi
       ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
     });
     const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
+    await checkFrameCount(output.tempPath, job.format, result.frames, ffmpeg?.path);
     const bytes = await output.writtenBytes();
     const sidecar = sidecarFor({ output: job.path, bytes, format: job.format, model, settings, speedups, result, ffmpeg, backend });
     const withBatch = { ...sidecar, ...memorySidecar(cidl, result), batch: { file: batch.file, line: job.entry.line } };

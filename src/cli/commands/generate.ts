@@ -25,7 +25,7 @@ import { claimPath, type Claim } from '../../video/claim.js';
 import { OutputFiles, writeClaimed } from '../../video/output.js';
 import { checkReplaceable, fileOutput } from '../../video/replaceable.js';
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
-import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
+import { checkFrameCount, VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
 import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
@@ -247,6 +247,7 @@ async function generateInto({ prompt, flags, preset, format, output, preview, co
   }
 
   const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
+  await checkFrameCount(output.tempPath, format, result.frames, ffmpeg?.path);
   const bytes = await output.writtenBytes();
   const sidecar = sidecarFor({ output: output.path, bytes, format, model, settings, speedups, result, ffmpeg, backend });
   const withMemory = { ...sidecar, ...memorySidecar(cidl, result, timeline) };
