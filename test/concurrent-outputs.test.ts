@@ -1,7 +1,7 @@
 /**
  * Runs that cannot clobber each other (src/video/claim.ts, src/batch/results-file.ts): real CLI processes started
- * at the same time against one output or one batch folder. A fake ffmpeg that waits before encoding keeps the
- * first run's claim held long enough that the second surely meets it.
+ * at the same time against one output or one batch folder. A fake ffmpeg that waits for the test's go-ahead before
+ * encoding keeps the first run's claim held until the second has met it.
  */
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -22,13 +22,14 @@ const { caseDir } = useCaseFolders('sora-concurrent-');
 describe('an output is claimed before any work', () => {
   it('two generate -o same.mp4 at once: the second fails at once naming the first, whose video is whole', async () => {
     const dir = await caseDir();
-    const slow = await writeFakeFfmpeg(dir, 'slow');
+    const gated = await writeFakeFfmpeg(dir, 'gated');
     const video = join(dir, 'same.mp4');
-    const first = startCli(['generate', 'a red ball', '-o', video, ...FAST, '--ffmpeg', slow]);
+    const first = startCli(['generate', 'a red ball', '-o', video, ...FAST, '--ffmpeg', gated]);
     await waitFor('the first run to reach ffmpeg', () => existsSync(join(dir, 'ffmpeg.pid')));
     const second = await cli(['generate', 'a blue cube', '-o', video, ...FAST]);
     expectOneLineError(second, IO, `${video} is claimed by another run: generate, pid ${first.child.pid} on `);
     expect(first.child.exitCode, 'the second run failed while the first was still working').toBeNull();
+    await writeFile(join(dir, 'ffmpeg.go'), '');
     const won = await first.done;
     expect(won.code, won.stderr).toBe(0);
     expect(JSON.parse(await readFile(join(dir, 'same.json'), 'utf8')).prompt).toBe('a red ball');
@@ -39,15 +40,16 @@ describe('an output is claimed before any work', () => {
 
   it('two identical batches into one folder: the second fails at once; the first writes every video', async () => {
     const dir = await caseDir();
-    const slow = await writeFakeFfmpeg(dir, 'slow');
+    const gated = await writeFakeFfmpeg(dir, 'gated');
     const file = join(dir, 'prompts.txt');
     await writeFile(file, 'a red ball\na blue cube\n');
     const out = join(dir, 'out');
-    const first = startCli(['batch', file, '-o', out, ...FAST, '--ffmpeg', slow]);
+    const first = startCli(['batch', file, '-o', out, ...FAST, '--ffmpeg', gated]);
     await waitFor('the first batch to reach ffmpeg', () => existsSync(join(dir, 'ffmpeg.pid')));
     const second = await cli(['batch', file, '-o', out, ...FAST]);
     expectOneLineError(second, IO, 'is claimed by another run: batch, pid', String(first.child.pid));
     expect(first.child.exitCode).toBeNull();
+    await writeFile(join(dir, 'ffmpeg.go'), '');
     const won = await first.done;
     expect(won.code, won.stderr).toBe(0);
     expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([

@@ -27,8 +27,8 @@ describe('signals', () => {
     ['SIGINT', INTERRUPTED],
   ] as const)('generate: %s while ffmpeg runs exits %i; ffmpeg is stopped; no partial file or claim is left', async (signal, status) => {
     const dir = await caseDir();
-    const slow = await writeFakeFfmpeg(dir, 'slow');
-    const run = startCli(['generate', 'a red ball', '-o', join(dir, 'x.mp4'), ...FAST, '--ffmpeg', slow]);
+    const gated = await writeFakeFfmpeg(dir, 'gated');
+    const run = startCli(['generate', 'a red ball', '-o', join(dir, 'x.mp4'), ...FAST, '--ffmpeg', gated]);
     await waitFor('ffmpeg to start', () => existsSync(join(dir, 'ffmpeg.pid')));
     run.child.kill(signal);
     const result = await run.done;
@@ -44,11 +44,11 @@ describe('signals', () => {
     ['SIGINT', INTERRUPTED],
   ] as const)('batch: %s exits %i; results.jsonl says which prompt was interrupted and which are pending', async (signal, status) => {
     const dir = await caseDir();
-    const slow = await writeFakeFfmpeg(dir, 'slow');
+    const gated = await writeFakeFfmpeg(dir, 'gated');
     const file = join(dir, 'prompts.txt');
     await writeFile(file, 'one\ntwo\n');
     const out = join(dir, 'out');
-    const run = startCli(['batch', file, '-o', out, ...FAST, '--ffmpeg', slow]);
+    const run = startCli(['batch', file, '-o', out, ...FAST, '--ffmpeg', gated]);
     await waitFor('ffmpeg to start', () => existsSync(join(dir, 'ffmpeg.pid')));
     run.child.kill(signal);
     const result = await run.done;

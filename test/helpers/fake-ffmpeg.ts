@@ -12,18 +12,25 @@ export type FakeFfmpeg =
   | 'garbage'
   /** Writes its pid to `<dir>/ffmpeg.pid`, then sleeps for ever (until killed). */
   | 'hang'
-  /** Writes `<dir>/ffmpeg.pid`, waits 4 s, then runs the real ffmpeg (first on PATH) with the same arguments. */
-  | 'slow';
+  /**
+   * Writes `<dir>/ffmpeg.pid`, waits until the test creates `<dir>/ffmpeg.go` (at most a minute, then exit 1), then
+   * runs the real ffmpeg (first on PATH) with the same arguments: the run holding it is held as long as the test needs.
+   */
+  | 'gated';
 
 const BODIES: Record<FakeFfmpeg, string> = {
   silent: `process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`,
   garbage: `process.stdin.resume(); process.stdin.on('end', () => { fs.writeFileSync(args.at(-1), 'not a video'); process.exit(0); });`,
   hang: `fs.writeFileSync(PID_FILE, String(process.pid)); setInterval(() => undefined, 1000);`,
-  slow: `fs.writeFileSync(PID_FILE, String(process.pid));
-setTimeout(() => {
+  gated: `fs.writeFileSync(PID_FILE, String(process.pid));
+const started = Date.now();
+const wait = setInterval(() => {
+  if (Date.now() - started > 60000) process.exit(1);
+  if (!fs.existsSync(GO_FILE)) return;
+  clearInterval(wait);
   const child = require('node:child_process').spawn('ffmpeg', args, { stdio: 'inherit' });
   child.on('exit', (code) => process.exit(code ?? 1));
-}, 4000);`,
+}, 20);`,
 };
 
 /** Writes the fake into `dir` and returns its path; its pid file is `join(dir, 'ffmpeg.pid')`. */
@@ -33,6 +40,7 @@ export async function writeFakeFfmpeg(dir: string, kind: FakeFfmpeg): Promise<st
 const fs = require('node:fs');
 const args = process.argv.slice(2);
 const PID_FILE = ${JSON.stringify(join(dir, 'ffmpeg.pid'))};
+const GO_FILE = ${JSON.stringify(join(dir, 'ffmpeg.go'))};
 if (args.includes('-version')) { console.log('ffmpeg version 9.9-fake'); process.exit(0); }
 ${BODIES[kind]}
 `;

@@ -67,7 +67,7 @@ export function addJobOptions(command: Command): Command {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
-    .option('--overwrite', 'replace an existing output and sidecar')
+    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)')
     .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
     .option('--compute-units <units>', `CoreML: ${COMPUTE_UNITS.join(' | ')}`, 'all')
