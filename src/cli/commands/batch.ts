@@ -104,26 +104,8 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
     const results = new Map<number, BatchResult>(problems.map((problem) => [problem.line, invalid(promptFile, problem)]));
     const todo = await sortJobs(plan.jobs, outputs, flags, results, promptFile, context);
     await resultsFile.update(ordered(results));
-
-    const model = await loadModel(flags.model ?? defaultModelDir());
-    const cidl = cidlSettings(flags, preset, model);
-    const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-    const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
     const timeline = trace === undefined ? undefined : new Timeline();
-    const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
-    const batch: Batch = { flags, file: promptFile, model, preset, cidl, ffmpeg, backend, session, context };
-    try {
-      for (const [i, job] of todo.entries()) {
-        if (watch.signal.aborted) break;
-        context.status(`[${i + 1}/${todo.length}] line ${job.entry.line}: ${job.entry.prompt}`);
-        const result = await runJob(batch, job, outputs.get(job)!);
-        if (result.status === 'failed') context.error(`line ${job.entry.line}: ${result.error?.message} (the batch goes on)`);
-        results.set(job.entry.line, result);
-        await resultsFile.update(ordered(results));
-      }
-    } finally {
-      await session.close().finally(() => backend.close());
-    }
+    const batch = await generateAll({ flags, preset, file: promptFile, todo, outputs, results, resultsFile, watch, timeline, context });
     if (trace !== undefined && timeline !== undefined) await writeClaimed(trace, JSON.stringify(timeline.toChromeTrace()));
     report(batch, resultsFile.path, ordered(results), watch, trace?.path);
   } finally {
@@ -131,6 +113,43 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
     trace?.release();
     watch.dispose();
   }
+}
+
+interface BatchRun {
+  readonly flags: Flags;
+  readonly preset: Preset;
+  readonly file: string;
+  readonly todo: readonly PlannedJob[];
+  readonly outputs: ReadonlyMap<PlannedJob, OutputFiles>;
+  readonly results: Map<number, BatchResult>;
+  readonly resultsFile: ResultsFile;
+  readonly watch: InterruptionWatch;
+  readonly timeline: Timeline | undefined;
+  readonly context: CliContext;
+}
+
+/** Loads the model once and runs the prompts in turn, recording each result as it comes; a signal stops the rest. */
+async function generateAll(run: BatchRun): Promise<Batch> {
+  const { flags, preset, file, todo, outputs, results, resultsFile, watch, timeline, context } = run;
+  const model = await loadModel(flags.model ?? defaultModelDir());
+  const cidl = cidlSettings(flags, preset, model);
+  const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
+  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
+  const batch: Batch = { flags, file, model, preset, cidl, ffmpeg, backend, session, context };
+  try {
+    for (const [i, job] of todo.entries()) {
+      if (watch.signal.aborted) break;
+      context.status(`[${i + 1}/${todo.length}] line ${job.entry.line}: ${job.entry.prompt}`);
+      const result = await runJob(batch, job, outputs.get(job)!);
+      if (result.status === 'failed') context.error(`line ${job.entry.line}: ${result.error?.message} (the batch goes on)`);
+      results.set(job.entry.line, result);
+      await resultsFile.update(ordered(results));
+    }
+  } finally {
+    await session.close().finally(() => backend.close());
+  }
+  return batch;
 }
 
 function ordered(results: ReadonlyMap<number, BatchResult>): BatchResult[] {
