@@ -13,7 +13,7 @@ import { errorMessage, isSoraError, SoraError } from '../../errors.js';
 import { loadModel, type Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
-import { GenerateSession, createJobBackend } from '../../pipeline/session.js';
+import { GenerateSession, createCheckedJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -134,7 +134,7 @@ async function generateAll(run: BatchRun): Promise<Batch> {
   const model = await loadModel(flags.model ?? defaultModelDir());
   const cidl = cidlSettings(flags, preset, model);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
   const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
   const batch: Batch = { flags, file, model, preset, cidl, ffmpeg, backend, session, context };
   try {
