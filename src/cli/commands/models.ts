@@ -1,7 +1,7 @@
 /** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
 import { execFile } from 'node:child_process';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, delimiter, dirname, join, resolve } from 'node:path';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
@@ -10,7 +10,10 @@ import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
 import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { MODEL_FOLDER_OUTPUT } from '../../model/replaceable-model.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
+import { claimPath } from '../../video/claim.js';
+import { checkReplaceable } from '../../video/replaceable.js';
 import { cliContext, type CliContext } from '../context.js';
 import { registerCache } from './models-cache.js';
 import { integerFlag, parseFlags } from '../flags.js';
@@ -57,7 +60,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <dir>', 'model folder to write (must not exist unless --overwrite)')
     .option('--depth <n>', 'STDiT block pairs (default: the preset\'s, 28)')
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
-    .option('--overwrite', 'replace an existing folder')
+    .option('--overwrite', 'replace an existing model folder (one holding its manifest and the files it lists, nothing else)')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
   registerCache(models);
 }
@@ -277,32 +280,34 @@ const SyntheticFlags = z.object({
 });
 
 /**
- * Runs scripts/make_synthetic_model.py (the model code lives in Python) into a hidden folder beside the target,
- * renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like a model.
+ * Runs scripts/make_synthetic_model.py (the model code lives in Python) into the claim's hidden folder beside the
+ * target, renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like
+ * a model. An existing folder is replaced only with --overwrite and only if it is a model folder and nothing more.
  */
 async function makeSynthetic(options: Record<string, unknown>, context: CliContext): Promise<void> {
   const flags = parseFlags(SyntheticFlags, options);
   const target = resolve(flags.output);
-  const existing = await stat(target).catch(() => undefined);
-  if (existing !== undefined && flags.overwrite !== true) {
-    throw new SoraError('IO', `${displayPath(target)} already exists (pass --overwrite to replace it)`);
-  }
-  const python = await pythonWithTorch();
-  const partial = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
-  const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
-  if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
-  if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
-  context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
+  const overwrite = flags.overwrite === true;
+  const claim = await claimPath(target, { command: 'models make-synthetic' });
   try {
+    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
+    const python = await pythonWithTorch();
+    const partial = claim.partPath;
+    const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
+    if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
+    if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
+    context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
     await runScript(python, args, context);
     const model = await loadModel(partial);
+    // Checked again: the script ran for minutes, and the folder it replaces must still be only a model.
+    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
     await rm(target, { recursive: true, force: true });
     await rename(partial, target);
     const summary = summarizeModel({ ...model, dir: target });
     const text = `wrote ${displayPath(target)}: ${summary.name}, ${summary.blocks} blocks, ${formatBytes(summary.bytes)}`;
     context.result(text, { ...summary, dir: target });
   } finally {
-    await rm(partial, { recursive: true, force: true });
+    claim.release();
   }
 }
 
