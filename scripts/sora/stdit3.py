@@ -412,7 +412,8 @@ def stdit_part1(m, z, t, y, mask, fps, height, width, pad_h, pad_w):
     x = patches.flatten(3).permute(0, 2, 3, 1)  # [B, T, S, C], tokens T-major then row then column
 
     scale = torch.sqrt(height * width) / config.input_sq_size
-    base_size = torch.round(torch.sqrt(torch.full((), h * w, dtype=torch.float32, device=z.device)))
+    # Sizes enter tensors by multiplying ones, not through torch.full: coremltools needs full's value to be constant.
+    base_size = torch.round(torch.sqrt(torch.ones(1, dtype=torch.float32, device=z.device) * (h * w)))
     x = x + sincos_pos_embed_2d(dim, h, w, scale, base_size)
 
     # fps is one value for the batch: its [1, C] embedding broadcasts over the B rows upstream repeats.
@@ -423,7 +424,7 @@ def stdit_part1(m, z, t, y, mask, fps, height, width, pad_h, pad_w):
     valid = torch.nonzero(mask[0] != 0).squeeze(1)
     y_tokens = m.y_embedder(y.index_select(2, valid)).reshape(1, -1, dim)
 
-    frame_count = torch.full((1,), frames, dtype=torch.long, device=z.device)
+    frame_count = torch.ones(1, dtype=torch.long, device=z.device) * frames
     return x.reshape(batch, -1, dim), y_tokens, t_mlp, frame_count, t_cond
 
 

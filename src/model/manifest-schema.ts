@@ -4,6 +4,7 @@
  * documents (a stripped unknown key here would be an error there).
  */
 import { z } from 'zod';
+import { COMPUTE_UNITS } from '../native/coreml.js';
 import { TIMESTEP_TRANSFORMS } from '../pipeline/timesteps.js';
 import { BLOCK_FORMATS, TENSOR_DTYPES } from '../runtime/backend.js';
 import { BLOCK_KINDS, COMPONENTS } from './contract.js';
@@ -35,10 +36,13 @@ const block = z.strictObject({
   component: z.enum(COMPONENTS),
   kind: z.enum(BLOCK_KINDS),
   index: z.int().min(0),
-  // `coreml` blocks are package folders (.mlmodelc / .mlpackage); only manifests derived from the published layout
-  // hold them (src/model/published-layout.ts), because a folder has no sha256 for manifest.json to record.
+  // A `coreml` block's one file entry is its package folder (.mlpackage / .mlmodelc): `bytes` is the total of the
+  // files inside and `sha256` the package digest (src/runtime/package-digest.ts), absent in a derived manifest.
   format: z.enum(BLOCK_FORMATS),
+  // onnx: how weights are stored (float16 weights are computed in float32); coreml: the compute precision.
   dtype: z.enum(['float32', 'float16']),
+  // MLComputeUnits a CoreML block is meant for (the app's choice per block); `--compute-units` overrides it.
+  computeUnits: z.enum(COMPUTE_UNITS).optional(),
   files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
   weightBytes: bytes,
   inputs: z.array(tensorSpec).min(1),

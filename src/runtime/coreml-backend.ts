@@ -5,10 +5,10 @@
  * current block's prediction (CI-DL) and the JS thread never waits.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, join, relative, sep } from 'node:path';
+import { basename, join } from 'node:path';
 
 import { displayPath } from '../display-path.js';
 import { errorMessage, isSoraError, SoraError } from '../errors.js';
@@ -23,6 +23,9 @@ import {
 } from '../native/coreml.js';
 import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors } from './backend.js';
 import { fromModelOutput, toModelInput } from './coreml-tensors.js';
+import { packageContentHash, packageFiles } from './package-digest.js';
+
+export { packageContentHash };
 
 export interface CoreMLBackendOptions {
   /** MLComputeUnits for every model (default all). */
@@ -181,25 +184,6 @@ function contractMismatch(block: BlockSource, model: LoadedModel): string | unde
 // ------------------------------------------------------------------------------------------------
 // Content hash of an .mlpackage folder, remembered per (paths, sizes, mtimes) so that multi-GB packages
 // are read once, not at every load.
-
-async function packageFiles(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'))
-    .sort();
-}
-
-/** SHA-256 over every file's relative path, size and bytes, in path order. */
-export async function packageContentHash(root: string): Promise<string> {
-  const hash = createHash('sha256');
-  for (const file of await packageFiles(root)) {
-    const { size } = await stat(join(root, file));
-    hash.update(`${file}\0${size}\0`);
-    for await (const chunk of createReadStream(join(root, file))) hash.update(chunk as Buffer);
-  }
-  return hash.digest('hex');
-}
 
 async function packageStamp(root: string): Promise<string> {
   const stamp = createHash('sha256').update(root);
