@@ -22,8 +22,8 @@ bytes (models/tiny-coreml is checked that way, like models/tiny).
 from __future__ import annotations
 
 import json
+import logging
 import math
-import os
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -79,7 +79,6 @@ class CoreMLExportError(ValueError):
 
 def import_coremltools():
     """coremltools, or a CoreMLExportError saying how to install it."""
-    os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' per-pass progress bars; the converter prints per block
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -89,16 +88,33 @@ def import_coremltools():
     return coremltools
 
 
-_REGISTERED: List[bool] = []
+_PREPARED: List[bool] = []
 
 
-def _register_group_norm(ct) -> None:
+def _pass_through(iterable=None, *args, **kwargs):
+    return iterable
+
+
+def _prepare(ct) -> None:
+    """Once per process: coremltools' progress bars and informational warnings off (the converter reports per
+    block), and the group_norm lowering below."""
+    if _PREPARED:
+        return
+    from coremltools.converters.mil.frontend.torch import ops
+    from coremltools.converters.mil.mil.passes import pass_pipeline
+
+    ops._tqdm = _pass_through
+    pass_pipeline.tqdm = _pass_through
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    _register_group_norm()
+    _PREPARED.append(True)
+
+
+def _register_group_norm() -> None:
     """coremltools 8.3 lowers group_norm through a reshape whose target shape lists the batch size as a Python
     value, which fails when the batch is a flexible axis (the spatial VAE parts' frames). This lowering builds that
     shape at run time instead; the arithmetic is the same: per sample and group, (x - mean) / sqrt(var + eps),
     then the per-channel weight and bias."""
-    if _REGISTERED:
-        return
     from coremltools.converters.mil import Builder as mb
     from coremltools.converters.mil.frontend.torch.ops import _get_inputs
     from coremltools.converters.mil.frontend.torch.torch_op_registry import register_torch_op
@@ -118,8 +134,6 @@ def _register_group_norm(ct) -> None:
         per_channel = [1, channels] + [1] * (x.rank - 2)
         y = mb.mul(x=y, y=mb.reshape(x=weight, shape=per_channel))
         context.add(mb.add(x=y, y=mb.reshape(x=bias, shape=per_channel), name=node.name))
-
-    _REGISTERED.append(True)
 
 
 def compute_units(name: str) -> str:
@@ -261,7 +275,7 @@ class CoreMLSettings:
 def convert_block(block: BlockExport, settings: CoreMLSettings):
     """The block as an in-memory ct.models.MLModel (not yet saved)."""
     ct = import_coremltools()
-    _register_group_norm(ct)
+    _prepare(ct)
     precision = settings.precision or BLOCK_PRECISION[block.kind]
     ranges = input_ranges(block, settings.bounds, settings.heads)
     with torch.no_grad(), warnings.catch_warnings():
