@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 venv=.venv-coreml
 if ! "$venv/bin/python" -c 'import coremltools' >/dev/null 2>&1; then
-  /usr/bin/python3 -m venv --system-site-packages "$venv"
+  /usr/bin/python3 -m venv --clear --system-site-packages "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check coremltools==8.3
 fi
 "$venv/bin/python" -c 'import coremltools, torch; print(f"{coremltools.__version__=} {torch.__version__=}")' 2>/dev/null

@@ -21,4 +21,4 @@ if [ -x "$coreml_python" ] && "$coreml_python" -c 'import torch' >/dev/null 2>&1
 else
   echo "CoreML conversion tests will skip: no $coreml_python (make it with scripts/coreml-venv.sh)"
 fi
-exec "$python" -m pytest scripts/tests -q
+exec "$python" -m pytest scripts/tests -q -rs

@@ -95,7 +95,7 @@ def _pass_through(iterable=None, *args, **kwargs):
     return iterable
 
 
-def _prepare(ct) -> None:
+def _prepare() -> None:
     """Once per process: coremltools' progress bars and informational warnings off (the converter reports per
     block), and the group_norm lowering below."""
     if _PREPARED:
@@ -132,6 +132,8 @@ def _register_group_norm() -> None:
         y = mb.real_div(x=centered, y=mb.sqrt(x=mb.add(x=var, y=eps.val)))
         y = mb.reshape(x=y, shape=shape)
         per_channel = [1, channels] + [1] * (x.rank - 2)
+        if weight is None or bias is None:
+            raise ValueError(f"{node.name}: group_norm without weight and bias is not supported here")
         y = mb.mul(x=y, y=mb.reshape(x=weight, shape=per_channel))
         context.add(mb.add(x=y, y=mb.reshape(x=bias, shape=per_channel), name=node.name))
 
@@ -275,7 +277,7 @@ class CoreMLSettings:
 def convert_block(block: BlockExport, settings: CoreMLSettings):
     """The block as an in-memory ct.models.MLModel (not yet saved)."""
     ct = import_coremltools()
-    _prepare(ct)
+    _prepare()
     precision = settings.precision or BLOCK_PRECISION[block.kind]
     ranges = input_ranges(block, settings.bounds, settings.heads)
     with torch.no_grad(), warnings.catch_warnings():
