@@ -13,12 +13,12 @@ import { loadModel, verifyModel } from '../src/model/manifest.js';
 import type { Manifest } from '../src/model/manifest-schema.js';
 import { findFfmpeg } from '../src/video/ffmpeg.js';
 import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
+import { darwinOnly } from './helpers/darwin-only.js';
 import { recordFaults } from './helpers/fault-ledger.js';
 import { tempDir } from './helpers/model-folder.js';
 import { decodeRgbFrames } from './helpers/video-probe.js';
 
 const TINY_COREML = join(ROOT, 'models', 'tiny-coreml');
-const ON_MAC = process.platform === 'darwin';
 
 let root: string;
 let manifest: Manifest;
@@ -128,9 +128,10 @@ describe('models/tiny-coreml', () => {
   });
 });
 
-// CoreML prediction exists only on macOS: this runs the shipped CoreML model end to end there and is skipped here.
-describe.skipIf(!ON_MAC)('CoreML backend end to end (macOS only: CoreML cannot run predictions on Linux)', () => {
-  it('generate --backend coreml on models/tiny-coreml gives frames close to the ONNX backend on models/tiny', async () => {
+// CoreML prediction exists only on macOS: this runs the shipped CoreML model end to end there and skips elsewhere.
+describe('CoreML backend end to end', () => {
+  it('generate --backend coreml on models/tiny-coreml gives frames close to the ONNX backend on models/tiny', async (context) => {
+    darwinOnly(context);
     const frames = async (backend: string, model: string): Promise<Buffer[]> => {
       const out = join(root, `${backend}.mp4`);
       const args = ['generate', 'a red ball', '-o', out, '--model', model, '--backend', backend, '--seed', '3'];

@@ -61,6 +61,8 @@ MAX_REPORTED_ERRORS = 5
 PACKAGE_SUFFIX = ".mlpackage"
 # The ML Program weight file inside an .mlpackage (absent when a program has no weights).
 PACKAGE_WEIGHTS = "Data/com.apple.CoreML/weights/weight.bin"
+# MLComputeUnits a block may ask for on the CoreML backend (`computeUnits`; src/native/coreml.ts COMPUTE_UNITS).
+COMPUTE_UNITS = ("all", "cpu", "cpu-gpu", "cpu-ane")
 
 Dim = Union[int, str]
 
@@ -93,7 +95,7 @@ class BlockSpec:
     outputs: Tuple[TensorSpec, ...]
     dtype: str = "float32"
     format: str = "onnx"
-    compute_units: Optional[str] = None  # CoreML blocks: all | cpu | cpu-gpu | cpu-ane
+    compute_units: Optional[str] = None  # CoreML compute units for this block; None: the backend decides
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def architecture_dict(t5: Any, stdit: Any, vae: Any) -> Dict[str, Any]:
 
 def package_digest(package: Path) -> str:
     """sha256 of a CoreML package folder: for every file in '/'-separated relative path order, the path, NUL, the
-    size in decimal, NUL, then the bytes. The TypeScript loader computes the same (src/runtime/package-digest.ts)."""
+    size in decimal, NUL, then the bytes. The TypeScript loader computes the same (src/runtime/coreml-cache.ts packageContentHash)."""
     digest = hashlib.sha256()
     files = sorted((path.relative_to(package).as_posix(), path) for path in package.rglob("*") if path.is_file())
     for relative, path in files:
@@ -252,6 +254,8 @@ def _coreml_weight_bytes(block: BlockSpec, package: Path) -> int:
 
 
 def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[str, Any]:
+    if block.compute_units is not None and block.compute_units not in COMPUTE_UNITS:
+        raise ManifestError(f"block {block.name}: compute_units {block.compute_units!r} is not one of {', '.join(COMPUTE_UNITS)}")
     files = [dict(facts.entry(item.path), role=item.role) for item in block.files]
     graphs = [model_dir / item.path for item in block.files if item.role == "graph"]
     if len(graphs) != 1:
@@ -260,7 +264,7 @@ def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[st
         weight_bytes = _coreml_weight_bytes(block, graphs[0])
     else:
         weight_bytes = _onnx_weight_bytes(block, graphs[0], files, model_dir)
-    entry = {
+    return {
         "name": block.name,
         "component": block.component,
         "kind": block.kind,
@@ -271,10 +275,8 @@ def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[st
         "weightBytes": weight_bytes,
         "inputs": [_tensor_spec_dict(spec) for spec in block.inputs],
         "outputs": [_tensor_spec_dict(spec) for spec in block.outputs],
+        **({} if block.compute_units is None else {"computeUnits": block.compute_units}),
     }
-    if block.compute_units is not None:
-        entry["computeUnits"] = block.compute_units
-    return entry
 
 
 def _defaults_dict(defaults: Defaults) -> Dict[str, Any]:

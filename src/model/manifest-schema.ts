@@ -37,16 +37,18 @@ const block = z.strictObject({
   kind: z.enum(BLOCK_KINDS),
   index: z.int().min(0),
   // A `coreml` block's one file entry is its package folder (.mlpackage / .mlmodelc): `bytes` is the total of the
-  // files inside and `sha256` the package digest (src/runtime/package-digest.ts), absent in a derived manifest.
+  // files inside and `sha256` the package digest (packageContentHash in src/runtime/coreml-cache.ts), absent in a
+  // derived manifest.
   format: z.enum(BLOCK_FORMATS),
   // onnx: how weights are stored (float16 weights are computed in float32); coreml: the compute precision.
   dtype: z.enum(['float32', 'float16']),
-  // MLComputeUnits a CoreML block is meant for (the app's choice per block); `--compute-units` overrides it.
-  computeUnits: z.enum(COMPUTE_UNITS).optional(),
   files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
   weightBytes: bytes,
   inputs: z.array(tensorSpec).min(1),
   outputs: z.array(tensorSpec).min(1),
+  // MLComputeUnits this block runs with on the CoreML backend (ignored by ONNX Runtime); `--compute-units`
+  // overrides it for every block, and a block without it runs with `all`.
+  computeUnits: z.enum(COMPUTE_UNITS).optional(),
 });
 
 // Architecture sections are filled from the Python exporter's config dataclasses (`dataclasses.asdict`), so they

@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { BlockSource } from '../runtime/backend.js';
-import { packageContentHash } from '../runtime/package-digest.js';
+import { packageContentHash } from '../runtime/coreml-cache.js';
 import { componentOf, contractIO, contractName, nameMismatch, requiredBlocks } from './contract.js';
 import { errnoCode, isInside } from './folder.js';
 import {
@@ -317,5 +317,6 @@ export function blockSource(block: ModelBlock): BlockSource {
     weightBytes: block.weightBytes,
     inputs: block.inputs.map((spec) => spec.name),
     outputs: block.outputs.map((spec) => spec.name),
+    ...(block.computeUnits !== undefined && { computeUnits: block.computeUnits }),
   };
 }
