@@ -38,8 +38,8 @@ export function register(program: Command): void {
   models
     .command('verify')
     .description(
-      'check the sha256 of every file, then open every block in ONNX Runtime against the contract ' +
-        '(published CoreML packages: presence and package structure only)',
+      'check the sha256 of every file (CoreML packages: their package digest), then open every ONNX block in ONNX ' +
+        'Runtime against the contract (published CoreML packages: presence and package structure only)',
     )
     .argument('<dir>', MODEL_FOLDER)
     .action(async (dir: string, _options: unknown, command: Command) => verify(dir, cliContext(command)));
@@ -182,19 +182,23 @@ async function verify(dir: string, context: CliContext): Promise<void> {
     context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
     return;
   }
-  await openEveryBlock(model, context);
+  const onnxBlocks = model.blocks.filter((block) => block.format === 'onnx');
+  await openEveryBlock(onnxBlocks, context);
+  const packages = model.blocks.length - onnxBlocks.length;
   const text =
     `${displayPath(model.dir)}: ok\n` +
-    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256; ` +
-    `${model.blocks.length} blocks open in ONNX Runtime with the contract's inputs and outputs`;
+    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256` +
+    (packages > 0 ? ' (a CoreML package: its package digest)' : '') +
+    (onnxBlocks.length > 0 ? `; ${onnxBlocks.length} blocks open in ONNX Runtime with the contract's inputs and outputs` : '') +
+    (packages > 0 ? `; ${packages} CoreML packages not opened (they need --backend coreml on macOS)` : '');
   context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
 }
 
-async function openEveryBlock(model: Model, context: CliContext): Promise<void> {
+async function openEveryBlock(blocks: Model['blocks'], context: CliContext): Promise<void> {
   // Mapped weights make each open cheap (no copy, no prepacking); the check is only that ORT accepts the graph.
   const backend = new OnnxBackend({ logger: context.logger, mmapWeights: true });
   try {
-    for (const block of model.blocks) {
+    for (const block of blocks) {
       context.status(`open ${block.name}`);
       await backend.unload(await backend.load(blockSource(block)));
     }
