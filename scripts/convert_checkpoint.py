@@ -3,7 +3,7 @@
 
     /usr/bin/python3 scripts/convert_checkpoint.py \\
         --stdit <file|dir>  --t5 <file|dir|index.json>  --vae <file|dir>  --tokenizer <dir>  --out <model dir> \\
-        [--dtype float16] [--name NAME] [--overwrite] \\
+        [--format onnx|coreml] [--dtype float16] [--name NAME] [--overwrite] \\
         [--config-stdit STDiT3-XL/2] [--config-t5 t5-v1_1-xxl] [--config-vae OpenSora-VAE-v1.2]
 
 Checkpoints: hpcai-tech/OpenSora-STDiT-v3, DeepFloyd/t5-v1_1-xxl (encoder, possibly sharded) and
@@ -17,6 +17,10 @@ The VAE encoder's keys are ignored; T5's tied embedding may be stored as `shared
 `encoder.embed_tokens.weight`; STDiT's `rope.freqs` (fixed frequencies, not learned) is computed when absent.
 PyTorch pickles (.bin/.pt) cannot be read partially, so each such file or shard is loaded whole while its tensors
 are needed (a T5-XXL .bin shard is ~10 GB); safetensors files are memory-mapped tensor by tensor.
+
+--format coreml writes one .mlpackage per block instead (sora/coreml_export.py: coremltools 8.3, which this Python
+must have: run it with a venv's python, see the README); compute precision and compute units are chosen per block
+(--dtype float32 or float16 forces one precision for every block), the flexible shapes cover the defaults' choices.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 from torch import nn
 
 from sora.configs import get_stdit3_config, get_t5_config
+from sora.coreml_export import CoreMLSettings, LatentBounds, export_coreml_unit, import_coremltools
 from sora.manifest import Defaults, architecture_dict, build_manifest, check_can_write, write_manifest
 from sora.onnx_export import DTYPES, NULL_CAPTION_KEY, ExportUnit, export_unit, stdit_units, t5_units, vae_units
 from sora.safetensors_io import CheckpointReader
@@ -43,6 +48,7 @@ from sora.vae_config import get_vae_config
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 DEFAULT_NAME = "opensora-v1.2"
+FORMATS = ("onnx", "coreml")
 MAX_LISTED = 5
 # On-device Sora's settings: 68 frames at 256x256 (192x192 is the app's smaller choice).
 DEFAULTS = Defaults(
@@ -251,13 +257,20 @@ def convert(
     out_dir: Path,
     *,
     configs: Configs = Configs("STDiT3-XL/2", "t5-v1_1-xxl", "OpenSora-VAE-v1.2"),
-    dtype: str = "float32",
+    dtype: Optional[str] = None,
     name: str = DEFAULT_NAME,
     overwrite: bool = False,
+    fmt: str = "onnx",
 ) -> Path:
-    """Writes the model folder; returns the manifest path. Raises before writing anything on bad input."""
-    if dtype not in DTYPES:
+    """Writes the model folder; returns the manifest path. Raises before writing anything on bad input.
+
+    dtype None: float32 for ONNX, each block's own precision for CoreML (coreml_export.BLOCK_PRECISION)."""
+    if dtype is not None and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype}: must be one of {', '.join(DTYPES)}")
+    if fmt not in FORMATS:
+        raise ConversionError(f"--format {fmt}: must be one of {', '.join(FORMATS)}")
+    if fmt == "coreml":
+        import_coremltools()  # before any work: a missing coremltools is named with its install command
     stdit, t5, vae = sources = open_sources(stdit_path, t5_path, vae_path, configs)
     validate(sources)
     tokenizer = tokenizer_files(tokenizer_dir)
@@ -266,20 +279,35 @@ def convert(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     owners = module_owners(sources)
+    export = _exporter(fmt, dtype, stdit.model)
     specs = []
     for unit in conversion_units(stdit, t5, vae):
         with materialized(unit, owners):
-            specs += export_unit(unit, out_dir, dtype)
+            specs += export(unit, out_dir)
     for path in tokenizer:
         shutil.copyfile(path, out_dir / path.name)
     description = (
         f"Open-Sora 1.2 converted from checkpoints (STDiT {configs.stdit}, T5 {configs.t5}, VAE {configs.vae}), "
-        f"{dtype} weights" + (" stored as float16, computed in float32" if dtype == "float16" else "")
+        + _precision_text(fmt, dtype)
     )
     manifest = build_manifest(
         out_dir, name=name, description=description, blocks=specs, defaults=DEFAULTS, **architecture
     )
     return write_manifest(out_dir, manifest, overwrite=overwrite)
+
+
+def _exporter(fmt: str, dtype: Optional[str], stdit: STDiT3) -> Callable[[ExportUnit, Path], list]:
+    if fmt == "onnx":
+        return lambda unit, out_dir: export_unit(unit, out_dir, dtype or "float32")
+    settings = CoreMLSettings(LatentBounds.from_defaults(DEFAULTS), stdit.config.num_heads, precision=dtype)
+    return lambda unit, out_dir: export_coreml_unit(unit, out_dir, settings)
+
+
+def _precision_text(fmt: str, dtype: Optional[str]) -> str:
+    if fmt == "coreml":
+        return f"CoreML packages, {dtype or 'per-block'} precision"
+    dtype = dtype or "float32"
+    return f"{dtype} weights" + (" stored as float16, computed in float32" if dtype == "float16" else "")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -291,7 +319,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--tokenizer", type=Path, help="folder with tokenizer.json and tokenizer_config.json (required)"
     )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES)
+    parser.add_argument("--format", default="onnx", choices=FORMATS, help="block format (default onnx)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES,
+        help="onnx: weight storage (default float32); coreml: one compute precision for all blocks (default per block)",
+    )
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"model name in the manifest (default {DEFAULT_NAME})")
     parser.add_argument("--overwrite", action="store_true", help="replace a folder that holds a different model")
     parser.add_argument("--config-stdit", default="STDiT3-XL/2")
@@ -302,7 +334,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         manifest = convert(
             args.stdit, args.t5, args.vae, args.tokenizer, args.out,
             configs=Configs(args.config_stdit, args.config_t5, args.config_vae),
-            dtype=args.dtype, name=args.name, overwrite=args.overwrite,
+            dtype=args.dtype, name=args.name, overwrite=args.overwrite, fmt=args.format,
         )
     except (ValueError, OSError) as error:  # CheckpointError, ManifestError, ExportError, unknown configs
         print(f"error: {error}", file=sys.stderr)

@@ -10,7 +10,8 @@ export const ERROR_EXIT_CODES = {
   IO: 7, // output cannot be written, file system errors
   DEPENDENCY: 8, // a required external program or library is missing (ffmpeg, native addon)
   MEMORY: 9, // memory budget cannot be met
-  INTERRUPTED: 130, // Ctrl-C
+  INTERRUPTED: 130, // SIGINT (Ctrl-C): 128 + 2, the shells' convention
+  TERMINATED: 143, // SIGTERM: 128 + 15
   INTERNAL: 70,
 } as const;
 

@@ -93,7 +93,11 @@ describe('models', () => {
     const result = await cli(['models', 'list', '--json'], { ONDEVICE_SORA_MODELS: join(process.cwd(), 'models') });
     expect(result.code, result.stderr).toBe(0);
     const listed = JSON.parse(result.stdout) as { folder: string; source: string; name?: string }[];
-    expect(listed.map((m) => [m.source, m.name])).toEqual([['shipped', 'shapes'], ['shipped', 'tiny']]); // each folder listed once
+    expect(listed.map((m) => [m.source, m.name])).toEqual([
+      ['shipped', 'shapes'],
+      ['shipped', 'tiny'],
+      ['shipped', 'tiny-coreml'],
+    ]); // each folder listed once
   });
 
   it('make-synthetic: a DEPENDENCY error naming what to install when Python cannot import torch', async () => {

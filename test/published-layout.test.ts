@@ -324,13 +324,17 @@ describe('verify, backends and manifest.json with CoreML packages', () => {
     }
   });
 
-  it('manifest.json cannot list a coreml block (a package folder has no sha256) → MANIFEST naming the field', async () => {
+  it('a coreml block in manifest.json must list its one package folder (not an ONNX file) → MANIFEST naming the field', async () => {
     const dir = join(root, `onnx-${counter++}`);
     await mkdir(dir);
     const manifest = await writeModelFolder(dir);
     manifest.blocks[3] = { ...manifest.blocks[3]!, format: 'coreml' };
     await writeManifest(dir, manifest);
-    await expectSoraError(loadModel(dir), 'MANIFEST', `${join(dir, 'manifest.json')}: blocks[3].format: is "coreml"`);
+    await expectSoraError(
+      loadModel(dir),
+      'MANIFEST',
+      `${join(dir, 'manifest.json')}: blocks[3].files: a coreml block lists exactly one .mlpackage or .mlmodelc folder`,
+    );
   });
 });
 

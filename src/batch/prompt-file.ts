@@ -94,18 +94,31 @@ const LineSchema = z.strictObject(
 
 export async function readPromptFile(path: string): Promise<PromptFile> {
   const format = formatOf(path);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     throw new SoraError('INPUT', `cannot read prompt file ${displayPath(path)}: ${errorMessage(error)}`, { cause: error });
   }
+  const text = textOf(bytes, path);
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const parsed = PARSERS[format](lines, displayPath(path));
   if (parsed.entries.length === 0 && parsed.problems.length === 0) {
     throw new SoraError('INPUT', `${displayPath(path)}: no prompts in the file`);
   }
   return { path, ...parsed };
+}
+
+/** The file as UTF-8 text; a binary file (NUL bytes, or bytes that are not UTF-8) is refused, not read as prompts. */
+function textOf(bytes: Buffer, path: string): string {
+  const notText = (why: string): SoraError => new SoraError('INPUT', `${displayPath(path)}: not a text file (${why})`);
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) throw notText(`byte ${nul} is NUL`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw notText('it is not valid UTF-8');
+  }
 }
 
 function formatOf(path: string): PromptFileFormat {

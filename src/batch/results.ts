@@ -11,6 +11,8 @@ export const BATCH_STATUSES = ['done', 'skipped', 'invalid', 'failed', 'interrup
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 export interface BatchResult {
+  /** The prompt file (absolute): one folder may hold the results of several prompt files. */
+  readonly file: string;
   readonly line: number;
   readonly status: BatchStatus;
   readonly prompt?: string;
@@ -60,5 +62,5 @@ export function summaryTable(
     .map((status) => `${counts[status]} ${status}`)
     .join(', ');
   const seconds = results.reduce((sum, result) => sum + (result.status === 'done' ? (result.timingsMs?.total ?? 0) : 0), 0) / 1000;
-  return `${table}\n\n${results.length} prompts: ${tally}; ${seconds.toFixed(1)} s generating; ${displayPath(resultsFile)}`;
+  return `${table}\n\n${results.length} prompt${results.length === 1 ? '' : 's'}: ${tally}; ${seconds.toFixed(1)} s generating; ${displayPath(resultsFile)}`;
 }

@@ -36,9 +36,11 @@ const block = z.strictObject({
   component: z.enum(COMPONENTS),
   kind: z.enum(BLOCK_KINDS),
   index: z.int().min(0),
-  // `coreml` blocks are package folders (.mlmodelc / .mlpackage); only manifests derived from the published layout
-  // hold them (src/model/published-layout.ts), because a folder has no sha256 for manifest.json to record.
+  // A `coreml` block's one file entry is its package folder (.mlpackage / .mlmodelc): `bytes` is the total of the
+  // files inside and `sha256` the package digest (packageContentHash in src/runtime/coreml-cache.ts), absent in a
+  // derived manifest.
   format: z.enum(BLOCK_FORMATS),
+  // onnx: how weights are stored (float16 weights are computed in float32); coreml: the compute precision.
   dtype: z.enum(['float32', 'float16']),
   files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
   weightBytes: bytes,

@@ -304,12 +304,22 @@ function formOf(name: string): PackageForm | undefined {
   return PACKAGE_FORMS.find((form) => form.extension === extname(name));
 }
 
+/** Whether a path names a CoreML package folder (.mlmodelc or .mlpackage). */
+export function isPackagePath(path: string): boolean {
+  return formOf(path) !== undefined;
+}
+
+/** Total bytes of the files in a package folder; refuses any entry that resolves outside realDir. */
+export async function packageBytes(path: string, realDir: string): Promise<number> {
+  return treeBytes(path, realDir, new Set());
+}
+
 /** Total bytes of the package's files, and of its weight file (0 when the package has none). */
 async function measurePackage(dir: string, realDir: string, file: PackageFile): Promise<{ bytes: number; weightBytes: number }> {
   const path = join(dir, file.name);
   const info = await stat(await realInside(path, realDir));
   if (!info.isDirectory()) throw new SoraError('MODEL', `${displayPath(path)}: is not a folder (a CoreML package is one)`);
-  const bytes = await treeBytes(path, realDir, new Set());
+  const bytes = await packageBytes(path, realDir);
   const weights = await stat(join(path, file.form.weights)).catch((error: unknown) => {
     if (errnoCode(error) === 'ENOENT') return undefined;
     throw folderError(error, join(path, file.form.weights));
@@ -361,12 +371,12 @@ export interface StructureResult {
 }
 
 /**
- * What `models verify` can check without sha256: every package holds the files of its form. Tokenizer files and
- * package paths were already checked by loadModel.
+ * What `models verify` can check without opening a package: every CoreML block's package holds the files of its
+ * form. Tokenizer files and package paths were already checked by loadModel.
  */
 export async function checkPackageStructure(model: Model, onFile?: (file: ModelFile) => void): Promise<StructureResult> {
   const problems: string[] = [];
-  for (const block of model.blocks) {
+  for (const block of model.blocks.filter((candidate) => candidate.format === 'coreml')) {
     const form = formOf(block.graph.path);
     if (form === undefined) throw new SoraError('INTERNAL', `${block.name}: ${block.graph.path} is not a CoreML package`);
     onFile?.(block.graph);

@@ -1,7 +1,6 @@
 /** `generate <prompt> -o <file>`: one video from a text prompt. */
 import { randomInt } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
@@ -20,9 +19,11 @@ import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { contactSheetPng } from '../../video/contact-sheet.js';
-import { OutputFiles, refuseExisting, writeFileAtomically } from '../../video/output.js';
+import { claimPath, type Claim } from '../../video/claim.js';
+import { OutputFiles, writeClaimed } from '../../video/output.js';
+import { checkReplaceable, fileOutput } from '../../video/replaceable.js';
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
-import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
+import { checkFrameCount, VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
 import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
@@ -65,7 +66,7 @@ export function addJobOptions(command: Command): Command {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
-    .option('--overwrite', 'replace an existing output and sidecar')
+    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)')
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
   return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
 }
@@ -108,15 +109,22 @@ const FlagsSchema = z.object({
 type Flags = z.infer<typeof FlagsSchema>;
 
 function formatOf(flags: Flags): VideoFormat {
-  if (flags.format !== undefined) return flags.format;
   const extension = extname(flags.output.replace(/[/\\]+$/, '')).slice(1).toLowerCase();
+  const named = VIDEO_FORMATS.find((name) => name === extension && name !== 'frames');
+  if (flags.format !== undefined) {
+    // A folder of frames named x.mp4, or GIF data in x.mp4, is a mistake no player forgives.
+    if (named !== undefined && named !== flags.format) {
+      const what = flags.format === 'frames' ? 'a folder of PNG frames' : `${flags.format} data`;
+      throw new SoraError('USAGE', `--format ${flags.format} writes ${what}, but "${flags.output}" names a .${named} file; change the name or --format`);
+    }
+    return flags.format;
+  }
   if (extension === '') return 'frames';
-  const format = VIDEO_FORMATS.find((name) => name === extension && name !== 'frames');
-  if (format === undefined) {
+  if (named === undefined) {
     const choices = VIDEO_FORMATS.join('|');
     throw new SoraError('USAGE', `--format: cannot tell the format from "${flags.output}"; pass --format ${choices}`);
   }
-  return format;
+  return named;
 }
 
 type SettingFlags = Pick<JobFlags, 'seed' | 'steps' | 'cfgScale' | 'numFrames' | 'resolution' | 'fps' | 'aes' | 'timestepTransform'>;
@@ -156,24 +164,53 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   if (resolve(sidecarPath) === resolve(flags.output)) {
     throw new SoraError('USAGE', `--output: ${flags.output} is where the sidecar goes; choose another name`);
   }
-  if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
+  if (flags.preview !== undefined && [flags.output, sidecarPath].some((path) => resolve(path) === resolve(flags.preview!))) {
+    throw new SoraError('USAGE', `--preview: ${flags.preview} is the video or its sidecar; choose another name`);
+  }
+  // Every output is claimed, checked and proven writable before the model is touched.
+  const overwrite = flags.overwrite === true;
+  const shape = format === 'frames' ? 'directory' : 'file';
+  const output = await OutputFiles.prepare(flags.output, sidecarPath, shape, overwrite, 'generate');
+  let preview: Claim | undefined;
+  try {
+    preview = flags.preview === undefined ? undefined : await claimPreview(flags.preview, overwrite);
+    await generateInto({ prompt, flags, preset, format, output, preview, context });
+  } finally {
+    await output.discard();
+    preview?.release();
+  }
+}
+
+async function claimPreview(path: string, overwrite: boolean): Promise<Claim> {
+  const claim = await claimPath(path, { command: 'generate' });
+  try {
+    await checkReplaceable(path, fileOutput('a PNG preview'), overwrite);
+  } catch (error) {
+    claim.release();
+    throw error;
+  }
+  return claim;
+}
+
+interface GenerateRun {
+  readonly prompt: string;
+  readonly flags: Flags;
+  readonly preset: Preset;
+  readonly format: VideoFormat;
+  readonly output: OutputFiles;
+  readonly preview: Claim | undefined;
+  readonly context: CliContext;
+}
+
+async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
   const model = await loadModel(flags.model ?? defaultModelDir());
   const settings = settingsFor(prompt, flags, model);
   const choice = jobBackendChoice(flags);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
-  // Before the output is reserved: an unusable backend (CoreML outside macOS, or on a macOS older than the
-  // model's packages need, a runner that cannot be reached or serves another model) must leave nothing behind.
+  // Outputs are claimed already; an unusable backend (CoreML outside macOS, or on a macOS older than the model's
+  // packages need, a runner that cannot be reached or serves another model) fails here and the claims are given back.
   const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model), model, context.logger);
-  const output = await OutputFiles.prepare(
-    flags.output,
-    sidecarPath,
-    format === 'frames' ? 'directory' : 'file',
-    flags.overwrite === true,
-  ).catch(async (error: unknown) => {
-    await backend.close();
-    throw error;
-  });
 
   const progress = progressDisplay(process.stderr);
   let result: GenerateResult;
@@ -192,43 +229,32 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
       signal: output.interrupted,
       cidl,
       timeline,
-      ...(flags.preview !== undefined && { onFrames: renderSheet }),
+      ...(preview !== undefined && { onFrames: renderSheet }),
       ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
     });
-  } catch (error) {
-    await output.discard();
-    throw error;
   } finally {
     progress.finish();
     await backend.close();
   }
 
   const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
-  const sidecar = sidecarFor({ output: output.path, format, model, settings, speedups, result, ffmpeg, backend });
+  await checkFrameCount(output.tempPath, format, result.frames, ffmpeg?.path);
+  const bytes = await output.writtenBytes();
+  const sidecar = sidecarFor({ output: output.path, bytes, format, model, settings, speedups, result, ffmpeg, backend });
   const withMemory = { ...sidecar, ...memorySidecar(cidl, result, timeline) };
   await output.commit(sidecarJson(withMemory));
   // After the video: a preview never stands for a video that failed to be written.
-  if (flags.preview !== undefined && sheet !== undefined) await writeFileAtomically(flags.preview, sheet);
-  const preview = flags.preview === undefined ? {} : { preview: resolve(flags.preview) };
+  if (preview !== undefined && sheet !== undefined) await writeClaimed(preview, sheet);
+  const previewField = preview === undefined ? {} : { preview: preview.path };
   const line = summaryLine(output.path, settings, result);
-  const text = flags.preview === undefined ? line : `${line}\npreview: ${displayPath(resolve(flags.preview))}`;
-  context.result(text, { ...withMemory, sidecar: output.sidecarPath, ...preview });
-}
-
-/** Before any model work: the preview must not replace the video or its sidecar, nor an existing file unasked. */
-async function checkPreviewPath(preview: string, taken: readonly string[], overwrite: boolean): Promise<void> {
-  if (taken.some((path) => resolve(path) === resolve(preview))) {
-    throw new SoraError('USAGE', `--preview: ${preview} is the video or its sidecar; choose another name`);
-  }
-  await refuseExisting(resolve(preview), 'file', overwrite);
-  const folder = await stat(dirname(resolve(preview))).catch(() => undefined);
-  if (folder?.isDirectory() !== true) {
-    throw new SoraError('IO', `--preview: folder ${displayPath(dirname(resolve(preview)))} does not exist`);
-  }
+  const text = preview === undefined ? line : `${line}\npreview: ${displayPath(preview.path)}`;
+  context.result(text, { ...withMemory, sidecar: output.sidecarPath, ...previewField });
 }
 
 export interface SidecarInputs {
   readonly output: string;
+  /** What the output holds on disk (OutputFiles.writtenBytes). */
+  readonly bytes: number;
   readonly format: VideoFormat;
   readonly model: Model;
   readonly settings: GenerateSettings;
@@ -239,11 +265,11 @@ export interface SidecarInputs {
   readonly backend: Backend;
 }
 
-export function sidecarFor({ output, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {
+export function sidecarFor({ output, bytes, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {
   const { prompt, seed, width, height, ...rest } = settings;
   const round = (ms: number): number => Math.round(ms * 10) / 10;
   return {
-    output: { path: output, format },
+    output: { path: output, format, bytes },
     prompt,
     promptText: result.promptText,
     seed,

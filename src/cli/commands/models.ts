@@ -1,7 +1,7 @@
 /** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
 import { execFile } from 'node:child_process';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, delimiter, dirname, join, resolve } from 'node:path';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
@@ -10,7 +10,10 @@ import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
 import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { MODEL_FOLDER_OUTPUT } from '../../model/replaceable-model.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
+import { claimPath } from '../../video/claim.js';
+import { checkReplaceable } from '../../video/replaceable.js';
 import { cliContext, type CliContext } from '../context.js';
 import { registerCache } from './models-cache.js';
 import { integerFlag, parseFlags } from '../flags.js';
@@ -35,8 +38,8 @@ export function register(program: Command): void {
   models
     .command('verify')
     .description(
-      'check the sha256 of every file, then open every block in ONNX Runtime against the contract ' +
-        '(published CoreML packages: presence and package structure only)',
+      'check the sha256 of every file (CoreML packages: their package digest), then open every ONNX block in ONNX ' +
+        'Runtime against the contract (published CoreML packages: presence and package structure only)',
     )
     .argument('<dir>', MODEL_FOLDER)
     .action(async (dir: string, _options: unknown, command: Command) => verify(dir, cliContext(command)));
@@ -57,7 +60,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <dir>', 'model folder to write (must not exist unless --overwrite)')
     .option('--depth <n>', 'STDiT block pairs (default: the preset\'s, 28)')
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
-    .option('--overwrite', 'replace an existing folder')
+    .option('--overwrite', 'replace an existing model folder (one holding its manifest and the files it lists, nothing else)')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
   registerCache(models);
 }
@@ -179,19 +182,23 @@ async function verify(dir: string, context: CliContext): Promise<void> {
     context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
     return;
   }
-  await openEveryBlock(model, context);
+  const onnxBlocks = model.blocks.filter((block) => block.format === 'onnx');
+  await openEveryBlock(onnxBlocks, context);
+  const packages = model.blocks.length - onnxBlocks.length;
   const text =
     `${displayPath(model.dir)}: ok\n` +
-    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256; ` +
-    `${model.blocks.length} blocks open in ONNX Runtime with the contract's inputs and outputs`;
+    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256` +
+    (packages > 0 ? ' (a CoreML package: its package digest)' : '') +
+    (onnxBlocks.length > 0 ? `; ${onnxBlocks.length} blocks open in ONNX Runtime with the contract's inputs and outputs` : '') +
+    (packages > 0 ? `; ${packages} CoreML packages not opened (they need --backend coreml on macOS)` : '');
   context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
 }
 
-async function openEveryBlock(model: Model, context: CliContext): Promise<void> {
+async function openEveryBlock(blocks: Model['blocks'], context: CliContext): Promise<void> {
   // Mapped weights make each open cheap (no copy, no prepacking); the check is only that ORT accepts the graph.
   const backend = new OnnxBackend({ logger: context.logger, mmapWeights: true });
   try {
-    for (const block of model.blocks) {
+    for (const block of blocks) {
       context.status(`open ${block.name}`);
       await backend.unload(await backend.load(blockSource(block)));
     }
@@ -277,32 +284,34 @@ const SyntheticFlags = z.object({
 });
 
 /**
- * Runs scripts/make_synthetic_model.py (the model code lives in Python) into a hidden folder beside the target,
- * renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like a model.
+ * Runs scripts/make_synthetic_model.py (the model code lives in Python) into the claim's hidden folder beside the
+ * target, renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like
+ * a model. An existing folder is replaced only with --overwrite and only if it is a model folder and nothing more.
  */
 async function makeSynthetic(options: Record<string, unknown>, context: CliContext): Promise<void> {
   const flags = parseFlags(SyntheticFlags, options);
   const target = resolve(flags.output);
-  const existing = await stat(target).catch(() => undefined);
-  if (existing !== undefined && flags.overwrite !== true) {
-    throw new SoraError('IO', `${displayPath(target)} already exists (pass --overwrite to replace it)`);
-  }
-  const python = await pythonWithTorch();
-  const partial = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
-  const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
-  if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
-  if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
-  context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
+  const overwrite = flags.overwrite === true;
+  const claim = await claimPath(target, { command: 'models make-synthetic' });
   try {
+    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
+    const python = await pythonWithTorch();
+    const partial = claim.partPath;
+    const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
+    if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
+    if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
+    context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
     await runScript(python, args, context);
     const model = await loadModel(partial);
+    // Checked again: the script ran for minutes, and the folder it replaces must still be only a model.
+    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
     await rm(target, { recursive: true, force: true });
     await rename(partial, target);
     const summary = summarizeModel({ ...model, dir: target });
     const text = `wrote ${displayPath(target)}: ${summary.name}, ${summary.blocks} blocks, ${formatBytes(summary.bytes)}`;
     context.result(text, { ...summary, dir: target });
   } finally {
-    await rm(partial, { recursive: true, force: true });
+    claim.release();
   }
 }
 
