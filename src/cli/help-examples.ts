@@ -33,6 +33,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora bench --matrix --steps 10 -o bench-results/   # + LPL, TDTM, CI-DL, All (Table 5)',
     'ondevice-sora bench --matrix baseline,lpl --repeat 5 --json > bench.json',
     'ondevice-sora bench --model synth/ --matrix --memory-budget 2G -o out/ --trace',
+    'ondevice-sora bench --connect unix:/tmp/sora.sock --repeat 3   # a runner vs local ONNX: time and bytes per step',
   ],
   eval: [
     'ondevice-sora eval                                    # models/shapes, every configuration, all held-out prompts',
@@ -58,6 +59,10 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora serve --socket /tmp/sora.sock --model models/tiny',
     'ONDEVICE_SORA_TOKEN=s3cret ondevice-sora serve --listen 0.0.0.0:7315   # other machines, with a token',
     'ondevice-sora generate "a red circle moving up" -o c.mp4 --connect 127.0.0.1:7315   # the client',
+  ],
+  devices: [
+    'ondevice-sora devices                                   # the iPhones attached over USB (usbmuxd)',
+    'ondevice-sora generate "a red circle moving up" -o c.mp4 --device auto   # on the only one attached',
   ],
   doctor: [
     'ondevice-sora doctor',

@@ -57,8 +57,7 @@ export interface RemoteChoice {
 
 /** Opens the stream and says hello: the backend, or a one-line error naming the runner. */
 export async function connectRemoteBackend(choice: RemoteChoice): Promise<RemoteBackend> {
-  const stream = await openStream(choice.target);
-  const where = describeTarget(choice.target);
+  const { stream, where } = await openStream(choice.target);
   return RemoteBackend.connect(stream, {
     where,
     ...(choice.token !== undefined && { token: choice.token }),
@@ -68,12 +67,18 @@ export async function connectRemoteBackend(choice: RemoteChoice): Promise<Remote
   });
 }
 
-async function openStream(target: RunnerTarget): Promise<Duplex> {
+/** The stream, and the runner it reaches (`auto` resolved to the device's UDID). */
+async function openStream(target: RunnerTarget): Promise<{ readonly stream: Duplex; readonly where: string }> {
   if (target.kind === 'usb') {
     const path = usbmuxdPath();
     const device = await findDevice(target.device, path);
-    return connectDevice(device, target.port, path);
+    const stream = await connectDevice(device, target.port, path);
+    return { stream, where: describeTarget({ ...target, device: device.udid }) };
   }
+  return { stream: await openSocket(target), where: describeTarget(target) };
+}
+
+function openSocket(target: Exclude<RunnerTarget, { kind: 'usb' }>): Promise<Socket> {
   const socket = target.kind === 'tcp' ? netConnect({ host: target.host, port: target.port }) : netConnect(target.path);
   return new Promise<Socket>((resolve, reject) => {
     socket.once('connect', () => {
