@@ -494,7 +494,7 @@ void Session::send(const Json& header, const std::vector<Tensor>& tensors) {
     {
       std::lock_guard<std::mutex> lock(runner_.mutex_);
       peak = std::max(runner_.peak_, memory.inUse);
-      runner_.peak_ = memory.inUse;
+      runner_.peak_ = peak;
     }
     full.set("memory", Json(Json::Object{{"inUse", memory.inUse}, {"peak", peak}, {"available", memory.available}}));
   }
