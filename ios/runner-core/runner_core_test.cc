@@ -1,10 +1,11 @@
 // The device side's runner core against the protocol's vectors (test/fixtures/runner-protocol, the same files the
-// TypeScript tests read) and on whole sessions with a fake executor. Run by scripts/check-runner-core.sh.
+// TypeScript tests read) and on whole sessions with a fake executor. Run by scripts/check-coreml-bridge.sh.
 //
 // Usage: runner_core_test <vectors dir>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "frame.h"
 #include "json.h"
 #include "runner.h"
+#include "tensor_convert.h"
 
 using namespace sora::runner;
 
@@ -324,6 +326,40 @@ void TestJson() {
   CHECK(parsed && parsed->dump() == "{\"a\":[1,-2.5,\"\xc3\xa9\xf0\x9f\x98\x80\",true,null],\"b\":{}}", "json: round trip");
 }
 
+// What the CoreML executor does to the contract's tensors before a package takes them.
+void TestConvert() {
+  CHECK(FloatToHalf(1.0f) == 0x3c00 && FloatToHalf(-2.0f) == 0xc000 && FloatToHalf(65504.0f) == 0x7bff, "half: exact values");
+  CHECK(FloatToHalf(65520.0f) == 0x7c00 && FloatToHalf(1e-8f) == 0 && FloatToHalf(5.960464477539063e-8f) == 1, "half: overflow, underflow, smallest");
+  CHECK(FloatToHalf(1.0f + 1.0f / 2048) == 0x3c00 && FloatToHalf(1.0f + 3.0f / 2048) == 0x3c02, "half: ties to even");
+  bool roundTrip = true;
+  for (uint32_t bits = 0; bits < 0x7c00; ++bits) roundTrip = roundTrip && FloatToHalf(HalfToFloat(static_cast<uint16_t>(bits))) == bits;
+  CHECK(roundTrip, "half: every finite half survives a round trip through float");
+
+  Tensor ids{DType::Int64, {1, 3}, std::vector<uint8_t>(24)};
+  const int64_t values[3] = {0, 7, 32100};
+  std::memcpy(ids.data.data(), values, 24);
+  std::string error;
+  const auto asFloat = ConvertTensor(ids, DType::Float32, {1, 3}, &error);
+  CHECK(asFloat && ValuesOf(*asFloat) == std::vector<float>({0, 7, 32100}), "convert: int64 token ids to float32");
+  const auto asInt = ConvertTensor(ids, DType::Int32, {1, 3}, &error);
+  int32_t ints[3] = {};
+  if (asInt) std::memcpy(ints, asInt->data.data(), 12);
+  CHECK(asInt && ints[1] == 7 && ints[2] == 32100, "convert: int64 to int32");
+
+  Tensor mask{DType::Float32, {1, 1, 2}, std::vector<uint8_t>(8)};
+  const float maskValues[2] = {0, -1e4f};
+  std::memcpy(mask.data.data(), maskValues, 8);
+  const auto heads = ConvertTensor(mask, DType::Float32, {1, 3, 2}, &error);
+  CHECK(heads && ValuesOf(*heads) == std::vector<float>({0, -1e4f, 0, -1e4f, 0, -1e4f}), "convert: a one-head mask repeated for every head");
+  const auto half = ConvertTensor(mask, DType::Float16, {1, 1, 2}, &error);
+  uint16_t halfBits[2] = {};
+  if (half) std::memcpy(halfBits, half->data.data(), 4);
+  CHECK(half && half->data.size() == 4 && halfBits[0] == 0 && HalfToFloat(halfBits[1]) == -10000.0f, "convert: float32 to float16");
+  CHECK(!ConvertTensor(mask, DType::Float32, {1, 3, 4}, &error) && error.find("cannot become [1, 3, 4]") != std::string::npos,
+        "convert: shapes that do not broadcast are refused: " + error);
+  CHECK(!ConvertTensor(mask, DType::Float32, {3, 2}, &error), "convert: another rank is refused");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -345,6 +381,7 @@ int main(int argc, char** argv) {
   TestSessions(*vectors);
   TestBlocks();
   TestTokenAndLimits();
+  TestConvert();
   std::printf("runner_core_test: %d checks, %d failed (%zu frame, %zu bad-frame and %zu session vectors)\n", checks, failures,
               vectors->find("frames")->asArray().size(), vectors->find("bad")->asArray().size(), vectors->find("sessions")->asArray().size());
   return failures == 0 ? 0 : 1;
