@@ -34,6 +34,10 @@ const COMMANDS = [
   ['models', 'make-synthetic'],
   ['models', 'cache'],
   ['models', 'cache', 'prune'],
+  ['serve'],
+  ['devices'],
+  ['device'],
+  ['device', 'setup'],
   ['doctor'],
 ];
 

@@ -64,6 +64,11 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora devices                                   # the iPhones attached over USB (usbmuxd)',
     'ondevice-sora generate "a red circle moving up" -o c.mp4 --device auto   # on the only one attached',
   ],
+  device: ['ondevice-sora device setup --team ABCDE12345'],
+  'device setup': [
+    'ondevice-sora device setup --team ABCDE12345                      # models/tiny-coreml on the only iPhone attached',
+    'ondevice-sora device setup --device 00008110-001A2B3C4D5E801E --model ~/sora-coreml --team ABCDE12345',
+  ],
   doctor: [
     'ondevice-sora doctor',
     'ondevice-sora doctor --json',

@@ -5,6 +5,7 @@ import { VERSION } from '../version.js';
 import { addExamples } from './help-examples.js';
 import { register as registerBatch } from './commands/batch.js';
 import { register as registerBench } from './commands/bench.js';
+import { register as registerDevice } from './commands/device.js';
 import { register as registerDevices } from './commands/devices.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerEval } from './commands/eval.js';
@@ -23,7 +24,7 @@ export function createProgram(): Command {
     // Errors come back to main() as exceptions instead of commander calling process.exit; subcommands created
     // after this inherit it.
     .exitOverride();
-  for (const register of [registerGenerate, registerBatch, registerBench, registerEval, registerServe, registerDevices, registerModels, registerDoctor]) {
+  for (const register of [registerGenerate, registerBatch, registerBench, registerEval, registerServe, registerDevices, registerDevice, registerModels, registerDoctor]) {
     register(program);
   }
   addExamples(program);
