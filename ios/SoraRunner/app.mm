@@ -89,7 +89,7 @@ std::string DirectoryOf(NSSearchPathDirectory which) {
   UIApplication.sharedApplication.idleTimerDisabled = YES;
   const std::string model = _executor->modelIdentity().find("name")->asString();
   return "Serving " + model + " on 127.0.0.1:" + std::to_string(*port) +
-         " (USB only).\n\nOn the Mac:\nondevice-sora generate \"prompt\" -o out.mp4 --device auto\n\nKeep this app open; the screen stays on.";
+         " (USB only).\n\nOn the Mac:\nondevice-sora generate \"prompt\" -o out.mp4 --device auto --model <the same folder>\n\nKeep this app open; the screen stays on.";
 }
 
 - (void)applicationWillTerminate:(UIApplication*)application {

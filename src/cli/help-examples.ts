@@ -62,7 +62,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   ],
   devices: [
     'ondevice-sora devices                                   # the iPhones attached over USB (usbmuxd)',
-    'ondevice-sora generate "a red circle moving up" -o c.mp4 --device auto   # on the only one attached',
+    'ondevice-sora generate "a red circle moving up" -o c.mp4 --device auto --model models/tiny-coreml   # the one attached',
   ],
   device: ['ondevice-sora device setup --team ABCDE12345'],
   'device setup': [

@@ -66,7 +66,7 @@ async function setup(options: Record<string, unknown>, context: CliContext): Pro
     await runStep(step, join(buildDir, `step-${index + 1}.log`));
   }
   context.result(
-    `SoraRunner is running on iPhone ${udid} with ${model.name}; now: ondevice-sora generate "prompt" -o out.mp4 --device ${udid}`,
+    `SoraRunner is running on iPhone ${udid} with ${model.name}; now: ondevice-sora generate "prompt" -o out.mp4 --device ${udid} --model ${displayPath(model.dir)}`,
     { device: udid, model: model.name, buildDir },
   );
 }
