@@ -51,7 +51,10 @@ export class RunnerConnection {
     this.#stream = stream;
     this.#reader = new FrameReader(limits);
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('error', (error) => this.#fail(`the connection failed (${errorMessage(error)})`));
+    // A runner that dies while this side writes shows as a reset rather than an end: the same event for the user.
+    stream.on('error', (error: NodeJS.ErrnoException) =>
+      this.#fail(error.code === 'ECONNRESET' || error.code === 'EPIPE' ? 'closed the connection' : `the connection failed (${errorMessage(error)})`),
+    );
     stream.on('close', () => this.#fail('closed the connection'));
     stream.on('end', () => this.#fail('closed the connection'));
   }
