@@ -47,7 +47,9 @@ std::string Describe(const BridgeError& error) {
 
 // An input as the loaded model declares it: its type, and its shape when the model takes only one.
 Outcome<InputTensor> ModelInput(const std::string& block, const FeatureInfo& feature, const Tensor& value) {
-  const DType declared = feature.type ? *RunnerType(*feature.type) : value.dtype;
+  const std::optional<DType> wanted = feature.type ? RunnerType(*feature.type) : value.dtype;
+  if (!wanted) return Outcome<InputTensor>::fail("bad-tensor", block + ": input " + feature.name + " is float64, which the runner does not feed");
+  const DType declared = *wanted;
   const bool fixed = feature.shapeKind == FeatureInfo::ShapeKind::Unspecified && !feature.shape.empty();
   std::string problem;
   const auto converted = ConvertTensor(value, declared == DType::Int64 ? DType::Int32 : declared, fixed ? feature.shape : value.dims, &problem);
