@@ -32,6 +32,7 @@ import type {
   WorkerRequest,
   WorkerSessionOptions,
 } from './onnx-worker.js';
+import { disableOrtTelemetry } from './ort-telemetry.js';
 
 /** Not a value of onnx-worker.ts: importing that module outside a worker would start its message loop. */
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const;
@@ -64,6 +65,7 @@ export interface OnnxBackendOptions {
  * so the source case registers tsx inside the worker first.
  */
 function startWorker(workerData: WorkerData): Worker {
+  disableOrtTelemetry();
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./onnx-worker.js', here), { workerData });
   const tsx = createRequire(here).resolve('tsx/cjs/api');

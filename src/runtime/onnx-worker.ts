@@ -12,8 +12,7 @@ import { errorMessage } from '../errors.js';
 import { TENSOR_DTYPES, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
 // Type-only: importing a value from the backend module would load it into every worker.
 import type { ExecutionProvider } from './onnx-backend.js';
-
-
+import { disableOrtTelemetry } from './ort-telemetry.js';
 
 export interface WorkerSessionOptions {
   readonly intraOpThreads?: number;
@@ -60,6 +59,8 @@ export interface ReadyMessage {
 export type WorkerMessage = WorkerReply | ReadyMessage;
 
 const port = parentPortOrThrow();
+// The backend set it in the main thread before starting this worker; this only checks (see ort-telemetry.ts).
+disableOrtTelemetry();
 const { ortLogLevel } = workerData as WorkerData;
 ort.env.logLevel = ortLogLevel;
 

@@ -10,6 +10,7 @@ import { blockSource, loadModel, type Model } from '../../model/manifest.js';
 import { coremlBridgeStatus } from '../../native/coreml.js';
 import { availableMemory, nativeStatus } from '../../native/memory.js';
 import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
+import { disableOrtTelemetry } from '../../runtime/ort-telemetry.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { cliContext, type CliContext } from '../context.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -63,6 +64,7 @@ type Ort = typeof import('onnxruntime-node');
 
 async function checkOnnxRuntime(): Promise<{ check: Check; ort: Ort | undefined }> {
   try {
+    disableOrtTelemetry();
     const ort = await import('onnxruntime-node');
     const backends = ort.listSupportedBackends();
     const names = (bundled: boolean): string =>
