@@ -9,10 +9,10 @@ import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { displayPath } from '../display-path.js';
-import { errorMessage, SoraError, type ErrorCode } from '../errors.js';
+import { errnoCode, errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { BlockSource } from '../runtime/backend.js';
 import { componentOf, contractIO, contractName, nameMismatch, requiredBlocks } from './contract.js';
-import { errnoCode, isInside } from './folder.js';
+import { isInside } from './folder.js';
 import {
   ManifestSchema,
   type BlockDescription,
