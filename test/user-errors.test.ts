@@ -68,18 +68,25 @@ describe('user errors that used to exit 70', () => {
     expectOneLineError(result, ERROR_EXIT_CODES.USAGE, `${flag}:`, value);
   });
 
+  type ManifestJson = { defaults: object; tokenizer: object; blocks: { weightBytes: number; inputs: { shape: unknown[] }[] }[] };
   it.each([
-    ['defaults.resolution', { resolution: '99999984x99999984', resolutions: ['99999984x99999984'] }],
-    ['defaults.steps', { steps: 99_999_999_999 }],
-    ['defaults.numFrames', { numFrames: 17 * 1_000_000, numFramesChoices: [17 * 1_000_000] }],
-  ])('a manifest with a huge %s → manifest (4) from generate and verify, naming the field', async (field, defaults) => {
+    ['defaults.resolution', (m: ManifestJson) => void (m.defaults = { ...m.defaults, resolution: '99999984x99999984', resolutions: ['99999984x99999984'] })],
+    ['defaults.steps', (m: ManifestJson) => void (m.defaults = { ...m.defaults, steps: 99_999_999_999 })],
+    ['defaults.numFrames', (m: ManifestJson) => void (m.defaults = { ...m.defaults, numFrames: 17e6, numFramesChoices: [17e6] })],
+    ['tokenizer.maxLength', (m: ManifestJson) => void (m.tokenizer = { ...m.tokenizer, maxLength: 1e9 })],
+    ['blocks[0].weightBytes', (m: ManifestJson) => void (m.blocks[0]!.weightBytes = 1e15)],
+    ['blocks[0].inputs[0].shape[1]', (m: ManifestJson) => void (m.blocks[0]!.inputs[0]!.shape = [1, 1e15])],
+    ['blocks[0].inputs[0].shape', (m: ManifestJson) => void (m.blocks[0]!.inputs[0]!.shape = [65536, 65536, 2])],
+  ])('a manifest with a huge %s → manifest (4) from generate and verify, naming the field', async (field, mutate) => {
     const dir = join(root, `huge-${field}`);
     await cp(TINY, dir, { recursive: true });
-    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
-    await writeManifest(dir, { ...manifest, defaults: { ...manifest.defaults, ...defaults } });
-    for (const args of [['generate', 'a cat', '-o', join(root, 'never.mp4'), '--model', dir], ['models', 'verify', dir]]) {
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as ManifestJson;
+    mutate(manifest);
+    await writeManifest(dir, manifest);
+    // verify first: on a tool without the bounds, generate with maxLength 1e9 would grow to 16 GB before failing.
+    for (const args of [['models', 'verify', dir], ['generate', 'a cat', '-o', join(root, 'never.mp4'), '--model', dir]]) {
       recordFaults({ badInputs: 1 });
-      expectOneLineError(await cli(args), ERROR_EXIT_CODES.MANIFEST, join(dir, 'manifest.json'), field);
+      expectOneLineError(await cli(args), ERROR_EXIT_CODES.MANIFEST, join(dir, 'manifest.json'), `${field}:`);
     }
   });
 });
