@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
-import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { checkModelAgainstContract } from '../../pipeline/contract-check.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
@@ -34,7 +35,9 @@ export function register(program: Command): void {
   models
     .command('verify')
     .description(
-      'check the sha256 of every file, then open every block in ONNX Runtime against the contract ' +
+      'check the sha256 of every file, then open every block in ONNX Runtime and run it once on a small request, ' +
+        'checking names, dtypes and shapes against the contract for its architecture, and the tokenizer against the ' +
+        'T5 embedding ' +
         '(published CoreML packages: presence and package structure only)',
     )
     .argument('<dir>', MODEL_FOLDER)
@@ -177,22 +180,20 @@ async function verify(dir: string, context: CliContext): Promise<void> {
     context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
     return;
   }
-  await openEveryBlock(model, context);
+  await checkEveryBlock(model, context);
   const text =
     `${displayPath(model.dir)}: ok\n` +
     `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256; ` +
-    `${model.blocks.length} blocks open in ONNX Runtime with the contract's inputs and outputs`;
+    `${model.blocks.length} blocks open in ONNX Runtime and take and return the contract's names, dtypes and shapes ` +
+    `for this architecture; the tokenizer's ids fit the T5 embedding`;
   context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
 }
 
-async function openEveryBlock(model: Model, context: CliContext): Promise<void> {
-  // Mapped weights make each open cheap (no copy, no prepacking); the check is only that ORT accepts the graph.
+async function checkEveryBlock(model: Model, context: CliContext): Promise<void> {
+  // Mapped weights make each open cheap (no copy, no prepacking); each block then runs once on a small request.
   const backend = new OnnxBackend({ logger: context.logger, mmapWeights: true });
   try {
-    for (const block of model.blocks) {
-      context.status(`open ${block.name}`);
-      await backend.unload(await backend.load(blockSource(block)));
-    }
+    await checkModelAgainstContract(model, backend, context.logger, (block) => context.status(`check ${block.name}`));
   } finally {
     await backend.close();
   }
