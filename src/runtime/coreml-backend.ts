@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { basename, join, relative, sep } from 'node:path';
 
+import { toolCacheDir } from '../cache-dir.js';
 import { displayPath } from '../display-path.js';
 import { errorMessage, isSoraError, SoraError } from '../errors.js';
 import { nameMismatch } from '../model/contract.js';
@@ -42,8 +42,7 @@ export function parseComputeUnits(value: string): ComputeUnits {
 
 /** ~/Library/Caches/ondevice-sora/coreml on macOS, $XDG_CACHE_HOME (or ~/.cache)/ondevice-sora/coreml elsewhere. */
 export function defaultCoreMLCacheDir(): string {
-  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Caches', 'ondevice-sora', 'coreml');
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ondevice-sora', 'coreml');
+  return toolCacheDir('coreml');
 }
 
 /** The CoreML backend over the native bridge; on anything but macOS a one-line DEPENDENCY error. */

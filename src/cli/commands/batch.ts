@@ -8,7 +8,7 @@ import { readPromptFile, type BatchEntry, type LineProblem } from '../../batch/p
 import { resultsJsonl, summaryTable, type BatchResult, type BatchStatus } from '../../batch/results.js';
 import { displayPath } from '../../display-path.js';
 import { ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, type ErrorCode } from '../../errors.js';
-import { loadModel, type Model } from '../../model/manifest.js';
+import type { Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { GenerateSession, createJobBackend } from '../../pipeline/session.js';
@@ -24,8 +24,7 @@ import { parseFlags } from '../flags.js';
 import { cidlSettings, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
-import { defaultModelDir } from '../../model/default-model.js';
-import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 export const RESULTS_FILE = 'results.jsonl';
 const TRACE_FILE = 'trace.json';
@@ -78,7 +77,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
 
   const finished = await finishedJobs(plan.jobs, flags);
   const todo = plan.jobs.filter((job) => !finished.has(job));
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   const cidl = cidlSettings(flags, preset, model);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
   const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);

@@ -8,7 +8,8 @@ import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir, MODEL_ENV, SHIPPED_MODELS } from '../../model/default-model.js';
 import { LIMITS } from '../../model/limits.js';
-import { loadModel, type Model } from '../../model/manifest.js';
+import { checkModelHashes, loadModel, type Model } from '../../model/manifest.js';
+import type { Logger } from '../../logging.js';
 import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
@@ -36,6 +37,17 @@ import { progressDisplay } from '../progress.js';
 export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The model a command runs: loaded (structure, contract and file sizes checked), then each file's sha256 compared
+ * the first time this version of it is used (src/model/file-hashes.ts).
+ */
+export async function loadModelToRun(dir: string | undefined, logger: Logger): Promise<Model> {
+  const model = await loadModel(dir ?? defaultModelDir());
+  const hashes = await checkModelHashes(model);
+  logger.debug(hashes, 'model files: sha256 checked on first use');
+  return model;
+}
 
 export function register(program: Command): void {
   const command = program
@@ -169,7 +181,7 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
     throw new SoraError('USAGE', `--output: ${flags.output} is where the sidecar goes; choose another name`);
   }
   if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
   const cidl = cidlSettings(flags, preset, model);
   const timeline = flags.trace === true ? new Timeline() : undefined;
