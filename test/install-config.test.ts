@@ -74,4 +74,16 @@ describe('install configuration', () => {
     const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { allowScripts: Record<string, boolean> };
     expect(manifest.allowScripts['onnxruntime-node']).toBe(false);
   });
+
+  it("a synthetic model written at the repository root, as the README's example does, is ignored by git", async (context) => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    expect(readme).toContain('models make-synthetic --preset opensora-1.2 -o synth/');
+    const check = await run('git', ['check-ignore', '--no-index', 'synth/manifest.json', 'synth/stdit/stdit3_ST_0.onnx'], {
+      cwd: ROOT,
+      env: process.env,
+    });
+    if (check.code === 128) context.skip(`not a git checkout: ${check.stderr.trim()}`);
+    expect(check.code, check.stderr).toBe(0);
+    expect(check.stdout.trim().split('\n')).toHaveLength(2);
+  });
 });

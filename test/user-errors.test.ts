@@ -4,13 +4,15 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_EXIT_CODES, systemError } from '../src/errors.js';
 import { assertBuilt, cli, expectOneLineError, ROOT, TEST_MODEL_ENV } from './helpers/cli.js';
 import { recordFaults } from './helpers/fault-ledger.js';
 import { tempDir, writeManifest } from './helpers/model-folder.js';
+import { syntheticModelProblem } from './helpers/synthetic-model.js';
 
 const TINY = TEST_MODEL_ENV.ONDEVICE_SORA_MODEL;
 let root: string;
@@ -136,5 +138,23 @@ describe('a full disk (ENOSPC) is an io error (7), and nothing is left behind', 
     const notFolder = systemError(await mkdir('/dev/full/x').catch((reason: unknown) => reason));
     expect([notFolder?.code, notFolder?.message]).toEqual(['IO', '/dev/full/x: a part of the path is not a folder (mkdir)']);
     expect(systemError(new Error('not a system error'))).toBeUndefined();
+  });
+});
+
+describe('Python dependencies are checked before any work', () => {
+  it('models make-synthetic with jsonschema missing: dependency (8) at once, naming the Debian package, nothing written', async (context) => {
+    const problem = await syntheticModelProblem();
+    if (problem !== null) context.skip(problem);
+    // A package of that name that fails to import, first on PYTHONPATH, hides the real one.
+    const shadow = join(root, 'shadow', 'jsonschema');
+    await mkdir(shadow, { recursive: true });
+    await writeFile(join(shadow, '__init__.py'), "raise ImportError('jsonschema is hidden by the test')\n");
+    const out = join(root, 'synthetic');
+    const args = ['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', out, '--depth', '1', '--hidden', '64'];
+    const result = await cli(args, { PYTHONPATH: join(root, 'shadow') });
+    recordFaults({ faultsInjected: 1 });
+    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'cannot import jsonschema', 'apt-get install python3-jsonschema');
+    expect(existsSync(out)).toBe(false);
+    expect((await readdir(root)).filter((name) => name.includes('.part'))).toEqual([]);
   });
 });

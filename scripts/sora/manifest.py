@@ -366,12 +366,14 @@ def check_can_write(
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ManifestError(f"{path} exists but cannot be read ({error}); pass overwrite=True to replace it") from error
+        raise ManifestError(
+            f"{path} exists but cannot be read ({error}); run again with --overwrite to replace it"
+        ) from error
     if not isinstance(existing, dict) or existing.get("name") != name or existing.get("architecture") != architecture:
         found = existing.get("name") if isinstance(existing, dict) else None
         raise ManifestError(
             f"{path} describes a different model ({found!r}, not {name!r} with this architecture); "
-            "pass overwrite=True to replace it"
+            "run again with --overwrite to replace it"
         )
 
 

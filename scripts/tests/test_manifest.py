@@ -138,7 +138,7 @@ def test_written_bytes_are_canonical_and_identical_on_rerun(folder):
 
 def test_refuses_to_overwrite_a_different_model(folder):
     write_manifest(folder, build(folder))
-    with pytest.raises(ManifestError, match="different model.*overwrite=True"):
+    with pytest.raises(ManifestError, match="different model.*run again with --overwrite to replace it"):
         write_manifest(folder, build(folder, name="other"))
     with pytest.raises(ManifestError, match="different model"):
         write_manifest(folder, build(folder, stdit=FakeSTDiT(depth=2)))

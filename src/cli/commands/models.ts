@@ -286,7 +286,7 @@ async function makeSynthetic(options: Record<string, unknown>, context: CliConte
   if (existing !== undefined && flags.overwrite !== true) {
     throw new SoraError('IO', `${displayPath(target)} already exists (pass --overwrite to replace it)`);
   }
-  const python = await pythonWithTorch();
+  const python = modelToolingPython();
   const partial = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
   const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
   if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
@@ -306,29 +306,34 @@ async function makeSynthetic(options: Record<string, unknown>, context: CliConte
 }
 
 /** The interpreter the model scripts run with: PYTHON, else /usr/bin/python3 (Debian's python3-torch). */
-async function pythonWithTorch(): Promise<string> {
-  const python = process.env.PYTHON || '/usr/bin/python3';
-  try {
-    await execFileAsync(python, ['-c', 'import torch, onnx'], { timeout: 120_000 });
-    return python;
-  } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${python} not found` : `${python} cannot import torch and onnx`;
-    throw new SoraError(
-      'DEPENDENCY',
-      `models make-synthetic needs Python with torch and onnx: ${missing}; install them ` +
-        '(Debian/Ubuntu: apt-get install python3-torch python3-onnx; or pip install torch onnx) or set PYTHON',
-      { cause: error },
-    );
-  }
+function modelToolingPython(): string {
+  return process.env.PYTHON || '/usr/bin/python3';
 }
 
+/** The script's own exit status for a missing module (scripts/sora/dependencies.py), the CLI's DEPENDENCY. */
+const PYTHON_DEPENDENCY_EXIT = 8;
+const PYTHON_PACKAGES = 'python3-torch python3-onnx python3-numpy python3-jsonschema';
+
+/**
+ * Runs the generator, which checks every Python module it needs before any work (scripts/sora/dependencies.py) and
+ * then says which are missing, with the packages that provide them.
+ */
 async function runScript(python: string, args: readonly string[], context: CliContext): Promise<void> {
   try {
     const { stdout } = await execFileAsync(python, [...args], { maxBuffer: 64 << 20 });
     context.logger.debug({ stdout: stdout.trim() }, 'model script done');
   } catch (error) {
     const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
-    const reason = stderr.split('\n').pop() || errorMessage(error);
-    throw new SoraError('INTERNAL', `scripts/make_synthetic_model.py failed: ${reason}`, { cause: error });
+    const reason = (stderr.split('\n').pop() || errorMessage(error)).replace(/^error: /, '');
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SoraError(
+        'DEPENDENCY',
+        `models make-synthetic needs Python 3 with torch, onnx, numpy and jsonschema: ${python} not found; install ` +
+          `them (Debian/Ubuntu: apt-get install ${PYTHON_PACKAGES}) or set PYTHON`,
+        { cause: error },
+      );
+    }
+    const missingModules = (error as { code?: unknown }).code === PYTHON_DEPENDENCY_EXIT;
+    throw new SoraError(missingModules ? 'DEPENDENCY' : 'INTERNAL', `models make-synthetic: ${reason}`, { cause: error });
   }
 }
