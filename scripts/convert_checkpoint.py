@@ -143,7 +143,7 @@ def validate(sources: Sequence[Source]) -> None:
         if (problems := key_problems(source))
     ]
     if messages:
-        raise ConversionError("checkpoint does not fit the model config:\n  " + "\n  ".join(messages))
+        raise ConversionError("checkpoint does not fit the model config: " + "; ".join(messages))
 
 
 def tokenizer_files(folder: Optional[Path]) -> List[Path]:

@@ -159,6 +159,19 @@ def test_bad_checkpoints_are_rejected_before_anything_is_written(modules, checkp
     assert "--stdit" in str(raised.value) and not out.exists()
 
 
+def test_cli_refuses_an_integer_weight_in_one_line_writing_nothing(modules, checkpoints, tmp_path, capsys):
+    state = dict(modules.stdit.state_dict())
+    state["final_layer.linear.bias"] = state["final_layer.linear.bias"].long()
+    out = tmp_path / "out"
+    args = ["--stdit", _write_stdit(tmp_path, state), "--t5", checkpoints.t5, "--vae", checkpoints.vae,
+            "--tokenizer", checkpoints.tokenizer, "--out", out,
+            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny"]
+    assert convert_checkpoint.main([str(arg) for arg in args]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "1 wrong dtypes: final_layer.linear.bias I64 (expected a float type)" in lines[0]
+    assert not out.exists()
+
+
 def test_unknown_config_name_is_rejected(checkpoints, tmp_path):
     with pytest.raises(ValueError, match="unknown config 'nope'"):
         convert(checkpoints.stdit, checkpoints.t5, checkpoints.vae, checkpoints.tokenizer, tmp_path / "out",
