@@ -5,7 +5,7 @@
  * crashes on any argument of 16 KB or more (src/runtime/ort-telemetry.ts).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ interface Observed {
   readonly stderr: string;
   /** The process id and the id of every thread seen while it ran (its ONNX Runtime workers among them). */
   readonly ids: ReadonlySet<number>;
+  /** The mat-debug logs there were before it started, with their modification times. */
+  readonly logsBefore: ReadonlyMap<string, number>;
 }
 
 let home: string;
@@ -50,6 +52,7 @@ function userEnv(): NodeJS.ProcessEnv {
 
 /** Runs `command args` and collects the ids of its processes and their threads while they run. */
 function observe(command: string, args: readonly string[], cwd = work): Promise<Observed> {
+  const logsBefore = telemetryLogs();
   return new Promise((resolve) => {
     const child = spawn(command, [...args], { cwd, env: userEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
@@ -64,7 +67,7 @@ function observe(command: string, args: readonly string[], cwd = work): Promise<
     const timer = setInterval(sample, 5);
     child.on('close', (code, signal) => {
       clearInterval(timer);
-      resolve({ code, signal, stderr, ids });
+      resolve({ code, signal, stderr, ids, logsBefore });
     });
   });
 }
@@ -89,9 +92,35 @@ function processTree(pid: number): number[] {
   return [pid, ...children.flatMap(processTree)];
 }
 
+const LOG_DIRS = [...new Set(['/tmp', tmpdir()])];
+
+/** Every mat-debug log in the temp folders, with its modification time. */
+function telemetryLogs(): Map<string, number> {
+  const logs = new Map<string, number>();
+  for (const dir of LOG_DIRS) {
+    for (const name of safeReaddir(dir).filter((entry) => entry.startsWith('mat-debug-'))) {
+      const path = join(dir, name);
+      try {
+        logs.set(path, statSync(path).mtimeMs);
+      } catch {
+        // removed meanwhile
+      }
+    }
+  }
+  return logs;
+}
+
+/**
+ * The logs this run wrote: named after its pid or one of its thread ids, and new or changed since it started.
+ * Other processes on the machine leave such logs too, and ids are reused, so an old log of a dead process can carry
+ * one of this run's ids.
+ */
 function telemetryLeftovers(observed: Observed): string[] {
+  const now = telemetryLogs();
   const logs = [...observed.ids].flatMap((id) =>
-    [...new Set(['/tmp', tmpdir()])].map((dir) => join(dir, `mat-debug-${id}.log`)).filter((path) => existsSync(path)),
+    LOG_DIRS.map((dir) => join(dir, `mat-debug-${id}.log`)).filter(
+      (path) => now.has(path) && now.get(path) !== observed.logsBefore.get(path),
+    ),
   );
   const store = join(home, '.cache', 'Microsoft');
   return existsSync(store) ? [...logs, store] : logs;
