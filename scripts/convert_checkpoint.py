@@ -33,7 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import torch
+from sora.dependencies import require_modules
+
+if __name__ == "__main__":
+    require_modules("scripts/convert_checkpoint.py")  # before the imports below, which need them
+
+import torch  # noqa: E402
 from torch import nn
 
 from sora.configs import get_stdit3_config, get_t5_config
@@ -83,7 +88,9 @@ class Source:
 
     def __post_init__(self) -> None:
         self.keys = set(self.reader.keys())
-        self.expected = {key: tuple(value.shape) for key, value in self.model.state_dict().items()}
+        state = self.model.state_dict()
+        self.expected = {key: tuple(value.shape) for key, value in state.items()}
+        self.floating = {key: value.is_floating_point() for key, value in state.items()}
 
     def candidates(self, key: str) -> Tuple[str, ...]:
         return self.aliases.get(key, (key,))
@@ -119,8 +126,17 @@ def key_problems(source: Source) -> List[str]:
         for stored, shape in stored_shapes.items()
         if stored is not None and tuple(source.reader.shape(stored)) != shape
     ]
+    # An integer tensor where a float weight belongs (or the reverse) would fail only when its block is exported.
+    stored_floats = {source.stored_key(key): source.floating[key] for key in source.expected}
+    wrong_dtypes = [
+        f"{stored} {source.reader.dtype_name(stored)} (expected {'a float' if floating else 'an integer'} type)"
+        for stored, floating in stored_floats.items()
+        if stored is not None and source.reader.is_floating(stored) != floating
+    ]
     problems = []
-    for kind, names in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
+    kinds = (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong),
+             ("wrong dtypes", wrong_dtypes))
+    for kind, names in kinds:
         if names:
             problems.append(f"{len(names)} {kind}: {_listed(names)}")
     return problems
@@ -133,7 +149,7 @@ def validate(sources: Sequence[Source]) -> None:
         if (problems := key_problems(source))
     ]
     if messages:
-        raise ConversionError("checkpoint does not fit the model config:\n  " + "\n  ".join(messages))
+        raise ConversionError("checkpoint does not fit the model config: " + "; ".join(messages))
 
 
 def tokenizer_files(folder: Optional[Path]) -> List[Path]:

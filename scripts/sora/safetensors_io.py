@@ -27,6 +27,8 @@ METADATA_KEY = "__metadata__"
 
 # safetensors dtype code -> little-endian numpy storage dtype; BF16 has no numpy type and is widened by bit shift.
 STORAGE_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"), "I64": np.dtype("<i8")}
+# Stored dtype names, safetensors codes and torch names alike, that hold floating-point values.
+FLOAT_DTYPE_NAMES = ("F32", "F16", "BF16", "float32", "float16", "bfloat16", "float64")
 TORCH_TO_CODE = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 TORCH_EXTENSIONS = (".bin", ".pt", ".pth", ".ckpt")
 INDEX_SUFFIX = ".index.json"
@@ -47,6 +49,8 @@ class TensorSource(Protocol):
     def keys(self) -> List[str]: ...
 
     def shape(self, key: str) -> Tuple[int, ...]: ...
+
+    def dtype_name(self, key: str) -> str: ...
 
     def load(self, key: str) -> torch.Tensor: ...
 
@@ -126,6 +130,9 @@ class SafetensorsFile:
         """The stored safetensors dtype code (F32, F16, BF16, I64)."""
         return self._entry(key)["dtype"]
 
+    def dtype_name(self, key: str) -> str:
+        return self.dtype(key)
+
     def load(self, key: str) -> torch.Tensor:
         entry = self._entry(key)
         shape = tuple(entry["shape"])
@@ -176,6 +183,9 @@ class TorchFile:
 
     def shape(self, key: str) -> Tuple[int, ...]:
         return tuple(self._get(key).shape)
+
+    def dtype_name(self, key: str) -> str:
+        return str(self._get(key).dtype).removeprefix("torch.")
 
     def _get(self, key: str) -> torch.Tensor:
         if key not in self._tensors:
@@ -233,6 +243,9 @@ class ShardedCheckpoint:
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._reader_for(key).shape(key)
 
+    def dtype_name(self, key: str) -> str:
+        return self._reader_for(key).dtype_name(key)
+
     def load(self, key: str) -> torch.Tensor:
         return self._reader_for(key).load(key)
 
@@ -258,6 +271,9 @@ class MergedCheckpoint:
 
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._reader_for(key).shape(key)
+
+    def dtype_name(self, key: str) -> str:
+        return self._reader_for(key).dtype_name(key)
 
     def load(self, key: str) -> torch.Tensor:
         return self._reader_for(key).load(key)
@@ -298,6 +314,13 @@ class CheckpointReader:
 
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._source.shape(key)
+
+    def dtype_name(self, key: str) -> str:
+        """The stored dtype as the file names it (`F32`, `I64` in safetensors; `float32`, `int64` in PyTorch files)."""
+        return self._source.dtype_name(key)
+
+    def is_floating(self, key: str) -> bool:
+        return self.dtype_name(key) in FLOAT_DTYPE_NAMES
 
     def load(self, key: str) -> torch.Tensor:
         """Float tensors (F32, F16, BF16) come back as float32, integer tensors as int64."""

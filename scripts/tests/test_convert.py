@@ -144,8 +144,10 @@ def _set(key, value):
         (_set("spatial_blocks.0.attn.extra", torch.zeros(1)), "1 unexpected keys: spatial_blocks.0.attn.extra"),
         (_set("final_layer.linear.bias", torch.zeros(5)), r"1 wrong shapes: final_layer.linear.bias \[5\] \(expected"),
         (_drop("temporal_blocks."), r"missing keys: .* and \d+ more"),
+        (lambda state: state.update({"final_layer.linear.bias": state["final_layer.linear.bias"].long()}),
+         r"1 wrong dtypes: final_layer.linear.bias I64 \(expected a float type\)"),
     ],
-    ids=["missing", "unexpected", "wrong-shape", "many-missing"],
+    ids=["missing", "unexpected", "wrong-shape", "many-missing", "integer-weight"],
 )
 def test_bad_checkpoints_are_rejected_before_anything_is_written(modules, checkpoints, tmp_path, edit, message):
     state = dict(modules.stdit.state_dict())
@@ -155,6 +157,19 @@ def test_bad_checkpoints_are_rejected_before_anything_is_written(modules, checkp
         convert(_write_stdit(tmp_path, state), checkpoints.t5, checkpoints.vae, checkpoints.tokenizer, out,
                 configs=TINY, name="tiny")
     assert "--stdit" in str(raised.value) and not out.exists()
+
+
+def test_cli_refuses_an_integer_weight_in_one_line_writing_nothing(modules, checkpoints, tmp_path, capsys):
+    state = dict(modules.stdit.state_dict())
+    state["final_layer.linear.bias"] = state["final_layer.linear.bias"].long()
+    out = tmp_path / "out"
+    args = ["--stdit", _write_stdit(tmp_path, state), "--t5", checkpoints.t5, "--vae", checkpoints.vae,
+            "--tokenizer", checkpoints.tokenizer, "--out", out,
+            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny"]
+    assert convert_checkpoint.main([str(arg) for arg in args]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "1 wrong dtypes: final_layer.linear.bias I64 (expected a float type)" in lines[0]
+    assert not out.exists()
 
 
 def test_unknown_config_name_is_rejected(checkpoints, tmp_path):
@@ -185,6 +200,19 @@ def test_a_folder_holding_another_model_is_not_overwritten_silently(checkpoints,
     assert json.loads((out / "manifest.json").read_text())["name"] == "tiny"
 
 
+def test_cli_names_the_overwrite_flag_and_the_failure_in_one_line(checkpoints, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"name": "other", "architecture": {}}))
+    args = ["--stdit", checkpoints.stdit, "--t5", checkpoints.t5, "--vae", checkpoints.vae,
+            "--tokenizer", checkpoints.tokenizer, "--out", out, "--name", "tiny",
+            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny"]
+    assert convert_checkpoint.main([str(arg) for arg in args]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("run again with --overwrite to replace it")
+    assert "overwrite=True" not in lines[0]
+
+
 def test_alternative_key_layouts_are_accepted(modules, tmp_path):
     """T5's tied embedding under its other name, STDiT without rope.freqs, PyTorch pickles, VAE encoder keys."""
     stdit_state = {k: v for k, v in modules.stdit.state_dict().items() if k != "rope.freqs"}
@@ -211,6 +239,12 @@ class KeyListReader:
 
     def shape(self, key):
         return self.shapes[key]
+
+    def dtype_name(self, key):
+        return "F32"  # every tensor of the upstream checkpoints is a float; the fixtures list no dtypes
+
+    def is_floating(self, key):
+        return True
 
 
 def test_full_size_upstream_key_sets_validate(tmp_path, monkeypatch):

@@ -116,8 +116,7 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
   onProgress?.({ phase: 'text' });
   const promptText = buildPrompt(settings.prompt, settings.aestheticScore);
   const [tokens, tokenizerMs] = await timed(async () => {
-    const files = PromptTokenizer.filesIn(model.dir, model.tokenizer.files);
-    return (await PromptTokenizer.load(files, model.tokenizer, job.logger)).encode(promptText);
+    return (await PromptTokenizer.forModel(model, job.logger)).encode(promptText);
   });
   const [text, textEncoderMs] = await timed(() =>
     withProvider(run, 't5', (provider) => encodeText(provider, tokens, model.architecture.t5.num_layers)),

@@ -12,8 +12,7 @@ import { errorMessage } from '../errors.js';
 import { TENSOR_DTYPES, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
 // Type-only: importing a value from the backend module would load it into every worker.
 import type { ExecutionProvider } from './onnx-backend.js';
-
-
+import { disableOrtTelemetry } from './ort-telemetry.js';
 
 export interface WorkerSessionOptions {
   readonly intraOpThreads?: number;
@@ -31,10 +30,20 @@ export type WorkerRequest =
   | { type: 'run'; id: number; session: number; inputs: NamedTensors }
   | { type: 'unload'; id: number; session: number };
 
+/** An input or output as the graph declares it: element type, and fixed sizes or symbolic names per dimension. */
+export interface GraphValue {
+  readonly name: string;
+  /** `float32`, `int64`…, or what ONNX Runtime calls a non-tensor value (`map`, `sequence`). */
+  readonly type: string;
+  readonly shape: readonly (number | string)[];
+}
+
 export interface LoadResult {
   readonly session: number;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  readonly inputs: readonly GraphValue[];
+  readonly outputs: readonly GraphValue[];
   readonly ms: number;
   /** Set when the requested provider failed and the session runs on CPU instead. */
   readonly fallbackReason?: string;
@@ -60,6 +69,8 @@ export interface ReadyMessage {
 export type WorkerMessage = WorkerReply | ReadyMessage;
 
 const port = parentPortOrThrow();
+// The backend set it in the main thread before starting this worker; this only checks (see ort-telemetry.ts).
+disableOrtTelemetry();
 const { ortLogLevel } = workerData as WorkerData;
 ort.env.logLevel = ortLogLevel;
 
@@ -151,9 +162,17 @@ async function load(path: string, provider: ExecutionProvider, options: WorkerSe
     session: id,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
+    inputs: session.inputMetadata.map(graphValue),
+    outputs: session.outputMetadata.map(graphValue),
     ms,
     ...(fallbackReason === undefined ? {} : { fallbackReason }),
   };
+}
+
+function graphValue(value: ort.InferenceSession.ValueMetadata): GraphValue {
+  if (!value.isTensor) return { name: value.name, type: 'non-tensor', shape: [] };
+  // A dimension without a name or size comes as -1 or ''; both are symbolic.
+  return { name: value.name, type: value.type, shape: value.shape.map((dim) => (typeof dim === 'number' && dim < 0 ? '?' : dim)) };
 }
 
 async function run(session: ort.InferenceSession, inputs: NamedTensors): Promise<{ result: RunResult; transfer: ArrayBuffer[] }> {

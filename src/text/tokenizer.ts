@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
+import type { Model } from '../model/manifest.js';
 
 /** Token-level facts from the model's manifest (`tokenizer` section). */
 export interface TokenizerSettings {
@@ -48,6 +49,18 @@ export class PromptTokenizer {
       const message = `${displayPath(files.tokenizer)}: unusable tokenizer: ${errorMessage(error)}`;
       throw new SoraError('MODEL', message, { cause: error });
     }
+  }
+
+  /** The tokenizer a model folder lists in its manifest, with the manifest's token settings. */
+  static forModel(model: Pick<Model, 'dir' | 'tokenizer'>, logger: Logger): Promise<PromptTokenizer> {
+    return PromptTokenizer.load(PromptTokenizer.filesIn(model.dir, model.tokenizer.files), model.tokenizer, logger);
+  }
+
+  /** Ids this tokenizer can produce: one more than the largest id in its vocabulary, added tokens included. */
+  get vocabularySize(): number {
+    let largest = -1;
+    for (const id of this.tokenizer.get_vocab(true).values()) largest = Math.max(largest, id);
+    return largest + 1;
   }
 
   /** The tokenizer files a model folder lists in its manifest (found by file name, wherever they are). */

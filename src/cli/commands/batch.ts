@@ -10,7 +10,7 @@ import { ResultsFile } from '../../batch/results-file.js';
 import { summaryTable, type BatchResult, type BatchStatus } from '../../batch/results.js';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, isSoraError, SoraError } from '../../errors.js';
-import { loadModel, type Model } from '../../model/manifest.js';
+import type { Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { GenerateSession, createCheckedJobBackend } from '../../pipeline/session.js';
@@ -30,8 +30,7 @@ import { parseFlags } from '../flags.js';
 import { cidlSettings, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
-import { defaultModelDir } from '../../model/default-model.js';
-import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 export function register(program: Command): void {
   const command = program
@@ -131,7 +130,7 @@ interface BatchRun {
 /** Loads the model once and runs the prompts in turn, recording each result as it comes; a signal stops the rest. */
 async function generateAll(run: BatchRun): Promise<Batch> {
   const { flags, preset, file, todo, outputs, results, resultsFile, watch, timeline, context } = run;
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   const cidl = cidlSettings(flags, preset, model);
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
   const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
