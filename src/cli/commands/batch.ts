@@ -10,6 +10,7 @@ import { displayPath } from '../../display-path.js';
 import { ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, type ErrorCode } from '../../errors.js';
 import { loadModel, type Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
+import type { GenerateProgress } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { GenerateSession, createJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
@@ -30,32 +31,44 @@ import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, settingsFor, side
 export const RESULTS_FILE = 'results.jsonl';
 const TRACE_FILE = 'trace.json';
 
-export function register(program: Command): void {
+/** A planned batch handed to a job queue instead of run here (batch-queue.ts, which builds on this module). */
+export interface QueuedBatch {
+  readonly file: string;
+  readonly folder: string;
+  readonly flags: BatchFlags;
+  readonly options: Record<string, unknown>;
+  readonly jobs: readonly PlannedJob[];
+  readonly problems: readonly LineProblem[];
+  readonly context: CliContext;
+}
+
+export function register(program: Command, runQueued: (batch: QueuedBatch) => Promise<void>): Command {
   const command = program
     .command('batch')
     .description('generate one video per prompt in a file, keeping the model loaded from one prompt to the next')
     .argument('<file>', 'prompts: .txt (one per line, # comments), .jsonl or .csv (prompt plus per-line overrides)')
-    .requiredOption('-o, --output <folder>', 'folder for the videos, their sidecars and results.jsonl (made if missing)')
+    // Checked by the flags schema rather than commander, which would demand it of `batch status` too.
+    .option('-o, --output <folder>', 'folder for the videos, their sidecars and results.jsonl (made if missing; required)')
     .option('--format <format>', `${VIDEO_FORMATS.join(' | ')}, for lines that name no output extension`, 'mp4')
     .option('--resume', 'skip prompts whose sidecar shows an earlier run finished them')
     .option('--shard <i/n>', 'take only every n-th prompt line, starting at the i-th (1-based), to split across machines');
-  addJobOptions(command).action(async (file: string, options: Record<string, unknown>, self: Command) =>
-    runBatch(file, options, cliContext(self)),
+  return addJobOptions(command).action(async (file: string, options: Record<string, unknown>, self: Command) =>
+    runBatch(file, options, cliContext(self), runQueued),
   );
 }
 
 const FlagsSchema = z.object({
   ...JOB_FLAGS,
-  output: z.string().min(1, 'must name a folder'),
+  output: z.string('is required: the folder for the videos').min(1, 'must name a folder'),
   format: FORMAT_FLAG,
   resume: z.boolean().optional(),
   shard: shardFlag.optional(),
 });
-type Flags = z.infer<typeof FlagsSchema>;
+export type BatchFlags = z.infer<typeof FlagsSchema>;
 
 /** Everything a prompt's job needs that is the same for the whole batch. */
-interface Batch {
-  readonly flags: Flags;
+export interface Batch {
+  readonly flags: BatchFlags;
   readonly file: string;
   readonly model: Model;
   readonly preset: Preset;
@@ -64,9 +77,16 @@ interface Batch {
   readonly backend: Backend;
   readonly session: GenerateSession;
   readonly context: CliContext;
+  /** Sees every progress event (a queue worker reports them to the queue). */
+  readonly onProgress?: (progress: GenerateProgress) => void;
 }
 
-async function runBatch(file: string, options: Record<string, unknown>, context: CliContext): Promise<void> {
+async function runBatch(
+  file: string,
+  options: Record<string, unknown>,
+  context: CliContext,
+  runQueued: (batch: QueuedBatch) => Promise<void>,
+): Promise<void> {
   const flags = parseFlags(FlagsSchema, options);
   const preset = presetFromFlags(flags);
   const prompts = await readPromptFile(file);
@@ -75,6 +95,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const plan = planOutputs(entries, folder, flags.format, displayPath(resolve(file)));
   const problems = [...prompts.problems.filter((problem) => inShard(problem.index, flags.shard)), ...plan.problems];
   for (const problem of problems) context.error(`${problem.message} (line skipped, the batch goes on)`);
+  if (options.queue !== undefined) return runQueued({ file: resolve(file), folder, flags, options, jobs: plan.jobs, problems, context });
 
   const finished = await finishedJobs(plan.jobs, flags);
   const todo = plan.jobs.filter((job) => !finished.has(job));
@@ -114,7 +135,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   await report(batch, folder, ordered, timeline);
 }
 
-async function report(batch: Batch, folder: string, results: readonly BatchResult[], timeline?: Timeline): Promise<void> {
+export async function report(batch: Pick<Batch, 'context' | 'file'>, folder: string, results: readonly BatchResult[], timeline?: Timeline): Promise<void> {
   const { context } = batch;
   const resultsFile = join(folder, RESULTS_FILE);
   await writeFileAtomically(resultsFile, resultsJsonl(results));
@@ -146,7 +167,7 @@ async function report(batch: Batch, folder: string, results: readonly BatchResul
  * With --resume the finished outputs are skipped; any other existing output stops the batch before anything is
  * loaded, unless --overwrite, rather than failing prompt after prompt.
  */
-async function finishedJobs(jobs: readonly PlannedJob[], flags: Flags): Promise<Set<PlannedJob>> {
+export async function finishedJobs(jobs: readonly PlannedJob[], flags: BatchFlags): Promise<Set<PlannedJob>> {
   const finished = new Set<PlannedJob>();
   const existing: PlannedJob[] = [];
   for (const job of jobs) {
@@ -173,7 +194,7 @@ function jobFlags(flags: JobFlags, entry: BatchEntry): JobFlags {
 }
 
 /** One prompt: its output written and committed, or a failed result; only Ctrl-C gets past it (as `interrupted`). */
-async function runJob(batch: Batch, job: PlannedJob): Promise<BatchResult> {
+export async function runJob(batch: Batch, job: PlannedJob): Promise<BatchResult> {
   const { flags, model, preset, cidl, ffmpeg, backend, session, context } = batch;
   const base = pending(job);
   let output: OutputFiles | undefined;
@@ -186,7 +207,10 @@ async function runJob(batch: Batch, job: PlannedJob): Promise<BatchResult> {
       video: { format: job.format, path: output.tempPath, ...(ffmpeg && { ffmpegPath: ffmpeg.path }) },
       policies: stepPolicies(preset, latentShapeFor(settings).frames, context.logger),
       signal: output.interrupted,
-      ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
+      onProgress: (event) => {
+        if (!context.options.quiet) progress.update(event);
+        batch.onProgress?.(event);
+      },
     });
     const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
     const sidecar = sidecarFor({ output: job.path, format: job.format, model, settings, speedups, result, ffmpeg, backend });
@@ -203,16 +227,16 @@ async function runJob(batch: Batch, job: PlannedJob): Promise<BatchResult> {
   }
 }
 
-function pending(job: PlannedJob): BatchResult {
+export function pending(job: PlannedJob): BatchResult {
   const { line, prompt } = job.entry;
   return { line, status: 'pending', prompt, output: job.path, sidecar: job.sidecarPath };
 }
 
-function skipped(job: PlannedJob): BatchResult {
+export function skipped(job: PlannedJob): BatchResult {
   return { ...pending(job), status: 'skipped' };
 }
 
-function invalid(problem: LineProblem): BatchResult {
+export function invalid(problem: LineProblem): BatchResult {
   return { line: problem.line, status: 'invalid', error: { code: 'INPUT', message: problem.message } };
 }
 
@@ -220,7 +244,7 @@ function invalid(problem: LineProblem): BatchResult {
  * Ctrl-C stops the batch after the prompt in progress, which is itself stopped at its next block and leaves no
  * partial file (see OutputFiles); a second one exits at once.
  */
-function stopOnSignal(): { readonly requested: boolean; dispose(): void } {
+export function stopOnSignal(): { readonly requested: boolean; dispose(): void } {
   let requested = false;
   const onSignal = (): void => {
     if (requested) process.exit(ERROR_EXIT_CODES.INTERRUPTED);
