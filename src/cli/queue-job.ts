@@ -86,20 +86,20 @@ export function jobFor(request: EnqueueRequest): { id: string; data: JobData } {
 /** The job checked field by field, or the first problem as `field: what is wrong`. */
 export function parseJob(data: unknown): QueuedJob | string {
   const job = JobDataSchema.safeParse(data);
-  if (!job.success) return problemOf('', job.error);
+  if (!job.success) return problemOf([], job.error);
   const line = parsePromptLine(job.data.line);
   if (typeof line === 'string') return `line.${line}`;
   if (line.seed === undefined) return 'line.seed: is missing';
   if (line.output === undefined) return 'line.output: is missing';
   const flags = QueuedFlagsSchema.safeParse(job.data.flags);
-  if (!flags.success) return problemOf('flags.', flags.error);
+  if (!flags.success) return problemOf(['flags'], flags.error);
   const { model, folder, source } = job.data;
   const entry = { ...line, seed: line.seed, output: line.output, index: 0, line: source.line };
   return { entry, flags: flags.data, model, folder, source };
 }
 
-function problemOf(prefix: string, error: z.ZodError): string {
+function problemOf(prefix: readonly string[], error: z.ZodError): string {
   const issue = error.issues[0]!;
-  const field = issue.path.map(String).join('.');
-  return `${prefix}${field === '' ? 'job data' : field}: ${issue.message}`;
+  const field = [...prefix, ...issue.path.map(String)].join('.');
+  return field === '' ? issue.message : `${field}: ${issue.message}`;
 }
