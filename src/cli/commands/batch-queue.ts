@@ -118,6 +118,7 @@ async function follow(queue: ReturnType<typeof openQueue>, jobs: readonly Enqueu
           else context.status(`line ${job.line}: done by ${outcome.result.worker}`);
         },
         onPoll(finished, running) {
+          if (finished === jobs.length) return;
           const text = `[${finished}/${jobs.length}] ${running.map(runningText).join(', ') || 'waiting for workers'}`;
           if (text !== shown) context.status(text);
           shown = text;
