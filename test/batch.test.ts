@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchResult } from '../src/batch/results.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { assertBuilt, cli, expectOneLineError, ROOT, TEST_MODEL_ENV } from './helpers/cli.js';
+import { results } from './helpers/batch-results.js';
 import { tempDir } from './helpers/model-folder.js';
 
 const FAST = ['--steps', '2', '--resolution', '128x128', '--seed', '5'];
@@ -34,14 +34,6 @@ async function batchCase(name: string, text: string): Promise<{ file: string; ou
   const file = join(dir, name);
   await writeFile(file, text);
   return { file, out: join(dir, 'out') };
-}
-
-async function results(out: string): Promise<BatchResult[]> {
-  const text = await readFile(join(out, 'results.jsonl'), 'utf8');
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as BatchResult);
 }
 
 async function sidecar(path: string): Promise<Record<string, any>> {

@@ -10,11 +10,11 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchResult } from '../src/batch/results.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { KEY_PREFIX } from '../src/queue/connection.js';
 import { assertBuilt, cli, expectOneLineError, ROOT, TEST_MODEL_ENV, type CliResult } from './helpers/cli.js';
 import { recordFaults } from './helpers/fault-ledger.js';
+import { results } from './helpers/batch-results.js';
 import { tempDir } from './helpers/model-folder.js';
 import { hasRedis, REDIS_PASSWORD, startRedis, type RedisServer } from './helpers/redis-server.js';
 
@@ -53,14 +53,6 @@ function start(args: readonly string[]): Running {
 /** A worker on `queue` writing into `out` (a shared folder exists before its workers start). */
 function worker(queue: string, out: string, ...extra: string[]): Running {
   return start(['worker', '--queue', redis.url(queue), '-o', out, ...STALL, ...extra]);
-}
-
-async function results(out: string): Promise<BatchResult[]> {
-  const text = await readFile(join(out, 'results.jsonl'), 'utf8');
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as BatchResult);
 }
 
 /** Resolves once `out` holds a temporary output of process `pid`: that worker is mid-job. */
