@@ -232,12 +232,15 @@ describe.skipIf(!hasRedis)(`batch --queue and worker on a real Redis${SKIPPED}`,
     const url = redis.url('errors');
     expectOneLineError(await cli(['batch', prompts, '-o', out, '--queue', 'http://localhost/x']), ERROR_EXIT_CODES.USAGE, '--queue: must be redis://');
     expectOneLineError(await cli(['batch', prompts, '-o', out, '--queue', 'redis://localhost/a:b']), ERROR_EXIT_CODES.USAGE, '--queue: must be redis://');
+    const workerFlag = await cli(['batch', prompts, '-o', out, '--queue', url, '--backend', 'coreml']);
+    expectOneLineError(workerFlag, ERROR_EXIT_CODES.USAGE, '--backend: each worker decides it for itself');
+    expectOneLineError(await cli(['batch', prompts, '-o', out, '--queue', url, '--no-dl']), ERROR_EXIT_CODES.USAGE, '--no-dl: each worker');
     const wrong = url.replace(REDIS_PASSWORD, 'wrong');
     const denied = await cli(['batch', 'status', '--queue', wrong]);
     expectOneLineError(denied, ERROR_EXIT_CODES.QUEUE, 'redis://:***@127.0.0.1', 'WRONGPASS');
     expect(denied.stderr).not.toContain('wrong@');
     expectOneLineError(await cli(['worker', '--queue', 'redis://127.0.0.1:1/x', '-o', out]), ERROR_EXIT_CODES.QUEUE, 'ECONNREFUSED');
     expectOneLineError(await cli(['worker', '--queue', url, '-o', join(out, 'missing')]), ERROR_EXIT_CODES.IO, 'is not a folder');
-    recordFaults({ badInputs: 5 });
+    recordFaults({ badInputs: 7 });
   });
 });

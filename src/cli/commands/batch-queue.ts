@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import type { PlannedJob } from '../../batch/plan.js';
 import type { BatchResult } from '../../batch/results.js';
+import { SoraError } from '../../errors.js';
 import { defaultModelDir } from '../../model/default-model.js';
 import { modelFingerprint } from '../../model/fingerprint.js';
 import { loadModel } from '../../model/manifest.js';
@@ -38,7 +39,11 @@ const POLL_MS = 500;
 export function register(program: Command): void {
   const batch = registerBatch(program, runQueuedBatch)
     .option('--queue <url>', `${QUEUE_HELP}; enqueue the prompts for \`worker\` processes, then follow them`)
-    .option('--detach', 'with --queue: enqueue and exit (run the same command again to follow)');
+    .option('--detach', 'with --queue: enqueue and exit (run the same command again to follow)')
+    // The queue flags are checked with every other flag, before the prompt file is read.
+    .hook('preAction', (_self, action) => {
+      if (action === batch && action.opts().queue !== undefined) queueFlags(action.opts());
+    });
   batch
     .command('status')
     .description('job counts of a queue (every batch in it) and the workers connected to it')
@@ -49,6 +54,27 @@ export function register(program: Command): void {
 
 const QueueFlagsSchema = z.object({ queue: queueFlag, detach: z.boolean().optional() });
 
+/** Flags that belong to the machine running the blocks, with commander's values when not given. */
+const WORKER_FLAGS: Readonly<Record<string, unknown>> = {
+  backend: 'onnx',
+  executionProvider: 'cpu',
+  computeUnits: 'all',
+  ffmpeg: undefined,
+  memoryBudget: undefined,
+  ci: true,
+  dl: true,
+  trace: undefined,
+};
+
+/** The queue flags; a flag only a worker can act on is refused rather than silently dropped. */
+function queueFlags(options: Record<string, unknown>): z.infer<typeof QueueFlagsSchema> {
+  const flags = parseFlags(QueueFlagsSchema, options);
+  const given = Object.keys(WORKER_FLAGS).find((key) => options[key] !== WORKER_FLAGS[key]);
+  if (given === undefined) return flags;
+  const flag = given === 'ci' || given === 'dl' ? `no-${given}` : given.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+  throw new SoraError('USAGE', `--${flag}: each worker decides it for itself with --queue; pass it to \`ondevice-sora worker\``);
+}
+
 interface Enqueued {
   readonly planned: PlannedJob;
   readonly id: string;
@@ -57,7 +83,7 @@ interface Enqueued {
 
 async function runQueuedBatch(batch: QueuedBatch): Promise<void> {
   const { flags, options, folder, context } = batch;
-  const { queue: address, detach } = parseFlags(QueueFlagsSchema, options);
+  const { queue: address, detach } = queueFlags(options);
   await checkReachable(address);
   const model = await loadModel(flags.model ?? defaultModelDir());
   const fingerprint = modelFingerprint(model);
