@@ -214,20 +214,26 @@ async function runQueuedJob(state: WorkerState, slot: Slot, job: QueuedJob, plan
   const { flags, folder, model, cidl, context } = state;
   const batchFlags: BatchFlags = { ...flags, ...job.flags, output: folder };
   let preset;
+  let ffmpeg;
   try {
     preset = presetFromFlags(job.flags);
+    ffmpeg = planned.format === 'frames' ? undefined : await ffmpegOf(state);
   } catch (error) {
-    const message = errorMessage(error);
-    return { line: job.source.line, status: 'failed', error: { code: isSoraError(error) ? error.code : 'INPUT', message } };
+    const failure = isSoraError(error) ? error : new SoraError('INTERNAL', errorMessage(error), { cause: error });
+    return { line: job.source.line, status: 'failed', error: { code: failure.code, message: failure.message } };
   }
-  const ffmpeg = planned.format === 'frames' ? undefined : await ffmpegOf(state);
   const onProgress = throttledProgress(queued, context);
   return runJob({ flags: batchFlags, file: job.source.file, model, preset, cidl, ffmpeg, ...slot, context, onProgress }, planned);
 }
 
+/** The timings the finished output's sidecar recorded (none if it cannot be read now). */
 async function sidecarTimings(planned: PlannedJob): Promise<Record<string, number>> {
-  const sidecar = JSON.parse(await readFile(planned.sidecarPath, 'utf8')) as { timingsMs?: unknown };
-  return z.record(z.string(), z.number()).catch({}).parse(sidecar.timingsMs);
+  try {
+    const sidecar = JSON.parse(await readFile(planned.sidecarPath, 'utf8')) as unknown;
+    return z.object({ timingsMs: z.record(z.string(), z.number()) }).parse(sidecar).timingsMs;
+  } catch {
+    return {};
+  }
 }
 
 /** Found once, at the first job that encodes; a worker without ffmpeg fails those jobs (and others retry them). */
