@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,6 +153,29 @@ describe.skipIf(!hasRedis)(`batch --queue and worker on a real Redis${SKIPPED}`,
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ counts: { waiting: LINES, active: 0, completed: 0 }, workers: 0 });
     expect(status.stdout).not.toContain(REDIS_PASSWORD);
+  });
+
+  it('a job whose output an attempt already renamed into place (then died unreported) is reported, not redone', async () => {
+    const out = join(root, 'reuse');
+    const file = join(root, 'two.txt');
+    await writeFile(file, 'first\nsecond\n');
+    const args = ['batch', file, '-o', out, ...FAST, '--seed', '3'];
+    expect((await cli([...args, '--queue', redis.url('reuse'), '--detach'])).code).toBe(0);
+    // What a worker killed between its rename and its report leaves: the finished video and sidecar.
+    expect((await cli(args)).code).toBe(0);
+    const names = ['0001-first.mp4', '0002-second.mp4'];
+    const before = await Promise.all(names.map(async (name) => (await stat(join(out, name))).mtimeMs));
+
+    const running = worker('reuse', out);
+    const followed = await cli([...args, '--queue', redis.url('reuse')]);
+    expect(followed.code, followed.stderr).toBe(0);
+    expect((await results(out)).map((row) => [row.line, row.status, row.seed, row.attempts])).toEqual([
+      [1, 'done', 3, 1],
+      [2, 'done', 3, 1],
+    ]);
+    expect(await Promise.all(names.map(async (name) => (await stat(join(out, name))).mtimeMs))).toEqual(before);
+    running.child.kill('SIGINT');
+    expect((await running.done).stdout).toContain('worker stopped: 2 done, 0 failed, 0 handed back');
   });
 
   it('Redis SIGKILLed and restarted mid-run: workers and the follower reconnect, every line done once', async () => {

@@ -152,10 +152,11 @@ async function processJob(state: WorkerState, worker: Worker, job: Job, token: s
   }
   const [planned] = planOutputs([parsed.entry], state.folder, parsed.flags.format, parsed.source.file).jobs as [PlannedJob];
   // An attempt whose worker died after renaming the output into place but before reporting it left a finished
-  // output: it is this job's (same prompt, same name), so it is reported rather than refused as existing.
-  if (parsed.flags.overwrite !== true && (await isFinished(planned))) {
+  // output: it is this job's (same prompt, seed and name), so it is reported rather than refused as existing.
+  const earlier = parsed.flags.overwrite === true ? undefined : await finishedEarlier(planned, parsed.entry.seed);
+  if (earlier !== undefined) {
     state.counts.done++;
-    return { seed: parsed.entry.seed, timingsMs: await sidecarTimings(planned), worker: WORKER_ID, reused: true };
+    return { seed: parsed.entry.seed, timingsMs: earlier, worker: WORKER_ID, reused: true };
   }
   const slot = state.free.pop() ?? openSlot(state);
   let result: BatchResult;
@@ -226,13 +227,16 @@ async function runQueuedJob(state: WorkerState, slot: Slot, job: QueuedJob, plan
   return runJob({ flags: batchFlags, file: job.source.file, model, preset, cidl, ffmpeg, ...slot, context, onProgress }, planned);
 }
 
-/** The timings the finished output's sidecar recorded (none if it cannot be read now). */
-async function sidecarTimings(planned: PlannedJob): Promise<Record<string, number>> {
+const EarlierSidecar = z.object({ seed: z.number(), timingsMs: z.record(z.string(), z.number()) });
+
+/** The timings of a finished output of this job with this seed, or undefined if there is none. */
+async function finishedEarlier(planned: PlannedJob, seed: number): Promise<Record<string, number> | undefined> {
+  if (!(await isFinished(planned))) return undefined;
   try {
-    const sidecar = JSON.parse(await readFile(planned.sidecarPath, 'utf8')) as unknown;
-    return z.object({ timingsMs: z.record(z.string(), z.number()) }).parse(sidecar).timingsMs;
+    const sidecar = EarlierSidecar.parse(JSON.parse(await readFile(planned.sidecarPath, 'utf8')));
+    return sidecar.seed === seed ? sidecar.timingsMs : undefined;
   } catch {
-    return {};
+    return undefined;
   }
 }
 
