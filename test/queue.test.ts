@@ -82,7 +82,8 @@ const visible = async (out: string): Promise<string[]> => (await readdir(out)).f
 
 const SKIPPED = hasRedis ? '' : ' (skipped: redis-server is not installed; apt-get install redis-server)';
 
-describe.skipIf(!hasRedis)(`batch --queue and worker on a real Redis${SKIPPED}`, () => {
+// Several processes on 2 shared cores: more time than a single generation needs.
+describe.skipIf(!hasRedis)(`batch --queue and worker on a real Redis${SKIPPED}`, { timeout: 240_000 }, () => {
   beforeAll(async () => {
     assertBuilt();
     redis = await startRedis();
