@@ -58,7 +58,7 @@ const QueueFlagsSchema = z.object({ queue: queueFlag, detach: z.boolean().option
 const WORKER_FLAGS: Readonly<Record<string, unknown>> = {
   backend: 'onnx',
   executionProvider: 'cpu',
-  computeUnits: 'all',
+  computeUnits: undefined,
   ffmpeg: undefined,
   memoryBudget: undefined,
   ci: true,

@@ -18,7 +18,7 @@ import { modelFingerprint } from '../../model/fingerprint.js';
 import { loadModel, type Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import type { GenerateProgress } from '../../pipeline/generate.js';
-import { createJobBackend, GenerateSession } from '../../pipeline/session.js';
+import { createCheckedJobBackend, GenerateSession } from '../../pipeline/session.js';
 import { PRESETS } from '../../policies/presets.js';
 import { checkReachable, queueFlag } from '../../queue/connection.js';
 import { FOLDER_ID_FILE, readFolderId } from '../../queue/folder-id.js';
@@ -112,6 +112,8 @@ async function runWorker(options: Record<string, unknown>, context: CliContext):
     slots: [],
     counts: { done: 0, failed: 0, handedBack: 0 },
   };
+  // The first slot now, so a backend that cannot run this model is a one-line error before any job is taken.
+  state.free.push(await openSlot(state));
   const worker = startWorker(
     flags.queue,
     async (job, token) => processJob(state, worker, job, token),
@@ -158,7 +160,7 @@ async function processJob(state: WorkerState, worker: Worker, job: Job, token: s
     state.counts.done++;
     return { seed: parsed.entry.seed, timingsMs: earlier, worker: WORKER_ID, reused: true };
   }
-  const slot = state.free.pop() ?? openSlot(state);
+  const slot = state.free.pop() ?? (await openSlot(state));
   let result: BatchResult;
   try {
     result = await runQueuedJob(state, slot, parsed, planned, job);
@@ -259,9 +261,9 @@ function throttledProgress(job: Job, context: CliContext): (progress: GeneratePr
   };
 }
 
-function openSlot(state: WorkerState): Slot {
+async function openSlot(state: WorkerState): Promise<Slot> {
   const { flags, model, cidl, context } = state;
-  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
   const slot = { backend, session: new GenerateSession({ model, backend, logger: context.logger, cidl, timeline: undefined }) };
   state.slots.push(slot);
   return slot;
