@@ -250,7 +250,7 @@ describe.skipIf(!hasRedis)(`batch --queue and worker on a real Redis${SKIPPED}`,
     }
   });
 
-  it('--queue problems are one-line errors: a malformed URL, a wrong password, no Redis there, a missing folder', async () => {
+  it('--queue problems are one-line errors: a malformed URL, an invalid line, a wrong password, no Redis there, a missing or wrong folder', async () => {
     const out = join(root, 'errors');
     await mkdir(out, { recursive: true });
     const url = redis.url('errors');
@@ -259,12 +259,25 @@ describe.skipIf(!hasRedis)(`batch --queue and worker on a real Redis${SKIPPED}`,
     const workerFlag = await cli(['batch', prompts, '-o', out, '--queue', url, '--backend', 'coreml']);
     expectOneLineError(workerFlag, ERROR_EXIT_CODES.USAGE, '--backend: each worker decides it for itself');
     expectOneLineError(await cli(['batch', prompts, '-o', out, '--queue', url, '--no-dl']), ERROR_EXIT_CODES.USAGE, '--no-dl: each worker');
+    const mixed = join(root, 'mixed.jsonl');
+    await writeFile(mixed, '{"prompt": "fine"}\n{"prompt": 5}\n');
+    const partly = await cli(['--json', 'batch', mixed, '-o', out, '--queue', url, '--detach']);
+    expect(partly.code, partly.stderr).toBe(ERROR_EXIT_CODES.INPUT);
+    expect(JSON.parse(partly.stdout)).toMatchObject({ added: 1, invalid: [2] });
+    expect(partly.stderr).toContain('1 line not queued (first: ');
+    // The queued line belongs to `out`; a worker given another folder hands it back and stops.
+    const elsewhere = join(root, 'elsewhere');
+    await mkdir(elsewhere);
+    const misplaced = await worker('errors', elsewhere).done;
+    expect(misplaced.code, misplaced.stderr).toBe(ERROR_EXIT_CODES.IO);
+    expect(misplaced.stderr.trimEnd().split('\n').at(-1)).toMatch(/writes into another output folder than .*elsewhere .*handed it back and stopped/);
+    expect(await readdir(elsewhere)).toEqual([]);
     const wrong = url.replace(REDIS_PASSWORD, 'wrong');
     const denied = await cli(['batch', 'status', '--queue', wrong]);
     expectOneLineError(denied, ERROR_EXIT_CODES.QUEUE, 'redis://:***@127.0.0.1', 'WRONGPASS');
     expect(denied.stderr).not.toContain('wrong@');
     expectOneLineError(await cli(['worker', '--queue', 'redis://127.0.0.1:1/x', '-o', out]), ERROR_EXIT_CODES.QUEUE, 'ECONNREFUSED');
     expectOneLineError(await cli(['worker', '--queue', url, '-o', join(out, 'missing')]), ERROR_EXIT_CODES.IO, 'is not a folder');
-    recordFaults({ badInputs: 7 });
+    recordFaults({ badInputs: 9 });
   });
 });

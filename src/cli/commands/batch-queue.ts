@@ -113,7 +113,13 @@ async function runQueuedBatch(batch: QueuedBatch): Promise<void> {
         alreadyQueued: already,
         skipped: finished.size,
         jobs: jobs.map((job) => ({ line: job.planned.entry.line, id: job.id })),
+        invalid: batch.problems.map((problem) => problem.line),
       });
+      const [first] = batch.problems;
+      if (first !== undefined) {
+        const count = batch.problems.length;
+        throw new SoraError('INPUT', `${count} line${count === 1 ? '' : 's'} not queued (first: ${first.message})`);
+      }
       return;
     }
     context.status(line);
