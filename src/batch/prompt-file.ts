@@ -94,6 +94,46 @@ const LineSchema = z.strictObject(
   },
 );
 
+export type PromptLine = Omit<BatchEntry, 'index' | 'line'>;
+
+/**
+ * One prompt line's object (a JSON line, a CSV record, a queued job's line) checked against the schema: the entry,
+ * or the problem as `field: what is wrong, got value`.
+ */
+export function parsePromptLine(value: unknown): PromptLine | string {
+  const result = LineSchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path[0];
+    const given = key === undefined ? undefined : (value as Record<PropertyKey, unknown>)[key];
+    const got = given === undefined ? '' : `, got ${JSON.stringify(given)}`;
+    const field = key === undefined ? '' : `${String(key)}: `;
+    return `${field}${issue.message}${got}`;
+  }
+  const { prompt, seed, steps, num_frames: numFrames, resolution, output } = result.data;
+  return {
+    prompt,
+    ...(seed !== undefined && { seed }),
+    ...(steps !== undefined && { steps }),
+    ...(numFrames !== undefined && { numFrames }),
+    ...(resolution !== undefined && { resolution }),
+    ...(output !== undefined && { output }),
+  };
+}
+
+/** The inverse of parsePromptLine: the object a JSON line would hold for this entry. */
+export function promptLineObject(line: PromptLine): Record<string, unknown> {
+  const { prompt, seed, steps, numFrames, resolution, output } = line;
+  return {
+    prompt,
+    ...(seed !== undefined && { seed }),
+    ...(steps !== undefined && { steps }),
+    ...(numFrames !== undefined && { num_frames: numFrames }),
+    ...(resolution !== undefined && { resolution: `${resolution.width}x${resolution.height}` }),
+    ...(output !== undefined && { output }),
+  };
+}
+
 export async function readPromptFile(path: string): Promise<PromptFile> {
   const format = formatOf(path);
   let bytes: Buffer;
@@ -144,27 +184,9 @@ class Collector {
 
   add(line: number, value: unknown): void {
     const index = this.#index++;
-    const result = LineSchema.safeParse(value);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      const key = issue.path[0];
-      const given = key === undefined ? undefined : (value as Record<PropertyKey, unknown>)[key];
-      const got = given === undefined ? '' : `, got ${JSON.stringify(given)}`;
-      const field = key === undefined ? '' : `${String(key)}: `;
-      this.problem(index, line, `${field}${issue.message}${got}`);
-      return;
-    }
-    const { prompt, seed, steps, num_frames: numFrames, resolution, output } = result.data;
-    this.entries.push({
-      index,
-      line,
-      prompt,
-      ...(seed !== undefined && { seed }),
-      ...(steps !== undefined && { steps }),
-      ...(numFrames !== undefined && { numFrames }),
-      ...(resolution !== undefined && { resolution }),
-      ...(output !== undefined && { output }),
-    });
+    const parsed = parsePromptLine(value);
+    if (typeof parsed === 'string') this.problem(index, line, parsed);
+    else this.entries.push({ index, line, ...parsed });
   }
 
   /** A line that is a prompt line but cannot be read at all. */

@@ -21,12 +21,18 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora batch prompts.txt -o videos/ --steps 20',
     'ondevice-sora batch prompts.jsonl -o videos/ --resume       # skip the prompts already done',
     'ondevice-sora batch prompts.csv -o videos/ --shard 2/4      # this machine: prompt lines 2, 6, 10, …',
+    'ondevice-sora batch prompts.jsonl -o /shared/videos --queue redis://:secret@10.0.0.5:6379/vbench   # for workers',
     '',
     'prompts.jsonl, one object per line (fields: prompt, seed, steps, num_frames, resolution, output):',
     '  {"prompt": "a red ball bouncing", "seed": 42, "resolution": "192x192", "output": "ball.mp4"}',
     'prompts.csv, a header line, then one record per line:',
     '  prompt,seed,steps',
     '  "a red ball, bouncing",42,20',
+  ],
+  'batch status': ['ondevice-sora batch status --queue redis://:secret@10.0.0.5:6379/vbench'],
+  worker: [
+    'ondevice-sora worker --queue redis://:secret@10.0.0.5:6379/vbench -o /Volumes/shared/videos',
+    'ondevice-sora worker --queue redis://:secret@10.0.0.5/vbench -o ~/shared/videos --model ~/sora-coreml --backend coreml',
   ],
   bench: [
     'ondevice-sora bench                                      # per block, baseline, 3 sessions',

@@ -10,16 +10,20 @@ import { DEFAULT_BUDGET_FRACTION, memoryBudgetFlag, resolveBudget } from '../pip
 import type { Timeline } from '../pipeline/timeline.js';
 import type { Preset } from '../policies/presets.js';
 
-export function addMemoryOptions(command: Command): Command {
-  return command
+export function addMemoryOptions(command: Command, { trace = true } = {}): Command {
+  command
     .option(
       '--memory-budget <size>',
       'cap on peak memory (RSS), e.g. 3.3G or 800M, or -1G for 1G below what is available; turns CI-DL on ' +
         `(default with CI-DL: in use + ${DEFAULT_BUDGET_FRACTION * 100}% of available)`,
     )
     .option('--no-ci', 'CI-DL: do not load the next block while one runs')
-    .option('--no-dl', 'CI-DL: keep no block resident between steps')
-    .option('--trace', 'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json');
+    .option('--no-dl', 'CI-DL: keep no block resident between steps');
+  if (!trace) return command;
+  return command.option(
+    '--trace',
+    'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json',
+  );
 }
 
 /** Zod fields for the flags schema of `generate`; commander gives `ci`/`dl` false for `--no-ci`/`--no-dl`. */

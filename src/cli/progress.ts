@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { GenerateProgress } from '../pipeline/generate.js';
 
 /**
@@ -66,4 +67,30 @@ export function formatDuration(ms: number): string {
   const m = Math.floor((seconds % 3600) / 60);
   const s = String(seconds % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+const count = z.int().min(0);
+/** Progress as it comes back from a queue worker: checked before it is shown. */
+const ProgressSchema = z.discriminatedUnion('phase', [
+  z.object({ phase: z.literal('text') }),
+  z.object({ phase: z.literal('denoise'), step: count, steps: count }),
+  z.object({ phase: z.literal('decode'), frames: count, total: count }),
+  z.object({ phase: z.literal('write') }),
+]);
+
+/** One short phrase for a progress event (`denoising 3/10`), or undefined for anything that is not one. */
+export function describeProgress(value: unknown): string | undefined {
+  const progress = ProgressSchema.safeParse(value);
+  if (!progress.success) return undefined;
+  const event = progress.data;
+  switch (event.phase) {
+    case 'text':
+      return 'encoding prompt';
+    case 'denoise':
+      return `denoising ${event.step}/${event.steps}`;
+    case 'decode':
+      return `decoding ${event.frames}/${event.total}`;
+    case 'write':
+      return 'writing video';
+  }
 }

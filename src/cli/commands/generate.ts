@@ -80,7 +80,13 @@ export function addJobOptions(command: Command): Command {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
-    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)')
+    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)');
+  return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
+}
+
+/** Where and how blocks run and videos are encoded: the options a queue worker takes too. */
+export function addBackendOptions(command: Command): Command {
+  return command
     .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
     .option(
@@ -88,7 +94,6 @@ export function addJobOptions(command: Command): Command {
       `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
     )
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
-  return addMemoryOptions(addPolicyOptions(command));
 }
 
 /** What the backend flags ask for. */
