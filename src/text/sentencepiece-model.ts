@@ -109,7 +109,7 @@ function parseNormalizer(message: Uint8Array | undefined): SentencePieceModel['n
   // Defaults of the proto: all three switches on.
   const spec = {
     name: '',
-    precompiledCharsmap: new Uint8Array(0),
+    precompiledCharsmap: new Uint8Array(0) as Uint8Array,
     addDummyPrefix: true,
     removeExtraWhitespaces: true,
     escapeWhitespaces: true,
