@@ -10,6 +10,7 @@ export const ERROR_EXIT_CODES = {
   IO: 7, // output cannot be written, file system errors
   DEPENDENCY: 8, // a required external program or library is missing (ffmpeg, native addon)
   MEMORY: 9, // memory budget cannot be met
+  DOWNLOAD: 10, // a download failed: hub unreachable, access refused, file truncated or not matching its checksum
   INTERRUPTED: 130, // Ctrl-C
   INTERNAL: 70,
 } as const;

@@ -32,6 +32,8 @@ const COMMANDS = [
   ['models', 'verify'],
   ['models', 'list'],
   ['models', 'make-synthetic'],
+  ['models', 'pull'],
+  ['models', 'convert'],
   ['doctor'],
 ];
 
@@ -98,7 +100,7 @@ describe('models', () => {
     const result = await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', join(root, 'syn')], {
       PYTHON: join(root, 'no-python'),
     });
-    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'needs Python with torch and onnx', 'apt-get install python3-torch');
+    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'needs Python with torch, onnx and jsonschema', 'apt-get install python3-torch');
     expectOneLineError(
       await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', join(root, 'syn'), '--hidden', '100']),
       ERROR_EXIT_CODES.USAGE,

@@ -10,8 +10,10 @@ import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
 import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { findPython, JSONSCHEMA, ONNX, TORCH } from '../../convert/python.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { cliContext, type CliContext } from '../context.js';
+import { registerPullAndConvert } from './models-pull.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -58,6 +60,7 @@ export function register(program: Command): void {
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
     .option('--overwrite', 'replace an existing folder')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
+  registerPullAndConvert(models);
 }
 
 interface ComponentSummary {
@@ -285,7 +288,7 @@ async function makeSynthetic(options: Record<string, unknown>, context: CliConte
   if (existing !== undefined && flags.overwrite !== true) {
     throw new SoraError('IO', `${displayPath(target)} already exists (pass --overwrite to replace it)`);
   }
-  const python = await pythonWithTorch();
+  const python = await findPython({ purpose: 'models make-synthetic', modules: [TORCH, ONNX, JSONSCHEMA], flag: null });
   const partial = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
   const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
   if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
@@ -301,23 +304,6 @@ async function makeSynthetic(options: Record<string, unknown>, context: CliConte
     context.result(text, { ...summary, dir: target });
   } finally {
     await rm(partial, { recursive: true, force: true });
-  }
-}
-
-/** The interpreter the model scripts run with: PYTHON, else /usr/bin/python3 (Debian's python3-torch). */
-async function pythonWithTorch(): Promise<string> {
-  const python = process.env.PYTHON || '/usr/bin/python3';
-  try {
-    await execFileAsync(python, ['-c', 'import torch, onnx'], { timeout: 120_000 });
-    return python;
-  } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${python} not found` : `${python} cannot import torch and onnx`;
-    throw new SoraError(
-      'DEPENDENCY',
-      `models make-synthetic needs Python with torch and onnx: ${missing}; install them ` +
-        '(Debian/Ubuntu: apt-get install python3-torch python3-onnx; or pip install torch onnx) or set PYTHON',
-      { cause: error },
-    );
   }
 }
 
