@@ -84,6 +84,7 @@ interface ModelSummary {
   readonly architecture: Model['architecture'];
   readonly source: Model['source'];
   readonly quirks?: Model['quirks'];
+  readonly checkpoints?: Model['checkpoints'];
 }
 
 /** Bytes on disk, each file once (our ST and TDTM blocks share their weight file). */
@@ -117,6 +118,7 @@ function summarizeModel(model: Model): ModelSummary {
     architecture: model.architecture,
     source: model.source,
     ...(model.quirks && { quirks: model.quirks }),
+    ...(model.checkpoints && { checkpoints: model.checkpoints }),
   };
 }
 
@@ -148,6 +150,7 @@ function formatSummary(summary: ModelSummary): string {
       `${d.resolution}, ${d.numFrames} frames`,
     `choices: resolutions ${d.resolutions.join(', ')}; frames ${d.numFramesChoices.join(', ')}`,
     ...(summary.quirks === undefined ? [] : [formatQuirks(summary.quirks)]),
+    ...(summary.checkpoints === undefined ? [] : [formatCheckpoints(summary.checkpoints)]),
     ...(summary.source.kind === 'published-coreml' && summary.source.ignored.length > 0
       ? [`ignored (not blocks of the contract): ${summary.source.ignored.join(', ')}`]
       : []),
@@ -161,6 +164,12 @@ function formatQuirks(quirks: NonNullable<Model['quirks']>): string {
     `${quirks.evenTdtmOnly ? 'TDTM needs an even number of latent frames; ' : ''}` +
     `the authors' app used timestep transform ${quirks.appTimestepTransform}`
   );
+}
+
+function formatCheckpoints(checkpoints: NonNullable<Model['checkpoints']>): string {
+  const origin = ({ component, repo, revision, commit, folder }: (typeof checkpoints)[number]): string =>
+    repo === undefined ? `${component} ${folder ?? '?'}` : `${component} ${repo}@${commit ?? revision}${revision !== commit ? ` (${revision})` : ''}`;
+  return `converted from: ${checkpoints.map(origin).join(', ')}`;
 }
 
 async function inspect(dir: string, context: CliContext): Promise<void> {
