@@ -165,8 +165,11 @@ describe('models pull → convert → generate (local hub, tiny upstream checkpo
     skipWithoutPython(context);
     const dirs = [STDIT, VAE, T5].map((repo) => join(repoFolder(hfHome(), repo), 'snapshots', COMMITS[repo === T5 ? 't5' : repo === STDIT ? 'stdit' : 'vae']));
     const out = join(root, 'converted-fp16');
-    const result = await cli(['models', 'convert', ...dirs, '-o', out, '--dtype', 'float16', '--name', 'tiny-fp16', '--json'], { ONDEVICE_SORA_PYTHON: PYTHON });
+    const result = await cli(['models', 'convert', ...dirs, '-o', out, '--dtype', 'float16', '--name', 'tiny-fp16', '--config-vae', 'tiny', '--json'], { ONDEVICE_SORA_PYTHON: PYTHON });
     expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('config stdit: tiny (config.json');
+    expect(result.stderr).not.toContain('config vae:'); // named, not chosen
+    expect(JSON.parse(result.stdout)).toMatchObject({ name: 'tiny-fp16', blocks: 32 });
     const loaded = await loadModel(out);
     expect(loaded.name).toBe('tiny-fp16');
     expect(new Set(loaded.blocks.map((b) => b.dtype))).toEqual(new Set(['float16']));
