@@ -327,6 +327,20 @@ describe('models pull: the wire', () => {
     });
   });
 
+  it('on a terminal (a pseudo-terminal from `script`): one redrawn line with a bar, bytes, rate and ETA', { timeout: SLOW }, async (context) => {
+    skipWithoutPython(context);
+    await withHub(async (hub) => {
+      hub.faults.slow.set(`${STDIT}/model.safetensors`, 20); // ~3 s for its 2.4 MiB
+      const command = `${process.execPath} ${join(ROOT, 'bin', 'ondevice-sora')} models pull opensora-1.2 --download-only`;
+      const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, ...hubEnv(hub, join(root, 'hf-tty')) } });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      expect(await new Promise((resolve) => child.on('close', resolve)), output).toBe(0);
+      expect(output).toMatch(new RegExp(`\\rdownloading \\[[#-]{24}\\] [\\d.]+ [KM]iB/[\\d.]+ MiB  [\\d.]+ [KM]iB/s  ETA \\d+:\\d\\d  ${STDIT}/model.safetensors`));
+      expect(output).toContain(`downloaded ${STDIT}/model.safetensors: 2.4 MiB in 0:0`);
+    });
+  });
+
   it('disk space is checked before the first byte', { timeout: SLOW }, async (context) => {
     skipWithoutPython(context);
     await withHub(async (hub) => {
