@@ -34,6 +34,8 @@ const COMMANDS = [
   ['models', 'make-synthetic'],
   ['models', 'pull'],
   ['models', 'convert'],
+  ['models', 'cache'],
+  ['models', 'cache', 'prune'],
   ['doctor'],
 ];
 

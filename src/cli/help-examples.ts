@@ -53,13 +53,23 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models pull opensora-1.2 --format coreml      # .mlpackage blocks for --backend coreml',
     'ondevice-sora models pull opensora-1.2 --download-only      # into the Hugging Face cache only',
     'ondevice-sora models pull opensora-1.2 --revision hpcai-tech/OpenSora-STDiT-v3=main',
-    'HF_HUB_OFFLINE=1 ondevice-sora models pull opensora-1.2     # from the cache, no network',
+    'ondevice-sora models pull opensora-1.2 -o sora2/            # with HF_HUB_OFFLINE=1: from the cache, no network',
   ],
   'models convert': [
     'ondevice-sora models convert stdit/ t5/ vae/ -o opensora-1.2/    # folders recognised by their config.json',
     'ondevice-sora models convert --stdit stdit/ --t5 t5/ --vae vae/ -o sora/ --dtype float16 --python /usr/bin/python3',
   ],
-  doctor: ['ondevice-sora doctor', 'ondevice-sora doctor --json'],
+  'models cache': ['ondevice-sora models cache prune'],
+  'models cache prune': [
+    'ondevice-sora models cache prune                   # stale, unreferenced, and unused for 30 days',
+    'ondevice-sora models cache prune --unused-days 7',
+    'ondevice-sora models cache prune --all             # every compiled model (recompiled when next loaded)',
+  ],
+  doctor: [
+    'ondevice-sora doctor',
+    'ondevice-sora doctor --json',
+    'ondevice-sora doctor --model ~/sora-coreml          # + which macOS its CoreML packages need',
+  ],
 };
 
 function pathOf(command: Command): string {

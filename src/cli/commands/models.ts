@@ -1,4 +1,4 @@
-/** `models inspect | verify | list | make-synthetic`: look at model folders, or make one for benchmarking. */
+/** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
 import { execFile } from 'node:child_process';
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
@@ -13,6 +13,7 @@ import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type Mo
 import { findPython, JSONSCHEMA, ONNX, TORCH } from '../../convert/python.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { cliContext, type CliContext } from '../context.js';
+import { registerCache } from './models-cache.js';
 import { registerPullAndConvert } from './models-pull.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -61,6 +62,7 @@ export function register(program: Command): void {
     .option('--overwrite', 'replace an existing folder')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
   registerPullAndConvert(models);
+  registerCache(models);
 }
 
 interface ComponentSummary {
