@@ -48,12 +48,13 @@ export async function checkOutput(output: string, overwrite: boolean): Promise<v
 
 /**
  * CoreML packages come from the same script once it has `--format coreml`; until then the request fails here,
- * in one line, before anything is downloaded or written.
+ * in one line, before anything is downloaded or written. A script that does not even print its help (a module it
+ * imports is missing) is left to the module check that follows.
  */
 export async function checkFormatAvailable(format: ModelFormat, python: string): Promise<void> {
   if (format === 'onnx') return;
-  const { stdout } = await execFileAsync(python, [CONVERTER_SCRIPT, '--help'], { timeout: 120_000 }).catch(() => ({ stdout: '' }));
-  if (!/--format\b[\s\S]*coreml/.test(stdout)) {
+  const help = await execFileAsync(python, [CONVERTER_SCRIPT, '--help'], { timeout: 120_000 }).catch(() => undefined);
+  if (help !== undefined && !/--format\b[\s\S]*coreml/.test(help.stdout)) {
     throw new SoraError('DEPENDENCY', 'CoreML conversion is not available yet: scripts/convert_checkpoint.py has no --format coreml; use --format onnx');
   }
 }
