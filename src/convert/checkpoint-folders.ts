@@ -5,6 +5,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
+import { z } from 'zod';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import { COMPONENTS, type Component } from '../model/contract.js';
@@ -19,7 +20,13 @@ export interface CheckpointFolder {
 
 export type CheckpointFolders = Readonly<Record<Component, CheckpointFolder>>;
 
-async function readConfig(dir: string): Promise<Record<string, unknown> | undefined> {
+/** The fields of a Hugging Face config.json read here; the rest is the converter's business. */
+const HubConfigSchema = z.looseObject({
+  model_type: z.string().optional(),
+  vocab_size: z.int().positive().optional(),
+});
+
+async function readConfig(dir: string): Promise<z.infer<typeof HubConfigSchema> | undefined> {
   const path = join(dir, 'config.json');
   let text: string;
   try {
@@ -27,13 +34,18 @@ async function readConfig(dir: string): Promise<Record<string, unknown> | undefi
   } catch {
     return undefined;
   }
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
+    value = JSON.parse(text);
   } catch (error) {
     throw new SoraError('INPUT', `${displayPath(path)}: invalid JSON: ${errorMessage(error)}`);
   }
-  throw new SoraError('INPUT', `${displayPath(path)}: not a JSON object`);
+  const parsed = HubConfigSchema.safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SoraError('INPUT', `${displayPath(path)}: ${issue?.path.join('.') || 'top level'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
 }
 
 /** The component a folder's config.json declares, if it declares one we know. */
@@ -100,6 +112,5 @@ export async function checkpointFolders(dirs: readonly string[], named: Partial<
 
 /** The T5 config.json's vocab_size (the embedding's rows), when the folder has one. */
 export async function t5VocabSize(dir: string): Promise<number | undefined> {
-  const size = (await readConfig(dir))?.vocab_size;
-  return typeof size === 'number' ? size : undefined;
+  return (await readConfig(dir))?.vocab_size;
 }
