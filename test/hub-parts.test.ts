@@ -1,5 +1,5 @@
 /** The pieces of `models pull` that need no hub: environment conventions, file choice, origins, progress lines. */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,7 @@ describe('hub settings from the environment, as huggingface_hub reads them', () 
     await writeFile(join(home, 'other'), 'hf_path');
     expect((await hubSettings({ HF_HOME: home, HF_TOKEN_PATH: join(home, 'other') })).token).toBe('hf_path');
     expect((await hubSettings({ HF_HOME: join(home, 'none') })).token).toBeUndefined();
+    await rm(home, { recursive: true, force: true });
   });
 });
 
@@ -77,6 +78,7 @@ describe('checkpoint origins for the manifest', () => {
     expect((await originOf('stdit', snapshot)).revision).toBe('main');
     expect(await originOf('vae', join(cache, 'my-vae'))).toEqual({ component: 'vae', folder: 'my-vae' });
     expect(await originOf('vae', join(snapshot, 'sub'))).toEqual({ component: 'vae', folder: 'sub' });
+    await rm(cache, { recursive: true, force: true });
   });
 });
 

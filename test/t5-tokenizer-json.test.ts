@@ -3,7 +3,7 @@
  * (@huggingface/tokenizers), against ids that SentencePiece itself computed (scripts/make_spiece_fixtures.py, run
  * once in a throwaway venv; the fixtures are committed). Also the legacy tokenizer.json format without `model.type`.
  */
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,10 +37,14 @@ async function fixtures() {
 
 async function loadTokenizer(tokenizer: unknown, config: unknown): Promise<PromptTokenizer> {
   const dir = await mkdtemp(join(tmpdir(), 'spiece-'));
-  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
-  // A long maxLength keeps every test vector whole.
-  return PromptTokenizer.load(PromptTokenizer.filesIn(dir, []), { maxLength: 512, padId: 0, eosId: 1 }, logger);
+  try {
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+    // A long maxLength keeps every test vector whole.
+    return await PromptTokenizer.load(PromptTokenizer.filesIn(dir, []), { maxLength: 512, padId: 0, eosId: 1 }, logger);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 function textIds(tokenizer: PromptTokenizer, text: string): number[] {
