@@ -13,6 +13,7 @@ export const ERROR_EXIT_CODES = {
   DEPENDENCY: 8, // a required external program or library is missing (ffmpeg, native addon)
   MEMORY: 9, // memory budget cannot be met
   QUEUE: 10, // the job queue (Redis) cannot be reached or refused us
+  DOWNLOAD: 11, // a download failed: hub unreachable, access refused, file truncated or not matching its checksum
   INTERRUPTED: 130, // SIGINT (Ctrl-C): 128 + 2, the shells' convention
   TERMINATED: 143, // SIGTERM: 128 + 15
   INTERNAL: 70,

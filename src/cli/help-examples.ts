@@ -53,6 +53,18 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth/             # 28 pairs, ~4.8 GB',
     'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth2/ --depth 2  # paper-wide, 2 pairs',
   ],
+  'models pull': [
+    'ondevice-sora models pull opensora-1.2                      # ~24 GB download, then ONNX blocks in ./opensora-1.2',
+    'ondevice-sora models pull opensora-1.2 --dtype float16 -o sora-fp16/',
+    'ondevice-sora models pull opensora-1.2 --format coreml      # .mlpackage blocks for --backend coreml',
+    'ondevice-sora models pull opensora-1.2 --download-only      # into the Hugging Face cache only',
+    'ondevice-sora models pull opensora-1.2 --revision hpcai-tech/OpenSora-STDiT-v3=main',
+    'ondevice-sora models pull opensora-1.2 -o sora2/            # with HF_HUB_OFFLINE=1: from the cache, no network',
+  ],
+  'models convert': [
+    'ondevice-sora models convert stdit/ t5/ vae/ -o opensora-1.2/    # folders recognised by their config.json',
+    'ondevice-sora models convert --stdit stdit/ --t5 t5/ --vae vae/ -o sora/ --dtype float16 --python /usr/bin/python3',
+  ],
   'models cache': ['ondevice-sora models cache prune'],
   'models cache prune': [
     'ondevice-sora models cache prune                   # stale, unreferenced, and unused for 30 days',

@@ -13,6 +13,12 @@ export interface ProgressDisplay {
 
 const BAR_WIDTH = 24;
 
+/** `[#####-------]` for a share done. */
+export function drawBar(done: number, total: number): string {
+  const filled = total > 0 ? Math.min(BAR_WIDTH, Math.round((done / total) * BAR_WIDTH)) : 0;
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+}
+
 export function progressDisplay(stream: NodeJS.WriteStream, now: () => number = Date.now): ProgressDisplay {
   const tty = stream.isTTY === true;
   let drawn = false;
@@ -33,8 +39,7 @@ export function progressDisplay(stream: NodeJS.WriteStream, now: () => number = 
     if (counting?.label !== label) counting = { label, start: now(), done };
     const count = `${done}/${total} ${unit}`;
     if (!tty) return `${label} ${count}`;
-    const filled = Math.round((done / total) * BAR_WIDTH);
-    const bar = `${label.padEnd(9)} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${count}`;
+    const bar = `${label.padEnd(9)} ${drawBar(done, total)} ${count}`;
     if (done === counting.done || done >= total) return bar;
     const perItem = (now() - counting.start) / (done - counting.done);
     return `${bar}  ETA ${formatDuration(perItem * (total - done))}`;

@@ -96,6 +96,18 @@ const quirks = z.strictObject({
   appTimestepTransform: z.enum(TIMESTEP_TRANSFORMS),
 });
 
+/**
+ * Where a converted model's weights came from: per component the Hugging Face repository, the revision asked for
+ * and the commit it resolved to, or only the folder's name for checkpoints that were not in the hub cache.
+ */
+const checkpoint = z.strictObject({
+  component: z.enum(COMPONENTS),
+  repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must be org/name').optional(),
+  revision: z.string().min(1).optional(),
+  commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a 40-digit commit hash').optional(),
+  folder: z.string().min(1).optional(),
+});
+
 const side = positiveIntegerUpTo(LIMITS.side);
 const resolution = z
   .string()
@@ -129,6 +141,7 @@ export const ManifestSchema = z
     blocks: z.array(block).min(1),
     defaults,
     quirks: quirks.optional(),
+    checkpoints: z.array(checkpoint).optional(),
   })
   .meta({
     title: 'ondevice-sora model manifest',
@@ -140,6 +153,7 @@ export type ManifestBlock = Manifest['blocks'][number];
 export type ManifestFile = z.infer<typeof fileEntry>;
 export type TensorSpec = z.infer<typeof tensorSpec>;
 export type Quirks = z.infer<typeof quirks>;
+export type CheckpointOrigin = z.infer<typeof checkpoint>;
 
 /** A file as the loader works with it: read from manifest.json it has a sha256; derived from a folder it has none. */
 export type FileRef = Omit<ManifestFile, 'sha256'> & { readonly sha256?: string };

@@ -29,7 +29,17 @@ export interface TokenizerFiles {
   readonly config: string;
 }
 
-const tokenizerJsonSchema = z.looseObject({ model: z.looseObject({ type: z.string() }) });
+/**
+ * Files written by older `tokenizers` versions (the authors' published CoreML set ships one) have no `model.type`;
+ * their Unigram model is recognised by its vocabulary of [piece, score] pairs, as tokenizers.js does.
+ */
+const tokenizerJsonSchema = z.looseObject({
+  model: z
+    .looseObject({ type: z.string().optional(), vocab: z.unknown().optional() })
+    .refine((model) => model.type !== undefined || Array.isArray(model.vocab), {
+      message: 'has no type and no Unigram vocabulary ([piece, score] pairs) to infer it from',
+    }),
+});
 const tokenizerConfigSchema = z.looseObject({});
 
 export class PromptTokenizer {

@@ -17,6 +17,7 @@ import { claimPath } from '../../video/claim.js';
 import { checkReplaceable } from '../../video/replaceable.js';
 import { cliContext, type CliContext } from '../context.js';
 import { registerCache } from './models-cache.js';
+import { registerPullAndConvert } from './models-pull.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -64,6 +65,7 @@ export function register(program: Command): void {
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
     .option('--overwrite', 'replace an existing model folder (one holding its manifest and the files it lists, nothing else)')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
+  registerPullAndConvert(models);
   registerCache(models);
 }
 
@@ -88,6 +90,7 @@ interface ModelSummary {
   readonly architecture: Model['architecture'];
   readonly source: Model['source'];
   readonly quirks?: Model['quirks'];
+  readonly checkpoints?: Model['checkpoints'];
 }
 
 /** Bytes on disk, each file once (our ST and TDTM blocks share their weight file). */
@@ -121,6 +124,7 @@ function summarizeModel(model: Model): ModelSummary {
     architecture: model.architecture,
     source: model.source,
     ...(model.quirks && { quirks: model.quirks }),
+    ...(model.checkpoints && { checkpoints: model.checkpoints }),
   };
 }
 
@@ -152,6 +156,7 @@ function formatSummary(summary: ModelSummary): string {
       `${d.resolution}, ${d.numFrames} frames`,
     `choices: resolutions ${d.resolutions.join(', ')}; frames ${d.numFramesChoices.join(', ')}`,
     ...(summary.quirks === undefined ? [] : [formatQuirks(summary.quirks)]),
+    ...(summary.checkpoints === undefined ? [] : [formatCheckpoints(summary.checkpoints)]),
     ...(summary.source.kind === 'published-coreml' && summary.source.ignored.length > 0
       ? [`ignored (not blocks of the contract): ${summary.source.ignored.join(', ')}`]
       : []),
@@ -165,6 +170,12 @@ function formatQuirks(quirks: NonNullable<Model['quirks']>): string {
     `${quirks.evenTdtmOnly ? 'TDTM needs an even number of latent frames; ' : ''}` +
     `the authors' app used timestep transform ${quirks.appTimestepTransform}`
   );
+}
+
+function formatCheckpoints(checkpoints: NonNullable<Model['checkpoints']>): string {
+  const origin = ({ component, repo, revision, commit, folder }: (typeof checkpoints)[number]): string =>
+    repo === undefined ? `${component} ${folder ?? '?'}` : `${component} ${repo}@${commit ?? revision}${revision !== commit ? ` (${revision})` : ''}`;
+  return `converted from: ${checkpoints.map(origin).join(', ')}`;
 }
 
 async function inspect(dir: string, context: CliContext): Promise<void> {
