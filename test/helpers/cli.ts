@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ondevice-sora');
+export const BIN = join(ROOT, 'bin', 'ondevice-sora');
 
 /** CLI tests run on the random-weight tiny model (fast, any resolution) unless a test names another. */
 export const TEST_MODEL_ENV = { ONDEVICE_SORA_MODEL: join(ROOT, 'models', 'tiny') };

@@ -13,6 +13,7 @@ import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { GenerateSession, createJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
+import type { VideoSize } from '../../pipeline/timesteps.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { Backend } from '../../runtime/backend.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
@@ -79,7 +80,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const finished = await finishedJobs(plan.jobs, flags);
   const todo = plan.jobs.filter((job) => !finished.has(job));
   const model = await loadModel(flags.model ?? defaultModelDir());
-  const cidl = cidlSettings(flags, preset, model);
+  const cidl = cidlSettings(flags, preset, model, todo.flatMap((job) => jobSize(flags, job, model)));
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
   const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
   await makeOutputFolder(folder).catch(async (error: unknown) => {
@@ -162,6 +163,15 @@ async function finishedJobs(jobs: readonly PlannedJob[], flags: Flags): Promise<
 }
 
 /** The batch's flags with the line's overrides. */
+/** The job's video size, for the memory budget's check before any work; none when its line is invalid (reported at its turn). */
+function jobSize(flags: JobFlags, job: PlannedJob, model: Model): VideoSize[] {
+  try {
+    return [settingsFor(job.entry.prompt, jobFlags(flags, job.entry), model)];
+  } catch {
+    return [];
+  }
+}
+
 function jobFlags(flags: JobFlags, entry: BatchEntry): JobFlags {
   return {
     ...flags,

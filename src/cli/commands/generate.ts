@@ -170,7 +170,7 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
   const model = await loadModel(flags.model ?? defaultModelDir());
   const settings = settingsFor(prompt, flags, model);
-  const cidl = cidlSettings(flags, preset, model);
+  const cidl = cidlSettings(flags, preset, model, [settings]);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Before the output is reserved: an unusable backend (CoreML outside macOS) must leave nothing behind.
