@@ -9,17 +9,19 @@
  *   prepacked copy of the tensor being packed); a run by at most W_b, its working set (activations, kernel scratch).
  * - Before a load or a run starts, RSS now + what loads and runs under way were admitted for + its own L or W must
  *   fit the budget less a reserve (JS heap growth and allocations between two admissions). What does not fit first
- *   unloads resident blocks from the end of the step (then a block loaded ahead), waiting until their memory is
- *   back; when nothing is left to unload, the run stops there with a MEMORY error: refused before the budget is
- *   crossed, never after. A load ahead (CI) is only started if it fits beside the run it overlaps.
- * - L_b and W_b are measured: a block's first load and first run happen with nothing else loading or running, after
- *   malloc_trim, between two readings of the kernel's high-water mark. Until then they are estimated, L from the
- *   weight bytes and W from the bytes of the run's inputs (factors below, set from measurements of the tiny, shapes
- *   and paper-width synthetic models at 64–256 px). A run on bigger inputs than the measured one is scaled up and
- *   measured again. So step 0 runs one block at a time; overlap starts with the second step.
- * - The allocator is set to give every allocation of 1 MiB or more its own mapping: glibc's default raises that
- *   threshold after the first large free() and then keeps freed activations in the heap, which made a run's growth
- *   depend on what ran before (88–102 MiB vs 42 MiB for the same paper-width STDiT block at 128×128).
+ *   has the dead JS tensors of every thread collected, then unloads resident blocks from the end of the step (then a
+ *   block loaded ahead), waiting until their memory is back; when nothing is left to free, the run stops there with
+ *   a MEMORY error: refused before the budget is crossed, never after. A load ahead (CI) only starts if it fits
+ *   beside the run it overlaps.
+ * - L_b and W_b are measured: the first load and the first run of a block, or of a twin (same kind and weight
+ *   bytes: ST_0, ST_1, …), happen with nothing else loading or running, from a trimmed heap, between two readings
+ *   of the kernel's high-water mark. Until then they are estimated (memory-estimates.ts: L from the weight bytes, W
+ *   from the run's inputs and the component's tensors at the job's size). A run on bigger inputs than any measured
+ *   one is scaled up and measured again. So step 0 runs one block at a time until a block's kind has been measured.
+ * - The allocator gives every allocation of 1 MiB or more its own mapping: glibc's default raises that threshold
+ *   after the first large free() and then keeps freed activations in the heap, which made a run's growth depend on
+ *   what ran before (88–102 MiB vs 42 MiB for the same paper-width STDiT block at 128×128). ORT's first session in
+ *   each worker (~26 MiB) is made before the first admission (the backend's ready()), not during a measured load.
  *
  * Which blocks stay resident (DL) is a plan on top of that: at each release the block just run stays if every block
  * before it in this step stayed and the step's predicted peak, F + Σ_resident held + max over the step's blocks of
@@ -40,8 +42,7 @@ import { blockSource, type Model } from '../model/manifest.js';
 import { evictFile, mallocTrim, peakRss, prefetchFile, processMemory, setMmapThreshold } from '../native/memory.js';
 import { memoryHooks, type Backend, type BlockHandle, type BlockSource, type NamedTensors, type RunOptions } from '../runtime/backend.js';
 import type { BlockProvider } from './block-provider.js';
-import type { MemoryBudget } from './memory-budget.js';
-import { budgetReserve, collectGarbage, formatBytes, takeWindowPeak } from './memory-budget.js';
+import { budgetReserve, collectGarbage, formatBytes, takeWindowPeak, type MemoryBudget } from './memory-budget.js';
 import { loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
 import { tensorBytes } from './tensors.js';
 import type { Timeline } from './timeline.js';

@@ -64,12 +64,15 @@ const CFG_BATCH = 2;
  * parts at 256×256 (the shapes model's small ones sit under the floor).
  */
 const VAE_WORKING_SET_PER_BYTE = 8;
+/** A T5 layer: 4.2× its inputs measured (the shapes and tiny models, whose inputs are mostly the attention bias). */
+const T5_WORKING_SET_PER_BYTE = 8;
 
 /** What is known of `component`'s tensors at the latent size `latent` before any run. */
-export function runGeometry(model: Model, latent: LatentShape, component: Component): RunGeometry | undefined {
+export function runGeometry(model: Model, latent: LatentShape, component: Component): RunGeometry {
   if (component === 'stdit') return stditGeometry(model, latent);
   if (component === 'vae') return vaeGeometry(latent);
-  return undefined; // T5's attention bias is an input of its layers, so their inputs already show it
+  // T5's attention bias is an input of its layers, so their inputs already hold the scores' size.
+  return { activationBytes: 0, attentionBytes: 0, workingSetPerByte: T5_WORKING_SET_PER_BYTE };
 }
 
 /**
