@@ -112,26 +112,27 @@ export interface ComponentBlocks {
 /**
  * Refuses a budget below what the numbers known before any model work already demand: the memory in use now, plus
  * for some component its largest block's load, or that block's weights and the estimate of its first run (which
- * CI-DL would ask for at that run, whatever else it unloads).
+ * CI-DL would ask for at that run, whatever else it unloads). The message names the block that needs the most.
  */
 export function refuseBudgetBeforeWork(budget: MemoryBudget, inUse: number, components: readonly ComponentBlocks[]): void {
-  const reserve = budgetReserve(budget.bytes);
-  const limit = budget.bytes - reserve;
-  for (const { label, blocks, geometry } of components) {
+  const needs = components.flatMap(({ label, blocks, geometry }) => {
     const largest = blocks.reduce<BlockSource | undefined>((max, b) => (max && max.weightBytes >= b.weightBytes ? max : b), undefined);
-    if (largest === undefined) continue;
+    if (largest === undefined) return [];
     const weights = largest.weightBytes;
     const load = loadEstimate(weights) - weights;
     const run = geometry === undefined ? 0 : runEstimate(0, geometry);
-    const extra = Math.max(load, run);
-    if (inUse + weights + extra <= limit) continue;
     const what = run > load ? `working set of a first ${label} run (estimated for this size)` : 'to load them';
-    throw new SoraError(
-      'MEMORY',
-      `memory budget ${formatBytes(budget.bytes)} (${budget.source}) is below one block plus the working set: ` +
-        `${formatBytes(inUse)} in use + ${formatBytes(weights)} of weights for ${largest.name} + ${formatBytes(extra)} ` +
-        `${what} = ${formatBytes(inUse + weights + extra)}, over ${formatBytes(limit)} ` +
-        `(the budget less ${formatBytes(reserve)} kept in reserve)`,
-    );
-  }
+    return [{ block: largest.name, weights, extra: Math.max(load, run), what }];
+  });
+  const worst = needs.reduce<(typeof needs)[number] | undefined>((max, n) => (max && max.weights + max.extra >= n.weights + n.extra ? max : n), undefined);
+  const reserve = budgetReserve(budget.bytes);
+  const limit = budget.bytes - reserve;
+  if (worst === undefined || inUse + worst.weights + worst.extra <= limit) return;
+  const total = inUse + worst.weights + worst.extra;
+  throw new SoraError(
+    'MEMORY',
+    `memory budget ${formatBytes(budget.bytes)} (${budget.source}) is below one block plus the working set: ` +
+      `${formatBytes(inUse)} in use + ${formatBytes(worst.weights)} of weights for ${worst.block} + ${formatBytes(worst.extra)} ` +
+      `${worst.what} = ${formatBytes(total)}, over ${formatBytes(limit)} (the budget less ${formatBytes(reserve)} kept in reserve)`,
+  );
 }
