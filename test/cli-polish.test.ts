@@ -32,6 +32,8 @@ const COMMANDS = [
   ['models', 'verify'],
   ['models', 'list'],
   ['models', 'make-synthetic'],
+  ['models', 'cache'],
+  ['models', 'cache', 'prune'],
   ['doctor'],
 ];
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import onnx
 from onnx import TensorProto
@@ -58,6 +58,8 @@ ONNX_ELEMENT_BYTES = {
     TensorProto.BOOL: 1,
 }
 MAX_REPORTED_ERRORS = 5
+# MLComputeUnits a block may ask for on the CoreML backend (`computeUnits`; src/native/coreml.ts COMPUTE_UNITS).
+COMPUTE_UNITS = ("all", "cpu", "cpu-gpu", "cpu-ane")
 
 Dim = Union[int, str]
 
@@ -90,6 +92,7 @@ class BlockSpec:
     outputs: Tuple[TensorSpec, ...]
     dtype: str = "float32"
     format: str = "onnx"
+    compute_units: Optional[str] = None  # CoreML compute units for this block; None: the backend decides
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,8 @@ def _tensor_spec_dict(spec: TensorSpec) -> Dict[str, Any]:
 
 
 def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[str, Any]:
+    if block.compute_units is not None and block.compute_units not in COMPUTE_UNITS:
+        raise ManifestError(f"block {block.name}: compute_units {block.compute_units!r} is not one of {', '.join(COMPUTE_UNITS)}")
     files = [dict(facts.entry(item.path), role=item.role) for item in block.files]
     graphs = [model_dir / item.path for item in block.files if item.role == "graph"]
     weights = {(model_dir / item.path).resolve() for item in block.files if item.role == "weights"}
@@ -229,6 +234,7 @@ def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[st
         "weightBytes": weight_bytes,
         "inputs": [_tensor_spec_dict(spec) for spec in block.inputs],
         "outputs": [_tensor_spec_dict(spec) for spec in block.outputs],
+        **({} if block.compute_units is None else {"computeUnits": block.compute_units}),
     }
 
 

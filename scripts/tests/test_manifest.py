@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -180,12 +181,24 @@ def test_graph_external_data_must_match_listed_weights(folder):
     (lambda m: m["blocks"].append(copy.deepcopy(m["blocks"][1])), "duplicate block names"),
     (lambda m: m["defaults"].update(numFrames=20), "numFrames 20 is not one of"),
     (lambda m: m["defaults"].update(resolution="64x64"), "resolution '64x64' is not one of"),
+    (lambda m: m["blocks"][0].update(computeUnits="gpu"), "/blocks/0/computeUnits: 'gpu' is not one of"),
 ])
 def test_schema_and_cross_field_validation(folder, mutate, problem):
     manifest = build(folder)
     mutate(manifest)
     with pytest.raises(ManifestError, match=problem):
         validate_manifest(manifest)
+
+
+def test_compute_units_per_block_are_written_and_checked(folder):
+    listed = blocks()
+    listed[1] = dataclasses.replace(listed[1], compute_units="cpu-gpu")
+    manifest = build(folder, block_list=listed)
+    validate_manifest(manifest)
+    assert [b.get("computeUnits") for b in manifest["blocks"]] == [None, "cpu-gpu", None]
+    listed[2] = dataclasses.replace(listed[2], compute_units="gpu")
+    with pytest.raises(ManifestError, match="block stdit3_TDTM_0: compute_units 'gpu' is not one of all, cpu, cpu-gpu, cpu-ane"):
+        build(folder, block_list=listed)
 
 
 def test_custom_schema_path_is_applied(folder, tmp_path_factory):

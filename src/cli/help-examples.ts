@@ -47,7 +47,17 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth/             # 28 pairs, ~4.8 GB',
     'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth2/ --depth 2  # paper-wide, 2 pairs',
   ],
-  doctor: ['ondevice-sora doctor', 'ondevice-sora doctor --json'],
+  'models cache': ['ondevice-sora models cache prune'],
+  'models cache prune': [
+    'ondevice-sora models cache prune                   # stale, unreferenced, and unused for 30 days',
+    'ondevice-sora models cache prune --unused-days 7',
+    'ondevice-sora models cache prune --all             # every compiled model (recompiled when next loaded)',
+  ],
+  doctor: [
+    'ondevice-sora doctor',
+    'ondevice-sora doctor --json',
+    'ondevice-sora doctor --model ~/sora-coreml          # + which macOS its CoreML packages need',
+  ],
 };
 
 function pathOf(command: Command): string {

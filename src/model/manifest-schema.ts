@@ -4,6 +4,7 @@
  * documents (a stripped unknown key here would be an error there).
  */
 import { z } from 'zod';
+import { COMPUTE_UNITS } from '../native/coreml.js';
 import { TIMESTEP_TRANSFORMS } from '../pipeline/timesteps.js';
 import { BLOCK_FORMATS, TENSOR_DTYPES } from '../runtime/backend.js';
 import { BLOCK_KINDS, COMPONENTS } from './contract.js';
@@ -43,6 +44,9 @@ const block = z.strictObject({
   weightBytes: bytes,
   inputs: z.array(tensorSpec).min(1),
   outputs: z.array(tensorSpec).min(1),
+  // MLComputeUnits this block runs with on the CoreML backend (ignored by ONNX Runtime); `--compute-units`
+  // overrides it for every block, and a block without it runs with `all`.
+  computeUnits: z.enum(COMPUTE_UNITS).optional(),
 });
 
 // Architecture sections are filled from the Python exporter's config dataclasses (`dataclasses.asdict`), so they

@@ -308,5 +308,6 @@ export function blockSource(block: ModelBlock): BlockSource {
     weightBytes: block.weightBytes,
     inputs: block.inputs.map((spec) => spec.name),
     outputs: block.outputs.map((spec) => spec.name),
+    ...(block.computeUnits !== undefined && { computeUnits: block.computeUnits }),
   };
 }

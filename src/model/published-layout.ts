@@ -109,6 +109,21 @@ const DEFAULTS: Manifest['defaults'] = {
   numFramesChoices: [68],
 };
 
+type ComputeUnits = NonNullable<Manifest['blocks'][number]['computeUnits']>;
+
+// The app's compute units (SoraPipeline.swift, VAEDecoder.swift): CPU and GPU for T5 and STDiT; CPU only for the
+// temporal VAE but part2_2, and for the spatial VAE's part3_3 and part3_4_*. The packages are float32, which the
+// Neural Engine does not run, so `all` would only add planning work.
+const CPU_ONLY_VAE_PARTS: Readonly<Record<'vae-temporal' | 'vae-spatial', readonly number[]>> = {
+  'vae-temporal': [0, 1, 3, 4, 5, 6, 7, 8], // every part but part2_2 (index 2)
+  'vae-spatial': [4, 5, 6, 7], // part3_3, part3_4_1, part3_4_2, part3_4_3
+};
+
+function appComputeUnits(kind: BlockKind, index: number): ComputeUnits {
+  if (kind !== 'vae-temporal' && kind !== 'vae-spatial') return 'cpu-gpu';
+  return CPU_ONLY_VAE_PARTS[kind].includes(index) ? 'cpu' : 'cpu-gpu';
+}
+
 const QUIRKS: NonNullable<Manifest['quirks']> = { maxCaptionRows: 300, evenTdtmOnly: true, appTimestepTransform: 'ios' };
 
 type Shape = TensorSpec['shape'];
@@ -251,6 +266,7 @@ export async function derivePublishedManifest(dir: string): Promise<PublishedLay
       files: [{ path: file.name, bytes, role: 'graph' }],
       weightBytes,
       ...publishedIO(block.kind, block.index),
+      computeUnits: appComputeUnits(block.kind, block.index),
     });
   }
   const tokenizerFiles = [];

@@ -2,9 +2,10 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import type { Backend } from '../runtime/backend.js';
+import { CoreMLBackend } from '../runtime/coreml-backend.js';
 import { createBackend, type BackendChoice } from '../runtime/create-backend.js';
 import type { BlockProvider } from './block-provider.js';
-import type { Model } from '../model/manifest.js';
+import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from './ci-dl.js';
 import { budgetReserve, enableGarbageCollection } from './memory-budget.js';
@@ -46,6 +47,27 @@ export function createJobBackend(
   const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
   if (cidl !== undefined) enableGarbageCollection(); // before the backend starts its workers
   return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
+}
+
+/**
+ * createJobBackend, then the checks a backend can make on the whole model before any work: CoreML refuses a folder
+ * whose packages need a newer macOS than this Mac's, naming the package and both versions.
+ */
+export async function createCheckedJobBackend(
+  choice: Omit<BackendChoice, 'logger' | 'onnx'>,
+  cidl: CidlSettings | undefined,
+  model: Model,
+  logger: Logger,
+): Promise<Backend> {
+  const backend = createJobBackend(choice, cidl, model, logger);
+  if (!(backend instanceof CoreMLBackend)) return backend;
+  try {
+    await backend.checkBlocks(model.blocks.map(blockSource));
+    return backend;
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
 }
 
 /** What stays the same for every job of a session. */

@@ -2,6 +2,8 @@
  * The one interface every block runtime implements (ONNX Runtime here, CoreML on macOS).
  * A "block" is one file of the model contract (models/README.md), e.g. `stdit3_ST_3`.
  */
+import type { ComputeUnits } from '../native/coreml.js';
+
 export const TENSOR_DTYPES = ['float32', 'float16', 'int64', 'int32'] as const;
 export type TensorDType = (typeof TENSOR_DTYPES)[number];
 
@@ -32,6 +34,8 @@ export interface BlockSource {
   /** Input and output names the contract requires; when given, load() rejects a graph whose names differ. */
   readonly inputs?: readonly string[];
   readonly outputs?: readonly string[];
+  /** CoreML compute units the manifest gives this block; the CoreML backend's own setting overrides it. */
+  readonly computeUnits?: ComputeUnits;
 }
 
 export interface BlockHandle {

@@ -11,7 +11,7 @@ import { ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, type ErrorCode 
 import { loadModel, type Model } from '../../model/manifest.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
-import { GenerateSession, createJobBackend } from '../../pipeline/session.js';
+import { GenerateSession, createCheckedJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import type { VideoSize } from '../../pipeline/timesteps.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
@@ -82,7 +82,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const model = await loadModel(flags.model ?? defaultModelDir());
   const cidl = cidlSettings(flags, preset, model, todo.flatMap((job) => jobSize(flags, job, model)));
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
   await makeOutputFolder(folder).catch(async (error: unknown) => {
     await backend.close();
     throw error;

@@ -12,7 +12,7 @@ import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
-import { createJobBackend } from '../../pipeline/session.js';
+import { createCheckedJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -69,7 +69,10 @@ export function addJobOptions(command: Command): Command {
     .option('--overwrite', 'replace an existing output and sidecar')
     .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
-    .option('--compute-units <units>', `CoreML: ${COMPUTE_UNITS.join(' | ')}`, 'all')
+    .option(
+      '--compute-units <units>',
+      `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
+    )
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
   return addMemoryOptions(addPolicyOptions(command));
 }
@@ -100,7 +103,7 @@ export const JOB_FLAGS = {
   overwrite: z.boolean().optional(),
   backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
   executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
-  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`),
+  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
   ffmpeg: z.string().min(1, 'must name a file').optional(),
   ...POLICY_FLAGS,
   ...MEMORY_FLAGS,
@@ -173,8 +176,9 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   const cidl = cidlSettings(flags, preset, model, [settings]);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
-  // Before the output is reserved: an unusable backend (CoreML outside macOS) must leave nothing behind.
-  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
+  // Before the output is reserved: an unusable backend (CoreML outside macOS, or on a macOS older than the
+  // model's packages need) must leave nothing behind.
+  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
   const output = await OutputFiles.prepare(
     flags.output,
     sidecarPath,

@@ -1,4 +1,4 @@
-/** `models inspect | verify | list | make-synthetic`: look at model folders, or make one for benchmarking. */
+/** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
 import { execFile } from 'node:child_process';
 import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, delimiter, dirname, join, resolve } from 'node:path';
@@ -12,6 +12,7 @@ import { COMPONENTS, type Component } from '../../model/contract.js';
 import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { cliContext, type CliContext } from '../context.js';
+import { registerCache } from './models-cache.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -58,6 +59,7 @@ export function register(program: Command): void {
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
     .option('--overwrite', 'replace an existing folder')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
+  registerCache(models);
 }
 
 interface ComponentSummary {
