@@ -65,6 +65,24 @@ export interface Backend {
   run(handle: BlockHandle, inputs: NamedTensors, options?: RunOptions): Promise<NamedTensors>;
   unload(handle: BlockHandle): Promise<void>;
   stats(): BlockStats[];
+  /**
+   * Resolves once the backend's threads have started and set up their runtime (never rejects), so that a memory
+   * budget sees that memory in use before it admits the first load. Absent: nothing starts in the background.
+   */
+  ready?(): Promise<void>;
+  /**
+   * Has the backend's threads free their unreachable JS memory now (tensors of finished runs), where they can; never
+   * rejects. V8 frees such buffers only when its own heuristics say so, which a memory budget cannot wait for.
+   */
+  collectGarbage?(): Promise<void>;
   /** Releases every loaded block and background thread. */
   close(): Promise<void>;
+}
+
+/** The optional memory hooks of `backend`, for a wrapper that forwards them. */
+export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage'> {
+  return {
+    ...(backend.ready && { ready: () => backend.ready!() }),
+    ...(backend.collectGarbage && { collectGarbage: () => backend.collectGarbage!() }),
+  };
 }

@@ -202,6 +202,7 @@ export class OnnxBackend implements Backend {
   readonly #blocks = new Map<number, LoadedBlock>();
   readonly #stats: LoadedBlock['stats'][] = [];
   #nextHandle = 1;
+  #warm: Promise<void> | undefined;
 
   constructor(options: OnnxBackendOptions = {}) {
     this.#provider = options.executionProvider ?? 'cpu';
@@ -286,6 +287,18 @@ export class OnnxBackend implements Backend {
 
   stats(): BlockStats[] {
     return this.#stats.map((stats) => ({ ...stats, runMs: [...stats.runMs] }));
+  }
+
+  /** Starts ORT in every worker (see onnx-worker's warm()); a worker that cannot fails its first real load instead. */
+  ready(): Promise<void> {
+    this.#warm ??= Promise.all(
+      this.#channels.map((channel) => channel.request({ type: 'warm', options: this.#options }).catch(() => undefined)),
+    ).then(() => undefined);
+    return this.#warm;
+  }
+
+  async collectGarbage(): Promise<void> {
+    await Promise.all(this.#channels.map((channel) => channel.request({ type: 'gc' }).catch(() => undefined)));
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@ import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { GenerateSession, createCheckedJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
+import type { VideoSize } from '../../pipeline/timesteps.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { Backend } from '../../runtime/backend.js';
 import { claimPath, type Claim } from '../../video/claim.js';
@@ -154,7 +155,7 @@ interface BatchRun {
 async function generateAll(run: BatchRun): Promise<Batch> {
   const { flags, preset, file, todo, outputs, results, resultsFile, watch, timeline, context } = run;
   const model = await loadModelToRun(flags.model, context.logger);
-  const cidl = cidlSettings(flags, preset, model);
+  const cidl = cidlSettings(flags, preset, model, todo.flatMap((job) => jobSize(flags, job, model)));
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
   const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
   const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
@@ -279,6 +280,15 @@ async function sortJobs(
 }
 
 /** The batch's flags with the line's overrides. */
+/** The job's video size, for the memory budget's check before any work; none when its line is invalid (reported at its turn). */
+function jobSize(flags: JobFlags, job: PlannedJob, model: Model): VideoSize[] {
+  try {
+    return [settingsFor(job.entry.prompt, jobFlags(flags, job.entry), model)];
+  } catch {
+    return [];
+  }
+}
+
 function jobFlags(flags: JobFlags, entry: BatchEntry): JobFlags {
   return {
     ...flags,

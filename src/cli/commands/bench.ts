@@ -90,7 +90,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   // The model's defaults for everything but what the flags set (bench has no --cfg-scale, --fps, --aes).
   const settings = settingsFor(BENCH_PROMPT, { ...flags, timestepTransform: 'opensora' }, model);
   const withCidl = configs.some((config) => config === 'cidl' || config === 'all');
-  const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model) : undefined;
+  const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model, [settings]) : undefined;
   const ffmpeg = await findFfmpeg(flags.ffmpeg);
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
 

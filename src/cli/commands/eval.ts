@@ -140,7 +140,7 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
     model,
   );
   const withCidl = configs.some((config) => evalPreset(config).cidl);
-  const cidl = withCidl ? cidlSettings({ ci: true, dl: true }, PRESETS.paper, model) : undefined;
+  const cidl = withCidl ? cidlSettings({ ci: true, dl: true }, PRESETS.paper, model, [settings]) : undefined;
   const ffmpeg = flags.saveVideos === undefined ? undefined : await findFfmpeg(flags.ffmpeg);
   if (flags.saveVideos !== undefined) await makeOutputFolder(flags.saveVideos);
 

@@ -237,7 +237,7 @@ interface GenerateRun {
 async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
   const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
-  const cidl = cidlSettings(flags, preset, model);
+  const cidl = cidlSettings(flags, preset, model, [settings]);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Outputs are claimed already; an unusable backend (CoreML outside macOS, or on a macOS older than the model's
