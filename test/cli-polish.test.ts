@@ -32,6 +32,8 @@ const COMMANDS = [
   ['models', 'verify'],
   ['models', 'list'],
   ['models', 'make-synthetic'],
+  ['models', 'pull'],
+  ['models', 'convert'],
   ['models', 'cache'],
   ['models', 'cache', 'prune'],
   ['serve'],
@@ -104,11 +106,11 @@ describe('models', () => {
     ]); // each folder listed once
   });
 
-  it('make-synthetic: a DEPENDENCY error naming what to install when Python cannot import torch', async () => {
+  it('make-synthetic: a DEPENDENCY error naming what to install when there is no Python', async () => {
     const result = await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', join(root, 'syn')], {
       PYTHON: join(root, 'no-python'),
     });
-    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'needs Python with torch and onnx', 'apt-get install python3-torch');
+    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'needs Python 3 with torch, onnx, numpy and jsonschema', 'apt-get install python3-torch');
     expectOneLineError(
       await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', join(root, 'syn'), '--hidden', '100']),
       ERROR_EXIT_CODES.USAGE,

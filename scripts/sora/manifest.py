@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
@@ -61,6 +62,8 @@ MAX_REPORTED_ERRORS = 5
 PACKAGE_SUFFIX = ".mlpackage"
 # The ML Program weight file inside an .mlpackage (absent when a program has no weights).
 PACKAGE_WEIGHTS = "Data/com.apple.CoreML/weights/weight.bin"
+# Custom schema keyword carrying the bound on a declared tensor's elements (MAX_ELEMENTS_KEYWORD in manifest-schema.ts).
+MAX_ELEMENTS_KEYWORD = "x-maxElements"
 # MLComputeUnits a block may ask for on the CoreML backend (`computeUnits`; src/native/coreml.ts COMPUTE_UNITS).
 COMPUTE_UNITS = ("all", "cpu", "cpu-gpu", "cpu-ane")
 
@@ -342,6 +345,39 @@ def _check_schema(manifest: Dict[str, Any], schema_path: Path) -> None:
             f"/{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in errors[:MAX_REPORTED_ERRORS]
         )
         raise ManifestError(f"manifest does not match {schema_path}: {listed}")
+    max_elements = _schema_keyword(schema, MAX_ELEMENTS_KEYWORD)
+    if isinstance(max_elements, int):
+        _check_tensor_sizes(manifest, max_elements)
+
+
+def _schema_keyword(schema: Any, keyword: str) -> Any:
+    """The first value of a custom keyword anywhere in the schema (the zod schema puts bounds it cannot express there)."""
+    if isinstance(schema, Mapping):
+        if keyword in schema:
+            return schema[keyword]
+        children: Sequence[Any] = list(schema.values())
+    elif isinstance(schema, list):
+        children = schema
+    else:
+        return None
+    for child in children:
+        found = _schema_keyword(child, keyword)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_tensor_sizes(manifest: Dict[str, Any], max_elements: int) -> None:
+    """Declared shapes' fixed dimensions multiplied (src/model/manifest-schema.ts checks the same bound)."""
+    for block in manifest["blocks"]:
+        for side in ("inputs", "outputs"):
+            for spec in block[side]:
+                elements = math.prod(dim for dim in spec["shape"] if isinstance(dim, int))
+                if elements > max_elements:
+                    raise ManifestError(
+                        f"block {block['name']}: {side} {spec['name']!r} shape {spec['shape']} holds more than "
+                        f"{max_elements} elements"
+                    )
 
 
 def _check_consistency(manifest: Dict[str, Any]) -> None:
@@ -377,12 +413,14 @@ def check_can_write(
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ManifestError(f"{path} exists but cannot be read ({error}); pass overwrite=True to replace it") from error
+        raise ManifestError(
+            f"{path} exists but cannot be read ({error}); run again with --overwrite to replace it"
+        ) from error
     if not isinstance(existing, dict) or existing.get("name") != name or existing.get("architecture") != architecture:
         found = existing.get("name") if isinstance(existing, dict) else None
         raise ManifestError(
             f"{path} describes a different model ({found!r}, not {name!r} with this architecture); "
-            "pass overwrite=True to replace it"
+            "run again with --overwrite to replace it"
         )
 
 

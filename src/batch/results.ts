@@ -23,6 +23,9 @@ export interface BatchResult {
   /** Per component, as in the sidecar; the first prompt's include loading the blocks. */
   readonly timingsMs?: Record<string, number>;
   readonly error?: { readonly code: ErrorCode; readonly message: string };
+  /** Queued batches: how often the job was started (retries and workers that died count), and who finished it. */
+  readonly attempts?: number;
+  readonly worker?: string;
 }
 
 export function resultsJsonl(results: readonly BatchResult[]): string {

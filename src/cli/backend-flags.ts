@@ -16,17 +16,27 @@ export const JOB_BACKEND_KINDS = [...BACKEND_KINDS, 'remote'] as const;
 /** The runner's token when the flag is not given: a flag shows in `ps`, the environment does not. */
 export const TOKEN_ENV = 'ONDEVICE_SORA_TOKEN';
 
-export function addBackendOptions(command: Command): Command {
+function addRuntimeOptions(command: Command): Command {
   return command
-    .option('--backend <name>', `${JOB_BACKEND_KINDS.join(' | ')}: ONNX Runtime, CoreML (macOS), or a runner (serve, the iPhone app) (default: onnx)`)
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
     .option(
       '--compute-units <units>',
       `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
-    )
+    );
+}
+
+export function addBackendOptions(command: Command): Command {
+  return addRuntimeOptions(
+    command.option('--backend <name>', `${JOB_BACKEND_KINDS.join(' | ')}: ONNX Runtime, CoreML (macOS), or a runner (serve, the iPhone app) (default: onnx)`),
+  )
     .option('--connect <address>', 'remote: the runner at HOST:PORT or unix:PATH (ondevice-sora serve)')
     .option('--device <udid>', `remote: the iPhone runner app over USB, by UDID, or auto (the only one attached); port ${DEFAULT_RUNNER_PORT}`)
     .option('--token <token>', `remote: the token the runner requires (default: $${TOKEN_ENV})`);
+}
+
+/** The queue worker's: its blocks run in its own process. */
+export function addLocalBackendOptions(command: Command): Command {
+  return addRuntimeOptions(command.option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx'));
 }
 
 const connectFlag = z
@@ -48,6 +58,19 @@ export const BACKEND_FLAGS = {
   device: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a device UDID or auto').optional(),
   token: z.string().min(1, 'must not be empty').optional(),
 };
+
+export const LOCAL_BACKEND_FLAGS = {
+  backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
+  executionProvider: BACKEND_FLAGS.executionProvider,
+  computeUnits: BACKEND_FLAGS.computeUnits,
+};
+
+const LocalBackendFlagsSchema = z.object(LOCAL_BACKEND_FLAGS);
+
+/** What addLocalBackendOptions' flags ask for. */
+export function localBackendChoice(flags: z.infer<typeof LocalBackendFlagsSchema>): Exclude<JobBackendChoice, { backend: 'remote' }> {
+  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+}
 
 const BackendFlagsSchema = z.object(BACKEND_FLAGS);
 export type BackendFlags = z.infer<typeof BackendFlagsSchema>;

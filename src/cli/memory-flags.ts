@@ -2,25 +2,33 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
+import { COMPONENTS, type Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import type { GenerateResult } from '../pipeline/generate.js';
-import { refuseBudgetBelowOneBlock, type CidlSettings } from '../pipeline/ci-dl.js';
+import type { CidlSettings } from '../pipeline/ci-dl.js';
+import { latentShapeFor } from '../pipeline/latent.js';
+import { refuseBudgetBeforeWork, runGeometry } from '../pipeline/memory-estimates.js';
+import type { VideoSize } from '../pipeline/timesteps.js';
 import { DEFAULT_BUDGET_FRACTION, localMemoryMeter, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
 import type { JobMemory } from '../pipeline/session.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { Timeline } from '../pipeline/timeline.js';
 import type { Preset } from '../policies/presets.js';
 
-export function addMemoryOptions(command: Command): Command {
-  return command
+export function addMemoryOptions(command: Command, { trace = true } = {}): Command {
+  command
     .option(
       '--memory-budget <size>',
       'cap on peak memory (RSS), e.g. 3.3G or 800M, or -1G for 1G below what is available; turns CI-DL on ' +
         `(default with CI-DL: in use + ${DEFAULT_BUDGET_FRACTION * 100}% of available)`,
     )
     .option('--no-ci', 'CI-DL: do not load the next block while one runs')
-    .option('--no-dl', 'CI-DL: keep no block resident between steps')
-    .option('--trace', 'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json');
+    .option('--no-dl', 'CI-DL: keep no block resident between steps');
+  if (!trace) return command;
+  return command.option(
+    '--trace',
+    'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json',
+  );
 }
 
 /** Zod fields for the flags schema of `generate`; commander gives `ci`/`dl` false for `--no-ci`/`--no-dl`. */
@@ -36,13 +44,15 @@ export type MemoryFlags = z.infer<typeof MemoryFlagsSchema>;
 
 /**
  * CI-DL runs when the preset asks for it (`--preset paper`) or a budget is given; then the budget is resolved and
- * checked against the model before any block is loaded. Without CI-DL every block stays loaded until its
- * component is done, and the ablation flags would change nothing, so they are refused.
+ * checked, before any block is loaded, against the model's blocks and the first runs at each of `sizes` (the videos
+ * the command will make; see memory-estimates.ts). Without CI-DL every block stays loaded until its component is
+ * done, and the ablation flags would change nothing, so they are refused.
  */
 export function cidlSettings(
   flags: MemoryFlags,
   preset: Preset,
   model: Model,
+  sizes: readonly VideoSize[] = [],
   meter: MemoryMeter = localMemoryMeter,
 ): CidlSettings | undefined {
   if (!cidlRequested(flags, preset)) {
@@ -51,7 +61,16 @@ export function cidlSettings(
     return undefined;
   }
   const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' }, meter);
-  refuseBudgetBelowOneBlock(budget, model.blocks.map(blockSource), meter.inUse());
+  const inUse = meter.inUse();
+  const blocks = (component: Component) => model.blocks.filter((b) => b.component === component).map(blockSource);
+  for (const latent of sizes.length > 0 ? sizes.map(latentShapeFor) : [undefined]) {
+    const components = COMPONENTS.map((label) => ({
+      label,
+      blocks: blocks(label),
+      geometry: latent && runGeometry(model, latent, label),
+    }));
+    refuseBudgetBeforeWork(budget, inUse, components);
+  }
   return { budget, concurrent: flags.ci, dynamicLoading: flags.dl };
 }
 
@@ -60,8 +79,8 @@ export function cidlRequested(flags: Pick<MemoryFlags, 'memoryBudget'>, preset: 
 }
 
 /** cidlSettings for openJobBackend: resolved once the process that runs the blocks is known. */
-export function jobMemory(flags: MemoryFlags, preset: Preset, model: Model): JobMemory {
-  return { requested: cidlRequested(flags, preset), settings: (meter) => cidlSettings(flags, preset, model, meter) };
+export function jobMemory(flags: MemoryFlags, preset: Preset, model: Model, sizes: readonly VideoSize[] = []): JobMemory {
+  return { requested: cidlRequested(flags, preset), settings: (meter) => cidlSettings(flags, preset, model, sizes, meter) };
 }
 
 /** The sidecar's `memory` (peak RSS; with CI-DL the budget and each component's report) and, with --trace, `trace`. */

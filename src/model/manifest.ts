@@ -5,16 +5,15 @@
  * A folder of the published CoreML packages needs no manifest.json: its manifest is derived (published-layout.ts).
  * A CoreML block's file entry is its package folder: `bytes` totals the files inside, `sha256` is the package digest.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { displayPath } from '../display-path.js';
-import { errorMessage, SoraError, type ErrorCode } from '../errors.js';
+import { errnoCode, errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { BlockSource } from '../runtime/backend.js';
 import { packageContentHash } from '../runtime/coreml-cache.js';
 import { componentOf, contractIO, contractName, nameMismatch, requiredBlocks } from './contract.js';
-import { errnoCode, isInside } from './folder.js';
+import { checkHashesOnFirstUse, hashMismatch, recordVerifiedFile, sha256File, type HashCheck } from './file-hashes.js';
+import { isInside } from './folder.js';
 import {
   ManifestSchema,
   type BlockDescription,
@@ -275,7 +274,7 @@ export async function verifyModel(model: Model, onFile?: (file: ModelFile) => vo
   if (model.source.kind === 'published-coreml') {
     return { checked: 'structure', ...(await checkPackageStructure(model, onFile)) };
   }
-  const entries = [...model.tokenizer.files, ...model.blocks.flatMap((block) => block.files)];
+  const entries = modelFiles(model);
   const hashes = new Map<string, string>();
   const mismatches: { file: ModelFile; actual: string }[] = [];
   let bytes = 0;
@@ -288,24 +287,27 @@ export async function verifyModel(model: Model, onFile?: (file: ModelFile) => vo
       bytes += file.bytes;
     }
     if (actual !== file.sha256) mismatches.push({ file, actual });
+    else await recordVerifiedFile(file.path, actual);
   }
   const [first, ...rest] = mismatches;
   if (first !== undefined) {
     const more = rest.length > 0 ? ` (and ${rest.length} more mismatching file entr${rest.length > 1 ? 'ies' : 'y'})` : '';
-    throw new ManifestProblems(model.manifestPath).error(
-      'MODEL',
-      `${first.file.field}.sha256`,
-      `${first.file.relativePath} has sha256 ${first.actual}, the manifest says ${first.file.sha256}${more}`,
-    );
+    throw hashMismatch(model.manifestPath, first.file, first.actual, more);
   }
   await checkPackageStructure(model);
   return { checked: 'sha256', files: hashes.size, bytes };
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+function modelFiles(model: Model): ModelFile[] {
+  return [...model.tokenizer.files, ...model.blocks.flatMap((block) => block.files)];
+}
+
+/**
+ * Before a model is used: sizes were compared when it loaded; contents are hashed on first use of each file version
+ * and remembered (src/model/file-hashes.ts). A derived manifest records no hashes: nothing to compare.
+ */
+export function checkModelHashes(model: Model, cacheDir?: string): Promise<HashCheck> {
+  return checkHashesOnFirstUse(model.manifestPath, modelFiles(model), cacheDir);
 }
 
 /** What the backend needs to load a block and check it against the contract. */

@@ -7,9 +7,9 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { displayPath } from '../display-path.js';
-import { errorMessage, SoraError } from '../errors.js';
+import { errnoCode, errorMessage, SoraError } from '../errors.js';
 import { componentOf, requiredBlocks, type BlockKind } from './contract.js';
-import { errnoCode, isInside } from './folder.js';
+import { isInside } from './folder.js';
 import type { Manifest, ModelDescription, TensorSpec } from './manifest-schema.js';
 import type { Model, ModelFile } from './manifest.js';
 

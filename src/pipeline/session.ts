@@ -13,7 +13,8 @@ import { localMemoryMeter } from './memory-budget.js';
 import type { BlockProvider } from './block-provider.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
-import { budgetReserve, type CidlSettings } from './ci-dl.js';
+import type { CidlSettings } from './ci-dl.js';
+import { budgetReserve, enableGarbageCollection } from './memory-budget.js';
 import {
   blockProvider,
   generate,
@@ -21,6 +22,7 @@ import {
   type ComponentProviders,
   type GenerateJob,
   type GenerateResult,
+  type GenerateSettings,
 } from './generate.js';
 
 /**
@@ -49,6 +51,7 @@ export function createJobBackend(
   // Under a budget that binds, a resident ONNX block must hold only its weights, not also an arena of its largest
   // activations; under an ample one the arenas are kept, as without CI-DL.
   const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
+  if (cidl !== undefined) enableGarbageCollection(); // before the backend starts its workers
   return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
 }
 
@@ -166,10 +169,10 @@ export class GenerateSession implements ComponentProviders {
     }
   }
 
-  provider(component: Component): BlockProvider {
+  provider(component: Component, settings: GenerateSettings): BlockProvider {
     let provider = this.#providers.get(component);
     if (provider === undefined) {
-      provider = blockProvider(this.#backend, this.#setup, component);
+      provider = blockProvider(this.#backend, this.#setup, component, settings);
       this.#providers.set(component, provider);
     }
     return provider;

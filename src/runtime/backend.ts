@@ -148,6 +148,16 @@ export interface Backend {
    * caps that process. Absent: this process.
    */
   readonly memory?: MemoryMeter;
+  /**
+   * Resolves once the backend's threads have started and set up their runtime (never rejects), so that a memory
+   * budget sees that memory in use before it admits the first load. Absent: nothing starts in the background.
+   */
+  ready?(): Promise<void>;
+  /**
+   * Has the backend's threads free their unreachable JS memory now (tensors of finished runs), where they can; never
+   * rejects. V8 frees such buffers only when its own heuristics say so, which a memory budget cannot wait for.
+   */
+  collectGarbage?(): Promise<void>;
   /** Releases every loaded block, resident tensor and background thread. */
   close(): Promise<void>;
 }
@@ -194,6 +204,15 @@ export function wrapBackend(inner: Backend, overrides: Partial<Operations>): Bac
     transfers: () => inner.transfers(),
     stats: () => inner.stats(),
     close: () => inner.close(),
+    ...memoryHooks(inner),
     ...overrides,
+  };
+}
+
+/** The optional memory hooks of `backend`, for a wrapper that forwards them. */
+export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage'> {
+  return {
+    ...(backend.ready && { ready: () => backend.ready!() }),
+    ...(backend.collectGarbage && { collectGarbage: () => backend.collectGarbage!() }),
   };
 }

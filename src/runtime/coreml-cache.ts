@@ -11,15 +11,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { basename, join, relative, sep } from 'node:path';
 import { z } from 'zod';
+import { toolCacheDir } from '../cache-dir.js';
 import { packageSpecPath } from './coreml-package.js';
 
 /** ~/Library/Caches/ondevice-sora/coreml on macOS, $XDG_CACHE_HOME (or ~/.cache)/ondevice-sora/coreml elsewhere. */
 export function defaultCoreMLCacheDir(): string {
-  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Caches', 'ondevice-sora', 'coreml');
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ondevice-sora', 'coreml');
+  return toolCacheDir('coreml');
 }
 
 const ENTRIES = 'entries';

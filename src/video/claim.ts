@@ -35,6 +35,8 @@ const ClaimRecord = z.object({
   processStart: z.string().optional(),
   /** The name, in the same folder, of the claim's temporary output. */
   part: z.string(),
+  /** The queue job (`worker`) this claim writes for. */
+  job: z.string().optional(),
 });
 type ClaimRecord = z.infer<typeof ClaimRecord>;
 
@@ -89,6 +91,12 @@ export interface ClaimOptions {
   readonly command: string;
   /** Wait this long for a live holder to release it (a file every run updates briefly); default: fail at once. */
   readonly waitMs?: number;
+  /**
+   * The queue job this claim writes for. A claim naming the same job is taken over, on whatever host it was made:
+   * the queue hands a job to one worker at a time, so its holder is an attempt the queue gave up on (a killed or
+   * cut-off worker), and its temporary is removed with it.
+   */
+  readonly job?: string;
 }
 
 /** Claims `path` for this process, or fails with an IO error naming the live holder. */
@@ -107,6 +115,7 @@ export async function claimPath(path: string, options: ClaimOptions): Promise<Cl
     command: options.command,
     ...(start !== undefined && { processStart: start }),
     part: basename(partPath),
+    ...(options.job !== undefined && { job: options.job }),
   };
   const deadline = Date.now() + (options.waitMs ?? 0);
   for (;;) {
@@ -124,7 +133,7 @@ export async function claimPath(path: string, options: ClaimOptions): Promise<Cl
           'remove it if nothing is writing there',
       );
     }
-    if (!isAlive(holder)) {
+    if (!isAlive(holder) || (options.job !== undefined && holder.job === options.job)) {
       await removeStale(lockPath, holder);
       continue;
     }

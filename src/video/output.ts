@@ -42,10 +42,14 @@ export class OutputFiles {
     return this.video.partPath;
   }
 
-  /** Claims the output and its sidecar; `command` names this run to a second claimant. */
-  static async claim(path: string, sidecarPath: string, shape: OutputShape, command: string): Promise<OutputFiles> {
-    const video = await claimPath(path, { command });
-    const sidecar = await claimPath(sidecarPath, { command }).catch((error: unknown) => {
+  /**
+   * Claims the output and its sidecar; `command` names this run to a second claimant, `job` the queue job it
+   * writes for (claim.ts: a later attempt of that job takes the claims over).
+   */
+  static async claim(path: string, sidecarPath: string, shape: OutputShape, command: string, job?: string): Promise<OutputFiles> {
+    const options = { command, ...(job !== undefined && { job }) };
+    const video = await claimPath(path, options);
+    const sidecar = await claimPath(sidecarPath, options).catch((error: unknown) => {
       video.release();
       throw error;
     });

@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
+import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import { findFfprobe } from './ffmpeg.js';
 import { spawnTiedToParent } from './tied-child.js';
@@ -59,8 +60,23 @@ async function writePngFrames(frames: Frames, spec: VideoSpec, { path, signal }:
   const raw = { width: spec.width, height: spec.height, channels: 3 } as const;
   for (const [index, frame] of frames.entries()) {
     signal?.throwIfAborted();
-    await sharp(frame, { raw }).png().toFile(join(path, pngFrameName(index)));
+    const file = join(path, pngFrameName(index));
+    await sharp(frame, { raw })
+      .png()
+      .toFile(file)
+      .catch((error: unknown) => {
+        throw new SoraError('IO', `cannot write ${displayPath(file)}: ${libvipsReason(error)}`, { cause: error });
+      });
   }
+}
+
+/**
+ * sharp's errors carry no errno code, only libvips' lines (`…: write error`, `system error: No space left on
+ * device`, …): the system's own words are the useful part.
+ */
+function libvipsReason(error: unknown): string {
+  const message = errorMessage(error);
+  return /system error: (.+)/.exec(message)?.[1]?.trim() ?? message.split('\n')[0]!;
 }
 
 async function encodeWithFfmpeg(

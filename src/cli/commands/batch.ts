@@ -10,11 +10,13 @@ import { ResultsFile } from '../../batch/results-file.js';
 import { summaryTable, type BatchResult, type BatchStatus } from '../../batch/results.js';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, isSoraError, SoraError } from '../../errors.js';
-import { loadModel, type Model } from '../../model/manifest.js';
+import type { Model } from '../../model/manifest.js';
+import type { GenerateProgress } from '../../pipeline/generate.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { GenerateSession, openJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
+import type { VideoSize } from '../../pipeline/timesteps.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { Backend } from '../../runtime/backend.js';
 import { claimPath, type Claim } from '../../video/claim.js';
@@ -31,35 +33,48 @@ import { jobBackendChoice } from '../backend-flags.js';
 import { jobMemory, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
-import { defaultModelDir } from '../../model/default-model.js';
-import { addJobOptions, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { addJobOptions, FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
-export function register(program: Command): void {
+/** A planned batch handed to a job queue instead of run here (batch-queue.ts, which builds on this module). */
+export interface QueuedBatch {
+  readonly file: string;
+  readonly folder: string;
+  readonly flags: BatchFlags;
+  readonly options: Record<string, unknown>;
+  readonly jobs: readonly PlannedJob[];
+  readonly problems: readonly LineProblem[];
+  /** Every line of the prompt file, for results.jsonl (ResultsFile). */
+  readonly lines: ReadonlySet<number>;
+  readonly context: CliContext;
+}
+
+export function register(program: Command, runQueued: (batch: QueuedBatch) => Promise<void>): Command {
   const command = program
     .command('batch')
     .description('generate one video per prompt in a file, keeping the model loaded from one prompt to the next')
     .argument('<file>', 'prompts: .txt (one per line, # comments), .jsonl or .csv (prompt plus per-line overrides)')
-    .requiredOption('-o, --output <folder>', 'folder for the videos, their sidecars and results.jsonl (made if missing)')
+    // Checked by the flags schema rather than commander, which would demand it of `batch status` too.
+    .option('-o, --output <folder>', 'folder for the videos, their sidecars and results.jsonl (made if missing; required)')
     .option('--format <format>', `${VIDEO_FORMATS.join(' | ')}, for lines that name no output extension`, 'mp4')
     .option('--resume', 'skip prompts whose sidecar shows an earlier run finished them')
     .option('--shard <i/n>', 'take only every n-th prompt line, starting at the i-th (1-based), to split across machines');
-  addJobOptions(command).action(async (file: string, options: Record<string, unknown>, self: Command) =>
-    runBatch(file, options, cliContext(self)),
+  return addJobOptions(command).action(async (file: string, options: Record<string, unknown>, self: Command) =>
+    runBatch(file, options, cliContext(self), runQueued),
   );
 }
 
 const FlagsSchema = z.object({
   ...JOB_FLAGS,
-  output: z.string().min(1, 'must name a folder'),
+  output: z.string('is required: the folder for the videos').min(1, 'must name a folder'),
   format: FORMAT_FLAG,
   resume: z.boolean().optional(),
   shard: shardFlag.optional(),
 });
-type Flags = z.infer<typeof FlagsSchema>;
+export type BatchFlags = z.infer<typeof FlagsSchema>;
 
 /** Everything a prompt's job needs that is the same for the whole batch. */
-interface Batch {
-  readonly flags: Flags;
+export interface Batch {
+  readonly flags: BatchFlags;
   readonly file: string;
   readonly model: Model;
   readonly preset: Preset;
@@ -68,6 +83,8 @@ interface Batch {
   readonly backend: Backend;
   readonly session: GenerateSession;
   readonly context: CliContext;
+  /** Sees every progress event (a queue worker reports them to the queue). */
+  readonly onProgress?: (progress: GenerateProgress) => void;
 }
 
 /** A batch's trace is replaced by the next run's, but only if it is a trace (Timeline.toChromeTrace's JSON). */
@@ -79,7 +96,12 @@ const TRACE_OUTPUT: OutputKind = {
   },
 };
 
-async function runBatch(file: string, options: Record<string, unknown>, context: CliContext): Promise<void> {
+async function runBatch(
+  file: string,
+  options: Record<string, unknown>,
+  context: CliContext,
+  runQueued: (batch: QueuedBatch) => Promise<void>,
+): Promise<void> {
   const flags = parseFlags(FlagsSchema, options);
   const preset = presetFromFlags(flags);
   const prompts = await readPromptFile(file);
@@ -90,6 +112,8 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   const problems = [...prompts.problems.filter((problem) => inShard(problem.index, flags.shard)), ...plan.problems];
   if (entries.length === 0 && problems.length === 0) return reportEmptyShard(prompts.entries.length + prompts.problems.length, flags, context);
   for (const problem of problems) context.error(`${problem.message} (line skipped, the batch goes on)`);
+  const lines = new Set([...prompts.entries, ...prompts.problems].map((entry) => entry.line));
+  if (options.queue !== undefined) return runQueued({ file: promptFile, folder, flags, options, jobs: plan.jobs, problems, lines, context });
 
   // Before any model work: every output claimed (a second run into the same files fails here, naming this one),
   // what is there checked, and results.jsonl updated, which proves the folder takes new files.
@@ -100,7 +124,6 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
   try {
     for (const job of plan.jobs) outputs.set(job, await OutputFiles.claim(job.path, job.sidecarPath, job.format === 'frames' ? 'directory' : 'file', 'batch'));
     if (flags.trace === true) trace = await claimTrace(join(folder, traceFileName(flags.shard)));
-    const lines = new Set([...prompts.entries, ...prompts.problems].map((entry) => entry.line));
     const resultsFile = new ResultsFile(join(folder, RESULTS_FILE), promptFile, lines);
     const results = new Map<number, BatchResult>(problems.map((problem) => [problem.line, invalid(promptFile, problem)]));
     const todo = await sortJobs(plan.jobs, outputs, flags, results, promptFile, context);
@@ -108,7 +131,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
     const timeline = trace === undefined ? undefined : new Timeline();
     const batch = await generateAll({ flags, preset, file: promptFile, todo, outputs, results, resultsFile, watch, timeline, context });
     if (trace !== undefined && timeline !== undefined) await writeClaimed(trace, JSON.stringify(timeline.toChromeTrace()));
-    report(batch, resultsFile.path, ordered(results), watch, trace?.path);
+    report({ context, file: promptFile, folder }, resultsFile.path, ordered(results), watch.signal, trace?.path);
   } finally {
     for (const output of outputs.values()) await output.discard();
     trace?.release();
@@ -117,7 +140,7 @@ async function runBatch(file: string, options: Record<string, unknown>, context:
 }
 
 interface BatchRun {
-  readonly flags: Flags;
+  readonly flags: BatchFlags;
   readonly preset: Preset;
   readonly file: string;
   readonly todo: readonly PlannedJob[];
@@ -132,10 +155,11 @@ interface BatchRun {
 /** Loads the model once and runs the prompts in turn, recording each result as it comes; a signal stops the rest. */
 async function generateAll(run: BatchRun): Promise<Batch> {
   const { flags, preset, file, todo, outputs, results, resultsFile, watch, timeline, context } = run;
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   const choice = jobBackendChoice(flags);
+  const sizes = todo.flatMap((job) => jobSize(flags, job, model));
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model), model, context.logger);
+  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model, sizes), model, context.logger);
   const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
   const batch: Batch = { flags, file, model, preset, cidl, ffmpeg, backend, session, context };
   try {
@@ -153,7 +177,7 @@ async function generateAll(run: BatchRun): Promise<Batch> {
   return batch;
 }
 
-function ordered(results: ReadonlyMap<number, BatchResult>): BatchResult[] {
+export function ordered(results: ReadonlyMap<number, BatchResult>): BatchResult[] {
   return [...results.values()].sort((a, b) => a.line - b.line);
 }
 
@@ -169,13 +193,20 @@ async function claimTrace(path: string): Promise<Claim> {
 }
 
 /** `--shard I/N` on a file with fewer than I prompt lines: nothing to do, and no folder or results made for it. */
-function reportEmptyShard(promptLines: number, flags: Flags, context: CliContext): void {
+function reportEmptyShard(promptLines: number, flags: BatchFlags, context: CliContext): void {
   const shard = `${flags.shard!.index}/${flags.shard!.count}`;
   const lines = `${promptLines} prompt line${promptLines === 1 ? '' : 's'}`;
   context.result(`0 prompts: shard ${shard} takes none of the file's ${lines}; nothing to do`, { ok: true, shard, prompts: [] });
 }
 
-function report(batch: Batch, resultsFile: string, results: readonly BatchResult[], watch: InterruptionWatch, trace?: string): void {
+/** The summary table; a batch with a prompt not done (or stopped by a signal) fails with the first reason. */
+export function report(
+  batch: { readonly context: CliContext; readonly file: string; readonly folder: string },
+  resultsFile: string,
+  results: readonly BatchResult[],
+  stopped: AbortSignal,
+  trace?: string,
+): void {
   const { context } = batch;
   const failures = results.filter((result) => result.status !== 'done' && result.status !== 'skipped');
   const paint = (status: BatchStatus): string =>
@@ -183,12 +214,12 @@ function report(batch: Batch, resultsFile: string, results: readonly BatchResult
   context.result(summaryTable(results, resultsFile, paint), {
     ok: failures.length === 0,
     file: batch.file,
-    folder: resolve(batch.flags.output),
+    folder: batch.folder,
     results: resultsFile,
     ...(trace && { trace }),
     prompts: results,
   });
-  const signal = watch.signal.aborted ? (watch.signal.reason as SoraError) : undefined;
+  const signal = stopped.aborted ? (stopped.reason as SoraError) : undefined;
   const first = failures.find((result) => result.error !== undefined);
   if (first?.error === undefined && signal === undefined) return;
   const where = first === undefined || first.status === 'invalid' ? '' : `line ${first.line}: `;
@@ -208,7 +239,7 @@ function report(batch: Batch, resultsFile: string, results: readonly BatchResult
 async function sortJobs(
   jobs: readonly PlannedJob[],
   outputs: ReadonlyMap<PlannedJob, OutputFiles>,
-  flags: Flags,
+  flags: BatchFlags,
   results: Map<number, BatchResult>,
   file: string,
   context: CliContext,
@@ -251,6 +282,15 @@ async function sortJobs(
 }
 
 /** The batch's flags with the line's overrides. */
+/** The job's video size, for the memory budget's check before any work; none when its line is invalid (reported at its turn). */
+function jobSize(flags: JobFlags, job: PlannedJob, model: Model): VideoSize[] {
+  try {
+    return [settingsFor(job.entry.prompt, jobFlags(flags, job.entry), model)];
+  } catch {
+    return [];
+  }
+}
+
 function jobFlags(flags: JobFlags, entry: BatchEntry): JobFlags {
   return {
     ...flags,
@@ -261,12 +301,12 @@ function jobFlags(flags: JobFlags, entry: BatchEntry): JobFlags {
   };
 }
 
-function asSoraError(error: unknown): SoraError {
+export function asSoraError(error: unknown): SoraError {
   return isSoraError(error) ? error : new SoraError('INTERNAL', `unexpected error: ${errorMessage(error)}`, { cause: error });
 }
 
 /** One prompt: its output written and committed, or a failed result; a signal gets past it only as `interrupted`. */
-async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles): Promise<BatchResult> {
+export async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles): Promise<BatchResult> {
   const { flags, model, preset, cidl, ffmpeg, backend, session, context } = batch;
   const base = pending(batch.file, job);
   const progress = progressDisplay(process.stderr);
@@ -278,7 +318,10 @@ async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles): Promi
       video: { format: job.format, path: output.tempPath, ...(ffmpeg && { ffmpegPath: ffmpeg.path }) },
       policies: stepPolicies(preset, latentShapeFor(settings).frames, context.logger),
       signal: output.interrupted,
-      ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
+      onProgress: (event) => {
+        if (!context.options.quiet) progress.update(event);
+        batch.onProgress?.(event);
+      },
     });
     const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
     await checkFrameCount(output.tempPath, job.format, result.frames, ffmpeg?.path);
@@ -297,11 +340,11 @@ async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles): Promi
   }
 }
 
-function pending(file: string, job: PlannedJob): BatchResult {
+export function pending(file: string, job: PlannedJob): BatchResult {
   const { line, prompt } = job.entry;
   return { file, line, status: 'pending', prompt, output: job.path, sidecar: job.sidecarPath };
 }
 
-function invalid(file: string, problem: LineProblem): BatchResult {
+export function invalid(file: string, problem: LineProblem): BatchResult {
   return { file, line: problem.line, status: 'invalid', error: { code: 'INPUT', message: problem.message } };
 }

@@ -18,7 +18,6 @@ import {
 import { runBench, type SessionRun } from '../../bench/run.js';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
-import { loadModel } from '../../model/manifest.js';
 import type { ChromeTrace } from '../../pipeline/timeline.js';
 import { PRESETS } from '../../policies/presets.js';
 import { findFfmpeg } from '../../video/ffmpeg.js';
@@ -34,8 +33,7 @@ import { createCheckedJobBackend, openJobBackend, type JobBackendChoice } from '
 import type { Logger } from '../../logging.js';
 import type { Model } from '../../model/manifest.js';
 import type { Backend } from '../../runtime/backend.js';
-import { defaultModelDir } from '../../model/default-model.js';
-import { JOB_FLAGS, MODEL_HELP, settingsFor } from './generate.js';
+import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
 
 /** Fixed, so runs on different machines or days generate the same thing. */
 const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
@@ -95,11 +93,11 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
     throw new SoraError('USAGE', '--trace: needs -o <folder> to write trace.json into');
   }
   const configs: MatrixConfig[] = ['baseline', ...(flags.matrix ?? []).filter((config) => config !== 'baseline')];
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   // The model's defaults for everything but what the flags set (bench has no --cfg-scale, --fps, --aes).
   const settings = settingsFor(BENCH_PROMPT, { ...flags, timestepTransform: 'opensora' }, model);
   const withCidl = configs.some((config) => config === 'cidl' || config === 'all');
-  const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model) : undefined;
+  const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model, [settings]) : undefined;
   const choice = jobBackendChoice(flags);
   const ffmpeg = await findFfmpeg(flags.ffmpeg);
   if (flags.output !== undefined) await makeOutputFolder(flags.output);

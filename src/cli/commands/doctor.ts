@@ -14,6 +14,7 @@ import { availableMemory, nativeStatus } from '../../native/memory.js';
 import { cacheUsage, defaultCoreMLCacheDir } from '../../runtime/coreml-cache.js';
 import { macosSatisfies, macosVersion, modelRequirement, type ModelRequirement } from '../../runtime/coreml-package.js';
 import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
+import { disableOrtTelemetry } from '../../runtime/ort-telemetry.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { cliContext, type CliContext } from '../context.js';
 import { parseFlags } from '../flags.js';
@@ -69,6 +70,7 @@ type Ort = typeof import('onnxruntime-node');
 
 async function checkOnnxRuntime(): Promise<{ check: Check; ort: Ort | undefined }> {
   try {
+    disableOrtTelemetry();
     const ort = await import('onnxruntime-node');
     const backends = ort.listSupportedBackends();
     const names = (bundled: boolean): string =>

@@ -6,7 +6,9 @@ import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir, MODEL_ENV, SHIPPED_MODELS } from '../../model/default-model.js';
-import { loadModel, type Model } from '../../model/manifest.js';
+import { LIMITS } from '../../model/limits.js';
+import { checkModelHashes, loadModel, type Model } from '../../model/manifest.js';
+import type { Logger } from '../../logging.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
@@ -25,7 +27,7 @@ import { checkReplaceable, fileOutput } from '../../video/replaceable.js';
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
 import { checkFrameCount, VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
-import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
+import { integerFlag, numberFlag, numFramesFlag, parseFlags, resolutionFlag, stepsFlag } from '../flags.js';
 import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
 import { addMemoryOptions, jobMemory, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
@@ -35,6 +37,19 @@ import { progressDisplay } from '../progress.js';
 export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export const FFMPEG_HELP = 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)';
+
+/**
+ * The model a command runs: loaded (structure, contract and file sizes checked), then each file's sha256 compared
+ * the first time this version of it is used (src/model/file-hashes.ts).
+ */
+export async function loadModelToRun(dir: string | undefined, logger: Logger): Promise<Model> {
+  const model = await loadModel(dir ?? defaultModelDir());
+  const hashes = await checkModelHashes(model);
+  logger.debug(hashes, 'model files: sha256 checked on first use');
+  return model;
+}
 
 export function register(program: Command): void {
   const command = program
@@ -67,26 +82,26 @@ export function addJobOptions(command: Command): Command {
       'opensora',
     )
     .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)')
-    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
+    .option('--ffmpeg <path>', FFMPEG_HELP);
   return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
 }
 
-const AES_MESSAGE = 'must be a number from 0 to 10';
+const AES_MESSAGE = `must be a number from 0 to ${LIMITS.aestheticScore}`;
+const CFG_MESSAGE = `must be a number from 0 to ${LIMITS.cfgScale}`;
+const FPS_MESSAGE = `must be a number above 0, at most ${LIMITS.fps}`;
 
 /** Zod fields of the options addJobOptions adds. */
 export const JOB_FLAGS = {
   model: z.string().min(1, 'must name a folder').optional(),
-  steps: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer').optional(),
-  cfgScale: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  steps: stepsFlag.optional(),
+  cfgScale: numberFlag(CFG_MESSAGE, (value) => value >= 0 && value <= LIMITS.cfgScale).optional(),
   seed: integerFlag(0, MAX_SEED, `must be an integer from 0 to ${MAX_SEED}`).optional(),
-  numFrames: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer')
-    .refine((value) => value % 17 === 0, 'must be a multiple of 17 (the VAE makes 17 frames from 5 latent frames)')
-    .optional(),
+  numFrames: numFramesFlag.optional(),
   resolution: resolutionFlag.optional(),
-  fps: numberFlag('must be a number above 0, at most 240', (value) => value > 0 && value <= 240).optional(),
+  fps: numberFlag(FPS_MESSAGE, (value) => value > 0 && value <= LIMITS.fps).optional(),
   // Commander gives false for --no-aes, the string for --aes, true when neither was given.
   aes: z
-    .union([z.boolean(), numberFlag(AES_MESSAGE, (value) => value >= 0 && value <= 10)], AES_MESSAGE)
+    .union([z.boolean(), numberFlag(AES_MESSAGE, (value) => value >= 0 && value <= LIMITS.aestheticScore)], AES_MESSAGE)
     .optional(),
   timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
   overwrite: z.boolean().optional(),
@@ -203,14 +218,14 @@ interface GenerateRun {
 }
 
 async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
   const choice = jobBackendChoice(flags);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Outputs are claimed already; an unusable backend (CoreML outside macOS, or on a macOS older than the model's
   // packages need, a runner that cannot be reached or serves another model) fails here and the claims are given back.
-  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model), model, context.logger);
+  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model, [settings]), model, context.logger);
 
   const progress = progressDisplay(process.stderr);
   let result: GenerateResult;
