@@ -82,7 +82,8 @@ MARGIN = 1.0
 
 HELDOUT_COUNT = 64
 HELDOUT_SEED = 20260
-WORLD_VERSION = 1
+# 2: `geometry` (the trajectory ranges above), which the strict evaluator measures motion and size against.
+WORLD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,12 @@ def world_description(heldout: Sequence[Attributes]) -> dict:
             m.name: {"phrase": m.phrases[0], "kind": m.kind, "direction": list(m.direction)} for m in MOTIONS
         },
         "caption_template": CAPTION_TEMPLATE,
+        "geometry": {
+            "half_size": list(HALF_SIZE_RANGE),
+            "grow_half_size": list(GROW_RANGE),
+            "travel": list(TRAVEL_RANGE),
+            "margin": MARGIN,
+        },
         "heldout": [
             {"prompt": a.caption(), "shape": a.shape, "colour": a.colour, "background": a.background, "motion": a.motion}
             for a in heldout

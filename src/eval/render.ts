@@ -45,27 +45,32 @@ export function scoreLines(score: VideoScore, paint: Paint): string {
   const votes = Object.entries(shape.votes)
     .map(([name, count]) => `${name} ${count}`)
     .join(', ');
+  const signed = (value: number): string => `${value >= 0 ? '+' : ''}${value.toFixed(1)}`;
   const travel =
     motion.displacement === null
       ? 'no track'
-      : `travel ${motion.displacement.map((d) => `${d >= 0 ? '+' : ''}${d.toFixed(1)}`).join(', ')} px` +
+      : `travel ${motion.displacement.map(signed).join(', ')} px` +
         (motion.angleErrorDeg === null ? '' : `, ${Math.round(motion.angleErrorDeg)}° off`) +
-        (motion.areaRatio === null ? '' : `, area ×${motion.areaRatio.toFixed(2)}`);
+        (motion.trackRms === null ? '' : `, ${motion.trackRms.toFixed(1)} px off a straight line`) +
+        (motion.sizeRatio === null ? '' : `, size ×${motion.sizeRatio.toFixed(2)}`);
+  const geometry =
+    shape.aspect === null || shape.iou === null || shape.radialCv === null
+      ? 'no measurable frame'
+      : `aspect ${shape.aspect.toFixed(2)}, IoU with an upright ${shape.expected} ${shape.iou.toFixed(2)}, radius varies ${percent(shape.radialCv)}`;
   const rows: [string, boolean, string][] = [
     ['background', background.pass, `${found(background.detected)} (expected ${background.expected}; border rgb ${rgbText(background.rgb)})`],
     ['colour', colour.pass, `${found(colour.detected)} (expected ${colour.expected}; object rgb ${rgbText(colour.rgb)})`],
     [
       'shape',
       shape.pass,
-      `${found(shape.detected)} (expected ${shape.expected}; frames voting ${votes}` +
-        `${shape.meanIou === null ? '' : `; IoU with a ${shape.expected} ${shape.meanIou.toFixed(2)}`})`,
+      `${found(shape.detected)} (expected ${shape.expected}; of ${shape.measurable} measurable frames: ${votes}; median ${geometry})`,
     ],
     ['motion', motion.pass, `${found(motion.detected)} (expected ${motion.expected}; ${travel})`],
     [
       'consistency',
       consistency.pass,
-      `object in ${percent(consistency.presence)} of frames, steady area in ${percent(consistency.steadyArea)} of transitions, ` +
-        `same colour in ${percent(consistency.steadyColour)} of its frames`,
+      `object in ${percent(consistency.presence)} of frames, steady area in ${percent(consistency.steadyArea)} and steady ` +
+        `position in ${percent(consistency.steadyPosition)} of transitions, same colour in ${percent(consistency.steadyColour)} of its frames`,
     ],
   ];
   const lines = rows.map(([name, pass, text]) => `${name.padEnd(12)} ${mark(pass)}  ${text}`);

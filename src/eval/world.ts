@@ -43,9 +43,29 @@ const HeldoutSchema = z.object({
 });
 export type HeldoutPrompt = z.infer<typeof HeldoutSchema>;
 
+const Range = z
+  .tuple([z.number().positive(), z.number().positive()])
+  .readonly()
+  .refine(([low, high]) => low <= high, 'must be [low, high] with low ≤ high');
+
+/** The world's trajectories, which the evaluator measures sizes and motion against. */
+const GeometrySchema = z.object({
+  /** Half the width of a shape that does not grow or shrink, px. */
+  half_size: Range,
+  /** Half-width at the start and at the end of a growing clip (a shrinking one runs backwards), px. */
+  grow_half_size: Range,
+  /** How far a moving shape's centre travels over the clip, px. */
+  travel: Range,
+  /** Least gap between a shape and the frame's edge, px. */
+  margin: z.number().nonnegative(),
+});
+export type WorldGeometry = z.infer<typeof GeometrySchema>;
+
+export const WORLD_VERSION = 2;
+
 export const WorldSchema = z
   .object({
-    version: z.literal(1),
+    version: z.literal(WORLD_VERSION, `must be ${WORLD_VERSION} (re-export the model's world.json with scripts/train_shapes.py --stage export)`),
     // The generation resolution is size × size: the VAE scales by 8 and STDiT patches are 2×2.
     size: z.int().positive().refine((size) => size % 16 === 0, 'must be a multiple of 16'),
     fps: z.number().positive().max(240),
@@ -57,6 +77,7 @@ export const WorldSchema = z
     shapes: z.array(z.enum(SHAPES, `must be one of: ${SHAPES.join(', ')}`)).min(1),
     motions: z.record(z.string().min(1), MotionSchema).refine((motions) => Object.keys(motions).length >= 1, 'needs a motion'),
     caption_template: z.string(),
+    geometry: GeometrySchema,
     heldout: z.array(HeldoutSchema).min(1),
   })
   .superRefine((world, context) => {
