@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import onnx
 from onnx import TensorProto
@@ -259,11 +259,13 @@ def build_manifest(
     pad_id: int = 0,
     eos_id: int = 1,
     defaults: Defaults = Defaults(),
+    vocabulary: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Manifest for files already written into model_dir; blocks keep the given (execution) order."""
+    """Manifest for files already written into model_dir; blocks keep the given (execution) order. `vocabulary`
+    (words, objectWords, maxObjects) is for a model trained on a closed world, whose prompts the CLI checks."""
     model_dir = Path(model_dir)
     facts = _FileFacts(model_dir)
-    return {
+    manifest = {
         "format": FORMAT,
         "formatVersion": FORMAT_VERSION,
         "name": name,
@@ -278,6 +280,9 @@ def build_manifest(
         "blocks": [_block_dict(model_dir, block, facts) for block in blocks],
         "defaults": _defaults_dict(defaults),
     }
+    if vocabulary is not None:
+        manifest["vocabulary"] = vocabulary
+    return manifest
 
 
 def _check_schema(manifest: Dict[str, Any], schema_path: Path) -> None:

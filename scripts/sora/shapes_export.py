@@ -11,7 +11,7 @@ from typing import Any, Dict
 from sora.manifest import Defaults, architecture_dict, build_manifest, check_can_write, write_manifest
 from sora.onnx_export import export_units, model_units
 from sora.shapes_training import load_text_and_dit, load_vae, log
-from sora.shapes_world import FPS, NUM_FRAMES, SIZE, caption_words, write_world
+from sora.shapes_world import FPS, NUM_FRAMES, SHAPES, SIZE, caption_words, write_world
 from sora.tokenizer_builder import write_tokenizer
 
 MODEL_NAME = "shapes"
@@ -36,6 +36,10 @@ DEFAULTS = Defaults(
     num_frames_choices=(NUM_FRAMES,),
 )
 
+# The words of every training caption (junk words aside, which training teaches the model to ignore) and the one
+# object a scene holds: `generate` warns about prompts outside them.
+VOCABULARY = {"words": sorted(caption_words()), "objectWords": list(SHAPES), "maxObjects": 1}
+
 
 def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False) -> Dict[str, Any]:
     t5, stdit = load_text_and_dit(work)
@@ -46,7 +50,8 @@ def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False) -> D
     write_tokenizer(out_dir, TOKENIZER_VOCAB, caption_words())
     specs = export_units(model_units(t5, stdit, vae), out_dir)
     manifest = build_manifest(
-        out_dir, name=MODEL_NAME, description=DESCRIPTION, blocks=specs, defaults=DEFAULTS, **configs
+        out_dir, name=MODEL_NAME, description=DESCRIPTION, blocks=specs, defaults=DEFAULTS, vocabulary=VOCABULARY,
+        **configs,
     )
     write_manifest(out_dir, manifest, overwrite=True)
     write_world(out_dir / WORLD_FILE)

@@ -72,6 +72,19 @@ const quirks = z.strictObject({
   appTimestepTransform: z.enum(TIMESTEP_TRANSFORMS),
 });
 
+/**
+ * What a model trained on a closed world knows: its words and how many objects a scene may hold. A model trained
+ * on open captions (real Open-Sora weights) has none, and its prompts are never checked.
+ */
+const vocabulary = z.strictObject({
+  // Every word of its training captions, lowercase letters only.
+  words: z.array(z.string().regex(/^[a-z]+$/, 'must be a lowercase word')).min(1),
+  // The words among them that name an object ("circle", "square").
+  objectWords: z.array(z.string().regex(/^[a-z]+$/, 'must be a lowercase word')),
+  // The most objects one of its videos shows.
+  maxObjects: positive,
+});
+
 const resolution = z.string().regex(/^[1-9][0-9]*x[1-9][0-9]*$/, 'must look like 256x256');
 
 const defaults = z.strictObject({
@@ -101,6 +114,7 @@ export const ManifestSchema = z
     blocks: z.array(block).min(1),
     defaults,
     quirks: quirks.optional(),
+    vocabulary: vocabulary.optional(),
   })
   .meta({
     title: 'ondevice-sora model manifest',
@@ -112,6 +126,7 @@ export type ManifestBlock = Manifest['blocks'][number];
 export type ManifestFile = z.infer<typeof fileEntry>;
 export type TensorSpec = z.infer<typeof tensorSpec>;
 export type Quirks = z.infer<typeof quirks>;
+export type Vocabulary = z.infer<typeof vocabulary>;
 
 /** A file as the loader works with it: read from manifest.json it has a sha256; derived from a folder it has none. */
 export type FileRef = Omit<ManifestFile, 'sha256'> & { readonly sha256?: string };

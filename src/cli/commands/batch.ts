@@ -25,6 +25,7 @@ import { cidlSettings, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 import { defaultModelDir } from '../../model/default-model.js';
+import { checkDeclaredSize, checkPromptVocabulary } from '../model-limits.js';
 import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 export const RESULTS_FILE = 'results.jsonl';
@@ -180,6 +181,9 @@ async function runJob(batch: Batch, job: PlannedJob): Promise<BatchResult> {
   const progress = progressDisplay(process.stderr);
   try {
     const settings = settingsFor(job.entry.prompt, jobFlags(flags, job.entry), model);
+    const line = { line: job.entry.line };
+    checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger, line);
+    checkPromptVocabulary(job.entry.prompt, model, flags.strictPrompt === true, context.logger, line);
     output = await OutputFiles.prepare(job.path, job.sidecarPath, job.format === 'frames' ? 'directory' : 'file', flags.overwrite === true);
     const result = await session.run({
       settings,

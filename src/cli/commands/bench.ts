@@ -27,6 +27,7 @@ import { collectVersions } from '../../video/sidecar.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
+import { jobLines } from '../progress.js';
 import { defaultModelDir } from '../../model/default-model.js';
 import { JOB_FLAGS, MODEL_HELP, settingsFor } from './generate.js';
 
@@ -96,6 +97,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
 
   const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-'));
+  const line = jobLines();
   let runs: SessionRun[];
   try {
     runs = await runBench({
@@ -107,7 +109,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       ffmpegPath: ffmpeg.path,
       workDir,
       logger: context.logger,
-      onSession: (config, rep, index, total) => context.status(`[${index}/${total}] ${CONFIG_LABELS[config]}, repetition ${rep}`),
+      onSession: (config, rep, index, total) => context.progress(line(index, total, `${CONFIG_LABELS[config]}, repetition ${rep}`)),
     });
   } finally {
     await rm(workDir, { recursive: true, force: true });

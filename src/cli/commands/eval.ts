@@ -25,6 +25,7 @@ import { findFfmpeg } from '../../video/ffmpeg.js';
 import { makeOutputFolder, writeFileAtomically } from '../../video/output.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
+import { jobLines } from '../progress.js';
 import { cidlSettings } from '../memory-flags.js';
 import { JOB_FLAGS, MODEL_HELP, settingsFor } from './generate.js';
 
@@ -145,6 +146,7 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
   if (flags.saveVideos !== undefined) await makeOutputFolder(flags.saveVideos);
 
   const scratchDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-eval-'));
+  const line = jobLines();
   let runs: EvalRun[];
   try {
     runs = await runEval({
@@ -158,14 +160,14 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
       ...(flags.saveVideos !== undefined && ffmpeg !== undefined && { saveVideos: { dir: resolve(flags.saveVideos), ffmpegPath: ffmpeg.path } }),
       scratchDir,
       logger: context.logger,
-      onJob: (job, index, total) => context.status(`[${index}/${total}] ${job.config}: prompt ${job.promptIndex + 1}, seed ${job.seed}`),
+      onJob: (job, index, total) => context.progress(line(index, total, `${job.config}: prompt ${job.promptIndex + 1}, seed ${job.seed}`)),
     });
   } finally {
     await rm(scratchDir, { recursive: true, force: true });
   }
 
   const report = EvalReportSchema.parse({
-    schemaVersion: 1,
+    schemaVersion: 2,
     createdAt: new Date().toISOString(),
     model: { name: model.name, dir: model.dir },
     world: { path: resolve(worldPath(flags)), heldout: world.heldout.length },

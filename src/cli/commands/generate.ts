@@ -29,6 +29,7 @@ import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
 import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
+import { checkDeclaredSize, checkPromptVocabulary, LIMIT_FLAGS_HELP } from '../model-limits.js';
 import { progressDisplay } from '../progress.js';
 
 /** Help text of --model, shared by every command that loads a model. */
@@ -70,7 +71,9 @@ export function addJobOptions(command: Command): Command {
     .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
     .option('--compute-units <units>', `CoreML: ${COMPUTE_UNITS.join(' | ')}`, 'all')
-    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
+    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)')
+    .option('--strict-prompt', LIMIT_FLAGS_HELP.strictPrompt)
+    .option('--allow-any-size', LIMIT_FLAGS_HELP.allowAnySize);
   return addMemoryOptions(addPolicyOptions(command));
 }
 
@@ -102,6 +105,8 @@ export const JOB_FLAGS = {
   executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
   computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`),
   ffmpeg: z.string().min(1, 'must name a file').optional(),
+  strictPrompt: z.boolean().optional(),
+  allowAnySize: z.boolean().optional(),
   ...POLICY_FLAGS,
   ...MEMORY_FLAGS,
 };
@@ -170,6 +175,8 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
   const model = await loadModel(flags.model ?? defaultModelDir());
   const settings = settingsFor(prompt, flags, model);
+  checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
+  checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
   const cidl = cidlSettings(flags, preset, model);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
