@@ -78,6 +78,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--spatial-steps", type=int, default=1000)
     parser.add_argument("--temporal-steps", type=int, default=480)
     parser.add_argument("--variants", type=int, default=2, help="videos encoded per training combination")
+    parser.add_argument(
+        "--pairs", type=int, default=0,
+        help="two-object training videos (the two-object world) besides the one-object ones; the model exported "
+        "then declares two objects and its world.json holds held-out two-object prompts",
+    )
     parser.add_argument("--dit-steps", type=int, default=4000)
     # 480 temporal steps took 10.3 min here: a budget that ran out first would leave the next stage nothing to start from.
     parser.add_argument("--minutes-vae", type=float, default=20.0, help="wall-clock budget per VAE stage")
@@ -97,7 +102,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     tokenizer = write_training_tokenizer(args.work)
     wanted = args.stage
-    videos = TrainingVideos(args.variants)
+    videos = TrainingVideos(args.variants, pairs=args.pairs)
     log(f"device {args.device}")
     for stage in wanted:
         log(f"stage {stage}")
@@ -123,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 scaling_weight=args.scaling_weight,
             )
         else:
-            export_shapes_model(args.work, args.out, args.overwrite)
+            export_shapes_model(args.work, args.out, args.overwrite, two_objects=args.pairs > 0)
     return 0
 
 

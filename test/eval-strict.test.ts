@@ -11,16 +11,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VideoFrames } from '../src/eval/frame-analysis.js';
-import { CRITERIA, scoreVideo, type Criterion } from '../src/eval/video-score.js';
-import { heldoutAttributes, loadWorld, type World } from '../src/eval/world.js';
-import { readWorldVideos, type WorldVideo } from '../src/eval/world-videos.js';
+import { CRITERIA, OBJECT_CRITERIA, scorePairVideo, scoreVideo, type Criterion } from '../src/eval/video-score.js';
+import { heldoutAttributes, loadWorld, pairAttributes, type HeldoutPrompt, type World } from '../src/eval/world.js';
+import { isPairEntry, readWorldVideos, type WorldVideo } from '../src/eval/world-videos.js';
 import { ROOT } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
 
 const PYTHON = '/usr/bin/python3';
 const run = promisify(execFile);
 
-type GroundTruth = WorldVideo;
+type GroundTruth = WorldVideo & { readonly entry: HeldoutPrompt };
 
 let root: string;
 let world: World;
@@ -40,7 +40,7 @@ beforeAll(async () => {
     problem = `${PYTHON} cannot render the world (install python3-numpy, see .ci/run): ${String(error)}`;
     return;
   }
-  truths = await readWorldVideos(root);
+  truths = (await readWorldVideos(root)).filter((truth): truth is GroundTruth => !isPairEntry(truth.entry));
 });
 
 afterAll(async () => {
@@ -115,5 +115,29 @@ describe('the strict evaluator on the world\'s own videos of the 64 held-out pro
       frames[at] = frames[at]!.map((_, p) => background[p % 3]!);
       expect(failing(truth, { ...truth.video, frames }), truth.entry.prompt).toEqual(['consistency']);
     });
+  });
+});
+
+describe('two-object scenes, scored object by object', () => {
+  it('the world\'s held-out two-object scenes score 1.0 on the background and on every criterion of both objects', async (context) => {
+    if (problem !== null) context.skip(problem);
+    const pairDir = join(root, 'pairs');
+    await run(PYTHON, [join(ROOT, 'scripts', 'render_shapes_world.py'), '--out', pairDir, '--seeds', '3', '--pairs', '--prompts', '16']);
+    const scenes = await readWorldVideos(pairDir);
+    expect(scenes).toHaveLength(16);
+    for (const { entry, video } of scenes) {
+      if (!isPairEntry(entry)) throw new Error('not a pair');
+      const expected = pairAttributes(entry);
+      const score = scorePairVideo(video, expected, world);
+      const failed = score.objects.flatMap((object, i) => OBJECT_CRITERIA.filter((c) => !object[c].pass).map((c) => `object ${i + 1} ${c}`));
+      expect(failed, entry.prompt).toEqual([]);
+      expect(score.overall).toBe(1);
+      // Each object judged against the other's shape, motion and colour fails what differs, only for that object.
+      const [first, second] = expected;
+      const swapped = scorePairVideo(video, [{ ...first, shape: second.shape, motion: second.motion }, second], world);
+      expect(swapped.objects[1], entry.prompt).toEqual(score.objects[1]);
+      if (first.shape !== second.shape) expect(swapped.objects[0].shape.pass, entry.prompt).toBe(false);
+      await new Promise((done) => setImmediate(done));
+    }
   });
 });

@@ -41,7 +41,8 @@ DEFAULTS = Defaults(
 VOCABULARY = {"words": sorted(caption_words()), "objectWords": list(SHAPES), "maxObjects": 1}
 
 
-def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False) -> Dict[str, Any]:
+def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False, two_objects: bool = False) -> Dict[str, Any]:
+    """`two_objects`: the model was trained on the two-object world too (train_shapes.py --pairs)."""
     t5, stdit = load_text_and_dit(work)
     vae, _, _ = load_vae(work)
     configs = dict(t5=t5.config, stdit=stdit.config, vae=vae.cfg)
@@ -50,10 +51,10 @@ def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False) -> D
     write_tokenizer(out_dir, TOKENIZER_VOCAB, caption_words())
     specs = export_units(model_units(t5, stdit, vae), out_dir)
     manifest = build_manifest(
-        out_dir, name=MODEL_NAME, description=DESCRIPTION, blocks=specs, defaults=DEFAULTS, vocabulary=VOCABULARY,
-        **configs,
+        out_dir, name=MODEL_NAME, description=DESCRIPTION, blocks=specs, defaults=DEFAULTS,
+        vocabulary={**VOCABULARY, "maxObjects": 2 if two_objects else 1}, **configs,
     )
     write_manifest(out_dir, manifest, overwrite=True)
-    write_world(out_dir / WORLD_FILE)
+    write_world(out_dir / WORLD_FILE, two_objects)
     log(f"exported {out_dir}: {len(specs)} blocks")
     return manifest

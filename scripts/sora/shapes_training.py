@@ -35,9 +35,12 @@ from sora.shapes_world import (
     NUM_FRAMES,
     SIZE,
     Attributes,
+    Pair,
+    Scene,
     sample_video,
     training_caption,
     training_combinations,
+    training_pairs,
 )
 from sora.stdit3 import MASK_VALUE, STDiT3, stdit_block_pair, stdit_part1, stdit_part2
 from sora.t5_encoder import T5EncoderModel, additive_mask
@@ -151,15 +154,17 @@ def _render_job(job: Tuple[Attributes, int]) -> np.ndarray:
 
 
 class TrainingVideos:
-    """The training set, rendered once in parallel: every training combination × `variants` trajectories.
+    """The training set, rendered once in parallel: every training combination × `variants` trajectories, and
+    `pairs` two-object scenes (the two-object world; none by default).
 
     All stages draw from these videos (the latents stage encodes exactly them), so rendering happens once per run
     instead of in every step, where it would keep a GPU waiting. It happens on first use: a run whose VAE and
     latents stages are finished already renders nothing."""
 
-    def __init__(self, variants: int, workers: Optional[int] = None):
+    def __init__(self, variants: int, workers: Optional[int] = None, pairs: int = 0):
         combos = training_combinations()
-        self.jobs = [(combo, 1000 * index + 7) for index, combo in enumerate(c for _ in range(variants) for c in combos)]
+        scenes: List[Scene] = [c for _ in range(variants) for c in combos] + list(training_pairs(pairs))
+        self.jobs = [(scene, 1000 * index + 7) for index, scene in enumerate(scenes)]
         self.workers = workers
 
     @functools.cached_property
@@ -171,7 +176,7 @@ class TrainingVideos:
         return videos
 
     @property
-    def attrs(self) -> List[Attributes]:
+    def attrs(self) -> List[Scene]:
         return [combo for combo, _ in self.jobs]
 
     def clip(self, rng: random.Random, frames: int) -> np.ndarray:
@@ -519,6 +524,10 @@ def build_text_and_dit(seed: int = 3) -> Tuple[T5EncoderModel, STDiT3]:
 SCALING_MOTIONS = ("growing", "shrinking")
 
 
+def _scales(scene: Scene) -> bool:
+    return any(a.motion in SCALING_MOTIONS for a in (scene.objects if isinstance(scene, Pair) else (scene,)))
+
+
 # TDTM in training: Open-Sora 1.2 was trained on many frame counts and frame rates, so attention over the ⌊T/2⌋
 # merged frames of TDTM stays within what it has seen. A model trained on one length only (the shapes model: 15 latent
 # frames) has not: run with TDTM, its objects stopped moving. Training a share of steps through the merged forward
@@ -544,12 +553,12 @@ def train_dit(
     scale = torch.tensor(stats["scale"]).reshape(1, 4, 1, 1, 1)
     latents = torch.stack(data["latents"]).float()
     latents = ((latents - shift) / scale).to(device)
-    attrs: List[Attributes] = data["attrs"]
+    attrs: List[Scene] = data["attrs"]
     t5, stdit = modules_from_folder(init_from)[:2] if init_from else build_text_and_dit()
     t5.to(device)
     stdit.to(device)
     params = [*t5.parameters(), *stdit.parameters()]
-    draw_weights = [scaling_weight if a.motion in SCALING_MOTIONS else 1.0 for a in attrs]
+    draw_weights = [scaling_weight if _scales(scene) else 1.0 for scene in attrs]
     opt = _adamw(params, lr)
     ema = {"t5": copy.deepcopy(t5.state_dict()), "stdit": copy.deepcopy(stdit.state_dict())}
     rng = random.Random(4)

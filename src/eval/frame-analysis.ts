@@ -86,10 +86,19 @@ export function nearestColour(rgb: Rgb, palette: Palette, exclude?: string): { r
   return best;
 }
 
-export function analyseVideo(video: VideoFrames, palette: Palette): VideoAnalysis {
+/**
+ * One object among several of different colours (the two-object world): only pixels nearer `colour` than every
+ * colour of `others` can be this object.
+ */
+export interface Focus {
+  readonly colour: Rgb;
+  readonly others: readonly Rgb[];
+}
+
+export function analyseVideo(video: VideoFrames, palette: Palette, focus?: Focus): VideoAnalysis {
   const background = borderColour(video);
   const threshold = foregroundThreshold(background, palette);
-  const objects = video.frames.map((frame) => findObject(frame, video.width, video.height, background, threshold));
+  const objects = video.frames.map((frame) => findObject(frame, video.width, video.height, background, threshold, focus));
   return { background, threshold, objects };
 }
 
@@ -130,16 +139,22 @@ export function foregroundThreshold(background: Rgb, palette: Palette): number {
   return Math.min(MAX_THRESHOLD, other / 2);
 }
 
-/** The largest 4-connected foreground region that looks like one flat object, or null. */
-export function findObject(frame: Uint8Array, width: number, height: number, background: Rgb, threshold: number): FrameObject | null {
+/** The largest 4-connected foreground region that looks like one flat object (of the focus colour, if any), or null. */
+export function findObject(
+  frame: Uint8Array,
+  width: number,
+  height: number,
+  background: Rgb,
+  threshold: number,
+  focus?: Focus,
+): FrameObject | null {
   const pixels = width * height;
   const foreground = new Uint8Array(pixels);
   const limit = threshold * threshold;
   for (let i = 0; i < pixels; i++) {
-    const dr = frame[i * 3]! - background[0];
-    const dg = frame[i * 3 + 1]! - background[1];
-    const db = frame[i * 3 + 2]! - background[2];
-    foreground[i] = dr * dr + dg * dg + db * db > limit ? 1 : 0;
+    const rgb: Rgb = [frame[i * 3]!, frame[i * 3 + 1]!, frame[i * 3 + 2]!];
+    const differs = colourDistance(rgb, background) ** 2 > limit;
+    foreground[i] = differs && (focus === undefined || isNearest(rgb, focus)) ? 1 : 0;
   }
   const region = largestRegion(foreground, width);
   const scale = sizeScale(width, height);
@@ -163,6 +178,11 @@ export function findObject(frame: Uint8Array, width: number, height: number, bac
     touchesBorder,
     geometry: measurable ? measureGeometry(coverage, width, height) : null,
   };
+}
+
+function isNearest(rgb: Rgb, focus: Focus): boolean {
+  const own = colourDistance(rgb, focus.colour);
+  return focus.others.every((other) => own < colourDistance(rgb, other));
 }
 
 /** The mask grown by one pixel (8-neighbourhood): the rim pixels an object covers by less than the threshold. */

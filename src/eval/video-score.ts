@@ -7,7 +7,7 @@
  * against the world's trajectories (how far, which way, how steadily, how fast a shape grows); and a single frame
  * without the object fails consistency. Every threshold is a named constant below with the reason for its value.
  */
-import { analyseVideo, median, nearestColour, sizeScale, type FrameObject, type VideoFrames } from './frame-analysis.js';
+import { analyseVideo, median, nearestColour, sizeScale, type FrameObject, type VideoAnalysis, type VideoFrames } from './frame-analysis.js';
 import type { ShapeGeometry } from './shape-geometry.js';
 import { SHAPES, type Motion, type Rgb, type Shape, type VideoAttributes, type World, type WorldGeometry } from './world.js';
 
@@ -133,7 +133,35 @@ export interface VideoScore {
 }
 
 export function scoreVideo(video: VideoFrames, expected: VideoAttributes, world: World): VideoScore {
-  const analysis = analyseVideo(video, world.colours);
+  return scoreAnalysis(video, analyseVideo(video, world.colours), expected, world);
+}
+
+/** The criteria an object is scored on in a two-object scene; the background is the scene's. */
+export const OBJECT_CRITERIA = ['colour', 'shape', 'motion', 'consistency'] as const;
+
+export interface PairScore {
+  readonly background: VideoScore['background'];
+  /** Each expected object, looked for among the pixels nearer its colour than the other's: scored on its own. */
+  readonly objects: readonly [Pick<VideoScore, (typeof OBJECT_CRITERIA)[number]>, Pick<VideoScore, (typeof OBJECT_CRITERIA)[number]>];
+  /** Criteria passed out of 1 + 2 × 4, and that share. */
+  readonly passed: number;
+  readonly overall: number;
+}
+
+/** Scores a two-object scene object by object (the two-object world): each expected colour's own object. */
+export function scorePairVideo(video: VideoFrames, expected: readonly [VideoAttributes, VideoAttributes], world: World): PairScore {
+  const colours = expected.map((attributes) => world.colours[attributes.colour]!);
+  const scores = expected.map((attributes, i) => {
+    const focus = { colour: colours[i]!, others: colours.filter((_, j) => j !== i) };
+    return scoreAnalysis(video, analyseVideo(video, world.colours, focus), attributes, world);
+  });
+  const objects = scores.map(({ colour, shape, motion, consistency }) => ({ colour, shape, motion, consistency }));
+  const passed = Number(scores[0]!.background.pass) + objects.reduce((sum, object) => sum + OBJECT_CRITERIA.filter((c) => object[c].pass).length, 0);
+  const total = 1 + 2 * OBJECT_CRITERIA.length;
+  return { background: scores[0]!.background, objects: [objects[0]!, objects[1]!], passed, overall: passed / total };
+}
+
+function scoreAnalysis(video: VideoFrames, analysis: VideoAnalysis, expected: VideoAttributes, world: World): VideoScore {
   const background = paletteName(analysis.background, world);
   const found = analysis.objects.filter((object): object is FrameObject => object !== null);
   const channel = (c: number): number => median(found.map((object) => object.colour[c]!));

@@ -43,6 +43,15 @@ const HeldoutSchema = z.object({
 });
 export type HeldoutPrompt = z.infer<typeof HeldoutSchema>;
 
+const PairObjectSchema = z.object({ shape: z.string(), colour: z.string(), motion: z.string() });
+/** A held-out scene of the two-object world: two objects, each with its own colour, shape and motion. */
+const HeldoutPairSchema = z.object({
+  prompt: z.string().trim().min(1),
+  background: z.string(),
+  objects: z.tuple([PairObjectSchema, PairObjectSchema]),
+});
+export type HeldoutPair = z.infer<typeof HeldoutPairSchema>;
+
 const Range = z
   .tuple([z.number().positive(), z.number().positive()])
   .readonly()
@@ -79,28 +88,39 @@ export const WorldSchema = z
     caption_template: z.string(),
     geometry: GeometrySchema,
     heldout: z.array(HeldoutSchema).min(1),
+    /** 2 for a world (and a model) with two-object scenes too; their held-out scenes are heldout_pairs. */
+    max_objects: z.union([z.literal(1), z.literal(2)]).default(1),
+    heldout_pairs: z.array(HeldoutPairSchema).default([]),
   })
   .superRefine((world, context) => {
-    for (const [index, entry] of world.heldout.entries()) {
-      const unknown = (field: keyof HeldoutPrompt, known: readonly string[]): void => {
-        if (!known.includes(entry[field])) {
-          context.addIssue({
-            code: 'custom',
-            path: ['heldout', index, field],
-            message: `"${entry[field]}" is not one of: ${known.join(', ')}`,
-          });
-        }
-      };
-      unknown('shape', world.shapes);
-      unknown('colour', Object.keys(world.colours));
-      unknown('background', Object.keys(world.colours));
-      unknown('motion', Object.keys(world.motions));
-      if (entry.colour === entry.background) {
-        context.addIssue({ code: 'custom', path: ['heldout', index], message: 'object and background have the same colour' });
+    for (const [index, entry] of world.heldout.entries()) checkEntry(world, entry, ['heldout', index], context);
+    for (const [index, pair] of world.heldout_pairs.entries()) {
+      const entries = pair.objects.map((object) => ({ ...object, background: pair.background, prompt: pair.prompt }));
+      for (const [which, entry] of entries.entries()) checkEntry(world, entry, ['heldout_pairs', index, 'objects', which], context);
+      if (new Set([pair.background, ...pair.objects.map((object) => object.colour)]).size !== 3) {
+        context.addIssue({ code: 'custom', path: ['heldout_pairs', index], message: 'the two objects and the background need three different colours' });
       }
     }
   });
 export type World = z.infer<typeof WorldSchema>;
+
+type Known = Pick<World, 'shapes' | 'colours' | 'motions'>;
+
+/** Every attribute of a held-out entry names something the world defines; the object is not the background's colour. */
+function checkEntry(world: Known, entry: HeldoutPrompt, path: (string | number)[], context: z.RefinementCtx): void {
+  const unknown = (field: keyof HeldoutPrompt, known: readonly string[]): void => {
+    if (!known.includes(entry[field])) {
+      context.addIssue({ code: 'custom', path: [...path, field], message: `"${entry[field]}" is not one of: ${known.join(', ')}` });
+    }
+  };
+  unknown('shape', world.shapes);
+  unknown('colour', Object.keys(world.colours));
+  unknown('background', Object.keys(world.colours));
+  unknown('motion', Object.keys(world.motions));
+  if (entry.colour === entry.background) {
+    context.addIssue({ code: 'custom', path, message: 'object and background have the same colour' });
+  }
+}
 
 /** Reads and validates a world file; problems name the file and the field. */
 export async function loadWorld(path: string): Promise<World> {
@@ -133,6 +153,12 @@ export interface VideoAttributes {
   readonly background: string;
   /** A key of the world's motions. */
   readonly motion: string;
+}
+
+/** A held-out two-object scene's attributes, object by object. */
+export function pairAttributes(pair: HeldoutPair): readonly [VideoAttributes, VideoAttributes] {
+  const [first, second] = pair.objects.map((object) => heldoutAttributes({ ...object, background: pair.background, prompt: pair.prompt }));
+  return [first!, second!];
 }
 
 /** A held-out entry's attributes, typed (the schema has checked that they exist in the world). */

@@ -37,6 +37,8 @@ export const TEST_WORLD: World = {
   },
   caption_template: 'a {colour} {shape} {motion} on a {background} background',
   geometry: { half_size: [8, 12], grow_half_size: [5, 13], travel: [20, 32], margin: 1 },
+  max_objects: 1,
+  heldout_pairs: [],
   heldout: [
     { prompt: 'a red circle moving left on a black background', shape: 'circle', colour: 'red', background: 'black', motion: 'left' },
     { prompt: 'a yellow triangle growing on a blue background', shape: 'triangle', colour: 'yellow', background: 'blue', motion: 'growing' },
