@@ -28,6 +28,7 @@ import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
 import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
+import { jobLines } from '../progress.js';
 
 /** Fixed, so runs on different machines or days generate the same thing. */
 const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
@@ -95,6 +96,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
 
   const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-'));
+  const line = jobLines();
   let runs: SessionRun[];
   try {
     runs = await runBench({
@@ -106,7 +108,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       ffmpegPath: ffmpeg.path,
       workDir,
       logger: context.logger,
-      onSession: (config, rep, index, total) => context.status(`[${index}/${total}] ${CONFIG_LABELS[config]}, repetition ${rep}`),
+      onSession: (config, rep, index, total) => context.progress(line(index, total, `${CONFIG_LABELS[config]}, repetition ${rep}`)),
     });
   } finally {
     await rm(workDir, { recursive: true, force: true });

@@ -32,6 +32,7 @@ import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, numFramesFlag, parseFlags, resolutionFlag, stepsFlag } from '../flags.js';
 import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
+import { checkDeclaredSize, checkPromptVocabulary, LIMIT_FLAGS_HELP } from '../model-limits.js';
 import { progressDisplay } from '../progress.js';
 
 /** Help text of --model, shared by every command that loads a model. */
@@ -80,6 +81,8 @@ export function addJobOptions(command: Command): Command {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
+    .option('--strict-prompt', LIMIT_FLAGS_HELP.strictPrompt)
+    .option('--allow-any-size', LIMIT_FLAGS_HELP.allowAnySize)
     .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)');
   return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
 }
@@ -124,6 +127,8 @@ export const JOB_FLAGS = {
   executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
   computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
   ffmpeg: z.string().min(1, 'must name a file').optional(),
+  strictPrompt: z.boolean().optional(),
+  allowAnySize: z.boolean().optional(),
   ...POLICY_FLAGS,
   ...MEMORY_FLAGS,
 };
@@ -237,6 +242,8 @@ interface GenerateRun {
 async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
   const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
+  checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
+  checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
   const cidl = cidlSettings(flags, preset, model, [settings]);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
