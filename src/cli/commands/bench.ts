@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import sharp from 'sharp';
 import { z } from 'zod';
 import { componentRows, matrixRows } from '../../bench/analyze.js';
 import { componentsCsv, matrixCsv, matrixSvg, reportText } from '../../bench/render.js';
@@ -165,7 +164,7 @@ async function writeOutputs(folder: string, report: BenchReport, traced: readonl
     ['components.csv', componentsCsv(report.components)],
     ['matrix.csv', matrixCsv(report.matrix)],
     ['matrix.svg', svg],
-    ['matrix.png', await sharp(Buffer.from(svg)).png().toBuffer()],
+    ['matrix.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
     ...(traced === undefined ? [] : [['trace.json', JSON.stringify(mergedTrace(traced))] as [string, string]]),
   ];
   const paths: string[] = [];
