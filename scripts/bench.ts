@@ -9,12 +9,14 @@
  *    and onnx is missing (`models make-synthetic` exits with the DEPENDENCY status then).
  * 3. bench-results/memory.json: the memory budget, peak RSS sampled from outside at three budgets on models/shapes
  *    and on that synthetic model (scripts/bench-memory.ts).
+ * 4. bench-results/startup.json: `--help` against a bare Node start (scripts/bench-startup.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cli, paperWidthModel, runMemoryBench, standardCases } from './bench-memory.js';
+import { runStartupBench } from './bench-startup.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -43,6 +45,8 @@ async function main(): Promise<void> {
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+  console.log('\n== start-up: --help against a bare node');
+  await runStartupBench(15, join(ROOT, 'bench-results', 'startup.json'));
 }
 
 main().catch((error: unknown) => {

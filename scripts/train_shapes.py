@@ -78,39 +78,57 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--spatial-steps", type=int, default=1000)
     parser.add_argument("--temporal-steps", type=int, default=480)
     parser.add_argument("--variants", type=int, default=2, help="videos encoded per training combination")
+    parser.add_argument(
+        "--pairs", type=int, default=0,
+        help="two-object training videos (the two-object world) besides the one-object ones; the model exported "
+        "then declares two objects and its world.json holds held-out two-object prompts",
+    )
     parser.add_argument("--dit-steps", type=int, default=4000)
     # 480 temporal steps took 10.3 min here: a budget that ran out first would leave the next stage nothing to start from.
     parser.add_argument("--minutes-vae", type=float, default=20.0, help="wall-clock budget per VAE stage")
     parser.add_argument("--minutes-latents", type=float, default=20.0, help="wall-clock budget of the latents stage")
     parser.add_argument("--minutes-dit", type=float, default=100.0, help="wall-clock budget of this dit run")
+    parser.add_argument(
+        "--init-from", type=Path, default=None,
+        help="fine-tune a model folder (e.g. models/shapes): its VAE decoders stay as they are (the VAE stages train "
+        "encoders for them), its latent normalisation is kept, and the DiT starts from its T5 and STDiT weights",
+    )
+    parser.add_argument(
+        "--scaling-weight", type=float, default=1.0,
+        help="draw growing and shrinking videos this many times as often as others in DiT training",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     tokenizer = write_training_tokenizer(args.work)
     wanted = args.stage
-    videos = TrainingVideos(args.variants)
+    videos = TrainingVideos(args.variants, pairs=args.pairs)
     log(f"device {args.device}")
     for stage in wanted:
         log(f"stage {stage}")
         if stage == "vae-spatial":
             train_vae_spatial(
                 args.work, args.spatial_steps, args.minutes_vae * 60, args.vae_batch, videos=videos, device=args.device,
-                timed=args.timed,
+                timed=args.timed, init_from=args.init_from,
             )
         elif stage == "vae-temporal":
             train_vae_temporal(
                 args.work, args.temporal_steps, args.minutes_vae * 60, args.vae_batch // 2, videos=videos,
-                device=args.device, timed=args.timed,
+                device=args.device, timed=args.timed, init_from=args.init_from,
             )
         elif stage == "latents":
-            encode_training_set(args.work, args.variants, args.minutes_latents * 60, videos=videos, device=args.device)
+            encode_training_set(
+                args.work, args.variants, args.minutes_latents * 60, videos=videos, device=args.device,
+                init_from=args.init_from,
+            )
         elif stage == "dit":
             train_dit(
                 args.work, tokenizer, args.dit_steps, args.minutes_dit * 60, args.dit_batch, lr=args.dit_lr,
-                device=args.device, timed=args.timed, tdtm_share=args.tdtm_share,
+                device=args.device, timed=args.timed, tdtm_share=args.tdtm_share, init_from=args.init_from,
+                scaling_weight=args.scaling_weight,
             )
         else:
-            export_shapes_model(args.work, args.out, args.overwrite)
+            export_shapes_model(args.work, args.out, args.overwrite, two_objects=args.pairs > 0)
     return 0
 
 

@@ -86,7 +86,7 @@ describe('batch', () => {
         '{"prompt": "a red ball", "seed": 3, "steps": 1, "output": "ball.mp4"}',
         '{"prompt": "a cat", "sead": 3}',
         '{not json',
-        '{"prompt": "a dog", "resolution": "192x128", "output": "dog"}',
+        '{"prompt": "a dog", "resolution": "192x192", "output": "dog"}',
       ].join('\n'),
     );
     const result = await cli(['batch', file, '-o', out, ...FAST]);
@@ -103,7 +103,7 @@ describe('batch', () => {
     const ball = await sidecar(join(out, 'ball.json'));
     expect([ball.seed, ball.settings.steps, ball.settings.resolution]).toEqual([3, 1, '128x128']);
     const dog = await sidecar(join(out, 'dog.json'));
-    expect([dog.seed, dog.settings.steps, dog.settings.resolution]).toEqual([5, 2, '192x128']);
+    expect([dog.seed, dog.settings.steps, dog.settings.resolution]).toEqual([5, 2, '192x192']);
     expect(existsSync(join(out, 'dog.mp4'))).toBe(true);
   });
 

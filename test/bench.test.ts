@@ -27,6 +27,11 @@ describe('bench', () => {
     const result = await cli(['bench', '--json', '--steps', '4', '--resolution', '128x128', '--repeat', '1', '--matrix', '-o', out, '--trace']);
     expect(result.code, result.stderr).toBe(0);
     const report = BenchReportSchema.parse(JSON.parse(result.stdout));
+    // Piped, progress is one line per session (5 configurations × 1 repetition), with an ETA after the first.
+    const progress = result.stderr.split('\n').filter((line) => line.startsWith('['));
+    expect(progress).toHaveLength(MATRIX_CONFIGS.length);
+    expect(progress[0]).toMatch(/^\[1\/5\] \S.*, repetition 1$/);
+    expect(progress[4]).toMatch(/^\[5\/5\] .*, repetition 1 {2}ETA \d+:\d\d$/);
 
     expect(report.matrix.map((row) => row.config)).toEqual([...MATRIX_CONFIGS]);
     const row = (config: string) => report.matrix.find((r) => r.config === config)!;

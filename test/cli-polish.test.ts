@@ -71,15 +71,19 @@ describe('colour', () => {
 });
 
 describe('generate --preview', () => {
-  it('writes a contact sheet: up to 16 frames, 4 per row, each at most 160 px wide', async () => {
+  it('writes a contact sheet: up to 16 frames, 4 per row, each at most 160 px wide, with grey gutters', async () => {
     const video = join(root, 'ball.mp4');
     const preview = join(root, 'ball-sheet.png');
-    const result = await cli(['generate', 'a red ball', '-o', video, '--steps', '1', '--resolution', '192x128', '--seed', '1', '--preview', preview]);
+    const result = await cli(['generate', 'a red ball', '-o', video, '--steps', '1', '--resolution', '192x128', '--allow-any-size', '--seed', '1', '--preview', preview]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('preview: ');
     const meta = await sharp(preview).metadata();
-    // 17 frames → 16 shown in a 4×4 grid; 192×128 frames are downscaled to 160×107.
-    expect([meta.format, meta.width, meta.height, meta.channels]).toEqual(['png', 640, 428, 3]);
+    // 17 frames → 16 shown in a 4×4 grid; 192×128 frames are downscaled to 160×107, with 4-px gutters around each.
+    expect([meta.format, meta.width, meta.height, meta.channels]).toEqual(['png', 4 * 160 + 5 * 4, 4 * 107 + 5 * 4, 3]);
+    const { data, info } = await sharp(preview).raw().toBuffer({ resolveWithObject: true });
+    const pixel = (x: number, y: number): number[] => [...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)];
+    // The gutter between the first two tiles of the first row, and the outer margin.
+    expect([pixel(4 + 160 + 1, 50), pixel(1, 1)]).toEqual([[128, 128, 128], [128, 128, 128]]);
     expect(sheetLayout(17, 192, 128)).toMatchObject({ columns: 4, rows: 4, thumbWidth: 160, thumbHeight: 107 });
     expect(sheetLayout(17, 192, 128).frames).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16]);
     expect((await readdir(root)).filter((name) => name.endsWith('.part'))).toEqual([]);

@@ -203,7 +203,10 @@ describe('finding 7: the compile cache (fake bridge)', () => {
     const path = writeMlpackage(join(dir, 'blk.mlpackage'), { weights: Buffer.alloc(4096, 7) });
     const [first, concurrent] = [backendFor(fake), backendFor(fake)];
     await Promise.all([first.load({ name: 'blk', path, weightBytes: 0 }), first.load({ name: 'blk', path, weightBytes: 0 })]);
-    expect(first.cache.events).toEqual({ hits: 0, compiles: 1, fullHashes: 0, reused: 0 });
+    // One compile for two loads at once: the second waits for it, or (when the first is already done by the time it
+    // looks, as on a loaded machine) finds it in the cache.
+    expect(first.cache.events).toMatchObject({ compiles: 1, fullHashes: 0, reused: 0 });
+    expect(first.cache.events.hits).toBeLessThanOrEqual(1);
     await concurrent.load({ name: 'blk', path, weightBytes: 0 });
     expect(concurrent.cache.events).toEqual({ hits: 1, compiles: 0, fullHashes: 0, reused: 0 });
     expect(fake.compiles).toHaveLength(1);

@@ -40,12 +40,15 @@ describe('scoreVideo', () => {
     expect(score.background.rgb).toEqual([15, 15, 15]);
     expect(score.colour.rgb).toEqual([220, 40, 40]);
     expect(score.shape.votes).toEqual({ circle: 51, square: 0, triangle: 0 });
-    expect(score.shape.meanIou).toBeGreaterThan(0.9);
+    expect(score.shape.iou).toBeGreaterThan(0.97);
+    expect(score.shape.aspect).toBeCloseTo(1, 1);
+    expect(score.shape.radialCv).toBeLessThan(0.02);
     // The helper moves the object 28 px at constant speed.
     expect(score.motion.displacement![0]).toBeCloseTo(-28, 0);
     expect(Math.abs(score.motion.displacement![1])).toBeLessThan(0.5);
     expect(score.motion.angleErrorDeg).toBeLessThan(1);
-    expect(score.consistency).toEqual({ pass: true, presence: 1, steadyArea: 1, steadyColour: 1 });
+    expect(score.motion.trackRms).toBeLessThan(0.1);
+    expect(score.consistency).toEqual({ pass: true, presence: 1, steadyArea: 1, steadyPosition: 1, steadyColour: 1 });
   });
 
   it.each([
@@ -71,7 +74,8 @@ describe('scoreVideo', () => {
     const asShrinking = scoreVideo(clipOf(growing), { ...growing, motion: 'shrinking' }, world);
     expect(failing(asShrinking)).toEqual(['motion']);
     expect(asShrinking.motion.detected).toBe('growing');
-    expect(asShrinking.motion.areaRatio).toBeGreaterThan(3);
+    // The helper grows the width 10 → 26 px, as the world does.
+    expect(asShrinking.motion.sizeRatio).toBeCloseTo(2.6, 1);
     expect(failing(scoreVideo(clipOf(growing), { ...growing, motion: 'still' }, world))).toEqual(['motion']);
   });
 

@@ -386,18 +386,23 @@ describe('models pull / convert: refused before any work', () => {
     });
   });
 
-  it('--format coreml passes through to the converter, or says in one line that it is not available yet', { timeout: SLOW }, async (context) => {
+  it('--format coreml: pull then convert into one CoreML package per contract block (with the coremltools venv)', { timeout: SLOW }, async (context) => {
     skipWithoutPython(context);
+    const venv = join(ROOT, '.venv-coreml', 'bin', 'python');
+    if (!existsSync(venv)) context.skip('no .venv-coreml (scripts/coreml-venv.sh makes it): coremltools is needed for CoreML conversion');
     await withHub(async (hub) => {
-      const help = await cli(['models', 'pull', '--help']);
-      expect(help.stdout).toContain('--format <format>');
-      const result = await pull(hub, join(root, 'hf-coreml'), ['--format', 'coreml', '-o', join(root, 'coreml')]);
-      const script = await readFile(join(ROOT, 'scripts', 'convert_checkpoint.py'), 'utf8');
-      if (!script.includes('coreml')) {
-        expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'CoreML conversion is not available yet');
-        expect(hub.requests).toEqual([]);
-      } else {
-        expect(result.stderr).not.toContain('CoreML conversion is not available yet');
+      const out = join(root, 'coreml');
+      const bare = await pull(hub, join(root, 'hf-coreml'), ['--format', 'coreml', '-o', out]);
+      // Debian's python has no coremltools: one line naming the pip package, nothing downloaded.
+      if (bare.code !== 0) expectOneLineError(bare, ERROR_EXIT_CODES.DEPENDENCY, 'coremltools');
+      const result = await pull(hub, join(root, 'hf-coreml'), ['--format', 'coreml', '--python', venv, '-o', out, '--overwrite']);
+      expect(result.code, result.stderr).toBe(0);
+      const model = await loadModel(out);
+      expect(model.blocks.every((block) => block.format === 'coreml')).toBe(true);
+      expect(model.blocks.map((block) => block.name)).toContain('stdit3_part1');
+      for (const block of model.blocks) {
+        expect(block.files.map((file) => file.relativePath)).toEqual([expect.stringMatching(/\.mlpackage$/)]);
+        expect(existsSync(join(out, block.files[0]!.relativePath, 'Manifest.json')), block.name).toBe(true);
       }
     });
   });

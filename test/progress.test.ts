@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, progressDisplay } from '../src/cli/progress.js';
+import { formatDuration, jobLines, progressDisplay } from '../src/cli/progress.js';
 
 function stream(isTTY: boolean) {
   const chunks: string[] = [];
@@ -32,6 +32,16 @@ describe('progress display', () => {
     expect(chunks[0]).toBe(`\rdenoising [${'#'.repeat(6)}${'-'.repeat(18)}] 1/4 steps\x1b[K`);
     expect(chunks[1]).toBe(`\rdenoising [${'#'.repeat(12)}${'-'.repeat(12)}] 2/4 steps  ETA 0:06\x1b[K`);
     expect(chunks.at(-1)).toBe('\n');
+  });
+
+  it('counts the jobs of a long run, with an ETA from the mean time of those done', () => {
+    let now = 1000;
+    const line = jobLines(() => now);
+    expect(line(1, 10, 'baseline: prompt 1')).toBe('[1/10] baseline: prompt 1');
+    now += 4000; // one job took 4 s: 9 more to go
+    expect(line(2, 10, 'lpl15: prompt 1')).toBe('[2/10] lpl15: prompt 1  ETA 0:36');
+    now += 2000; // two done in 6 s: 3 s each, 8 to go
+    expect(line(3, 10, 'baseline: prompt 2')).toBe('[3/10] baseline: prompt 2  ETA 0:24');
   });
 
   it('formats durations as m:ss and h:mm:ss', () => {

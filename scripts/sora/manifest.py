@@ -309,11 +309,13 @@ def build_manifest(
     pad_id: int = 0,
     eos_id: int = 1,
     defaults: Defaults = Defaults(),
+    vocabulary: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Manifest for files already written into model_dir; blocks keep the given (execution) order."""
+    """Manifest for files already written into model_dir; blocks keep the given (execution) order. `vocabulary`
+    (words, objectWords, maxObjects) is for a model trained on a closed world, whose prompts the CLI checks."""
     model_dir = Path(model_dir)
     facts = _FileFacts(model_dir)
-    return {
+    manifest = {
         "format": FORMAT,
         "formatVersion": FORMAT_VERSION,
         "name": name,
@@ -328,6 +330,9 @@ def build_manifest(
         "blocks": [_block_dict(model_dir, block, facts) for block in blocks],
         "defaults": _defaults_dict(defaults),
     }
+    if vocabulary is not None:
+        manifest["vocabulary"] = vocabulary
+    return manifest
 
 
 def _check_schema(manifest: Dict[str, Any], schema_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Dict
 from sora.manifest import Defaults, architecture_dict, build_manifest, check_can_write, write_manifest
 from sora.onnx_export import export_units, model_units
 from sora.shapes_training import load_text_and_dit, load_vae, log
-from sora.shapes_world import FPS, NUM_FRAMES, SIZE, caption_words, write_world
+from sora.shapes_world import FPS, NUM_FRAMES, SHAPES, SIZE, caption_words, write_world
 from sora.tokenizer_builder import write_tokenizer
 
 MODEL_NAME = "shapes"
@@ -36,8 +36,13 @@ DEFAULTS = Defaults(
     num_frames_choices=(NUM_FRAMES,),
 )
 
+# The words of every training caption (junk words aside, which training teaches the model to ignore) and the one
+# object a scene holds: `generate` warns about prompts outside them.
+VOCABULARY = {"words": sorted(caption_words()), "objectWords": list(SHAPES), "maxObjects": 1}
 
-def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False) -> Dict[str, Any]:
+
+def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False, two_objects: bool = False) -> Dict[str, Any]:
+    """`two_objects`: the model was trained on the two-object world too (train_shapes.py --pairs)."""
     t5, stdit = load_text_and_dit(work)
     vae, _, _ = load_vae(work)
     configs = dict(t5=t5.config, stdit=stdit.config, vae=vae.cfg)
@@ -46,9 +51,10 @@ def export_shapes_model(work: Path, out_dir: Path, overwrite: bool = False) -> D
     write_tokenizer(out_dir, TOKENIZER_VOCAB, caption_words())
     specs = export_units(model_units(t5, stdit, vae), out_dir)
     manifest = build_manifest(
-        out_dir, name=MODEL_NAME, description=DESCRIPTION, blocks=specs, defaults=DEFAULTS, **configs
+        out_dir, name=MODEL_NAME, description=DESCRIPTION, blocks=specs, defaults=DEFAULTS,
+        vocabulary={**VOCABULARY, "maxObjects": 2 if two_objects else 1}, **configs,
     )
     write_manifest(out_dir, manifest, overwrite=True)
-    write_world(out_dir / WORLD_FILE)
+    write_world(out_dir / WORLD_FILE, two_objects)
     log(f"exported {out_dir}: {len(specs)} blocks")
     return manifest

@@ -14,7 +14,9 @@ temporary name and renamed; run again, a stage continues from its checkpoint, an
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
+import json
 import multiprocessing
 import random
 import time
@@ -27,14 +29,18 @@ import torch
 import torch.nn.functional as F
 
 from sora.configs import get_stdit3_config, get_t5_config
+from sora.folder_weights import load_folder_modules
 from sora.shapes_world import (
     FPS,
     NUM_FRAMES,
     SIZE,
     Attributes,
+    Pair,
+    Scene,
     sample_video,
     training_caption,
     training_combinations,
+    training_pairs,
 )
 from sora.stdit3 import MASK_VALUE, STDiT3, stdit_block_pair, stdit_part1, stdit_part2
 from sora.t5_encoder import T5EncoderModel, additive_mask
@@ -148,15 +154,17 @@ def _render_job(job: Tuple[Attributes, int]) -> np.ndarray:
 
 
 class TrainingVideos:
-    """The training set, rendered once in parallel: every training combination × `variants` trajectories.
+    """The training set, rendered once in parallel: every training combination × `variants` trajectories, and
+    `pairs` two-object scenes (the two-object world; none by default).
 
     All stages draw from these videos (the latents stage encodes exactly them), so rendering happens once per run
     instead of in every step, where it would keep a GPU waiting. It happens on first use: a run whose VAE and
     latents stages are finished already renders nothing."""
 
-    def __init__(self, variants: int, workers: Optional[int] = None):
+    def __init__(self, variants: int, workers: Optional[int] = None, pairs: int = 0):
         combos = training_combinations()
-        self.jobs = [(combo, 1000 * index + 7) for index, combo in enumerate(c for _ in range(variants) for c in combos)]
+        scenes: List[Scene] = [c for _ in range(variants) for c in combos] + list(training_pairs(pairs))
+        self.jobs = [(scene, 1000 * index + 7) for index, scene in enumerate(scenes)]
         self.workers = workers
 
     @functools.cached_property
@@ -168,7 +176,7 @@ class TrainingVideos:
         return videos
 
     @property
-    def attrs(self) -> List[Attributes]:
+    def attrs(self) -> List[Scene]:
         return [combo for combo, _ in self.jobs]
 
     def clip(self, rng: random.Random, frames: int) -> np.ndarray:
@@ -203,15 +211,19 @@ def _step(opt, loss: torch.Tensor, params) -> None:
 def train_vae_spatial(
     work: Path, steps: int, budget_s: float, batch: int = 32, lr: float = 5e-4,
     videos: Optional[TrainingVideos] = None, device: str = "cpu", timed: bool = False,
+    init_from: Optional[Path] = None,
 ) -> None:
+    """`init_from`: a model folder whose 2-D decoder is kept as it is (frozen); only the encoder learns to invert it."""
     path = work / "vae_spatial.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
         log("vae-spatial: done already")
         return
-    decoder = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).spatial_vae.module.to(device)
+    decoder = _folder_vae(init_from) if init_from else OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME))
+    decoder = decoder.spatial_vae.module.to(device)
     encoder = SpatialEncoder().to(device)
-    params = [*encoder.parameters(), *decoder.parameters()]
+    params = [*encoder.parameters(), *([] if init_from else decoder.parameters())]
+    decoder.requires_grad_(init_from is None)
     opt = _adamw(params, lr)
     rng = random.Random(1)
     torch.manual_seed(1)
@@ -235,6 +247,10 @@ def train_vae_spatial(
 
     log(f"vae-spatial: from step {start}")
     Loop(steps, budget_s, save, timed).run(start, step_fn)
+
+
+def _folder_vae(model_dir: Path) -> OpenSoraVAEDecoder:
+    return modules_from_folder(model_dir)[2]
 
 
 def load_spatial(work: Path, device: str = "cpu") -> Tuple[SpatialEncoder, torch.nn.Module]:
@@ -281,23 +297,32 @@ def measure_scaling(encoder: SpatialEncoder, rng: random.Random, videos: Trainin
 def train_vae_temporal(
     work: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 5e-4,
     videos: Optional[TrainingVideos] = None, device: str = "cpu", timed: bool = False,
+    init_from: Optional[Path] = None,
 ) -> None:
+    """`init_from`: a model folder whose temporal decoder and 2-D latent scaling are kept (decoder frozen)."""
     path = work / "vae_temporal.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
         log("vae-temporal: done already")
         return
     spatial_encoder, spatial_decoder = load_spatial(work, device)
-    temporal = OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME)).temporal_vae.to(device)
+    folder = _folder_vae(init_from) if init_from else None
+    temporal = (folder or OpenSoraVAEDecoder(get_vae_config(CONFIG_NAME))).temporal_vae.to(device)
     encoder = TemporalEncoder().to(device)
-    params = [*encoder.parameters(), *temporal.parameters()]
+    params = [*encoder.parameters(), *([] if init_from else temporal.parameters())]
+    temporal.requires_grad_(init_from is None)
     opt = _adamw(params, lr)
     rng = random.Random(2)
     torch.manual_seed(2)
     modules = {"encoder": encoder, "temporal": temporal}
     start = _resume(state, modules, opt, rng)
     videos = videos or TrainingVideos(variants=1)
-    scaling = state["scaling"] if state else measure_scaling(spatial_encoder, rng, videos)
+    if state:
+        scaling = state["scaling"]
+    elif folder is not None:
+        scaling = folder.cfg.spatial.scaling_factor
+    else:
+        scaling = measure_scaling(spatial_encoder, rng, videos)
     log(f"vae-temporal: from step {start}, 2-D latent scaling factor {scaling:.4f}")
 
     def step_fn(step: int) -> Dict[str, torch.Tensor]:
@@ -363,8 +388,11 @@ def encode_video(vae: OpenSoraVAEDecoder, spatial: SpatialEncoder, temporal: Tem
 
 
 def encode_training_set(
-    work: Path, variants: int, budget_s: float, videos: Optional[TrainingVideos] = None, device: str = "cpu"
+    work: Path, variants: int, budget_s: float, videos: Optional[TrainingVideos] = None, device: str = "cpu",
+    init_from: Optional[Path] = None,
 ) -> None:
+    """`init_from`: keep that model folder's latent normalisation (its decoder and DiT work in it) instead of
+    measuring one; the measured values are logged for comparison."""
     path = work / "latents.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
@@ -388,8 +416,12 @@ def encode_training_set(
         shift = stacked.mean(dim=(0, 2, 3, 4))
         scale = stacked.std(dim=(0, 2, 3, 4))
         stats = dict(shift=shift.tolist(), scale=scale.tolist())
-        save_checkpoint(work / "latent_stats.pt", stats)
         log(f"latents: shift {[round(v, 3) for v in stats['shift']]} scale {[round(v, 3) for v in stats['scale']]}")
+        if init_from:
+            cfg = vae_config_of(init_from)
+            stats = dict(shift=list(cfg.shift), scale=list(cfg.scale))
+            log(f"latents: keeping the normalisation of {init_from}")
+        save_checkpoint(work / "latent_stats.pt", stats)
     save_checkpoint(path, dict(done=done, latents=latents, attrs=attrs[: len(latents)]))
 
 
@@ -487,6 +519,15 @@ def build_text_and_dit(seed: int = 3) -> Tuple[T5EncoderModel, STDiT3]:
     return t5, stdit
 
 
+# Growing and shrinking are 2 of the 11 motions, and the slowest to learn: the first shapes model barely changed
+# sizes (its videos grew 1.0–1.6× where the world grows 2.6×). Fine-tuning draws them more often.
+SCALING_MOTIONS = ("growing", "shrinking")
+
+
+def _scales(scene: Scene) -> bool:
+    return any(a.motion in SCALING_MOTIONS for a in (scene.objects if isinstance(scene, Pair) else (scene,)))
+
+
 # TDTM in training: Open-Sora 1.2 was trained on many frame counts and frame rates, so attention over the ⌊T/2⌋
 # merged frames of TDTM stays within what it has seen. A model trained on one length only (the shapes model: 15 latent
 # frames) has not: run with TDTM, its objects stopped moving. Training a share of steps through the merged forward
@@ -494,8 +535,11 @@ def build_text_and_dit(seed: int = 3) -> Tuple[T5EncoderModel, STDiT3]:
 def train_dit(
     work: Path, tokenizer_path: Path, steps: int, budget_s: float, batch: int = 16, lr: float = 6e-4,
     ema_decay: float = 0.995, dropout: float = 0.1, device: str = "cpu", timed: bool = False, tdtm_share: float = 0.0,
+    init_from: Optional[Path] = None, scaling_weight: float = 1.0,
 ) -> None:
-    """`tdtm_share`: the fraction of steps whose forward runs with TDTM's frame-pair merging (see the comment above)."""
+    """`tdtm_share`: the fraction of steps whose forward runs with TDTM's frame-pair merging (see the comment above).
+    `init_from`: a model folder whose T5 and STDiT weights training starts from (fine-tuning).
+    `scaling_weight`: how much more often a growing or shrinking video is drawn than any other (see SCALING_MOTIONS)."""
     path = work / "dit.pt"
     state = load_checkpoint(path)
     if state and state["done"]:
@@ -509,11 +553,12 @@ def train_dit(
     scale = torch.tensor(stats["scale"]).reshape(1, 4, 1, 1, 1)
     latents = torch.stack(data["latents"]).float()
     latents = ((latents - shift) / scale).to(device)
-    attrs: List[Attributes] = data["attrs"]
-    t5, stdit = build_text_and_dit()
+    attrs: List[Scene] = data["attrs"]
+    t5, stdit = modules_from_folder(init_from)[:2] if init_from else build_text_and_dit()
     t5.to(device)
     stdit.to(device)
     params = [*t5.parameters(), *stdit.parameters()]
+    draw_weights = [scaling_weight if _scales(scene) else 1.0 for scene in attrs]
     opt = _adamw(params, lr)
     ema = {"t5": copy.deepcopy(t5.state_dict()), "stdit": copy.deepcopy(stdit.state_dict())}
     rng = random.Random(4)
@@ -537,7 +582,7 @@ def train_dit(
 
     def step_fn(step: int) -> Dict[str, torch.Tensor]:
         _warmup_lr(opt, step, lr, warmup=200)
-        picks = [rng.randrange(len(attrs)) for _ in range(batch)]
+        picks = rng.choices(range(len(attrs)), weights=draw_weights, k=batch)
         x0 = latents[picks]
         ids, valid = (v.to(device) for v in batcher([training_caption(attrs[i], rng) for i in picks]))
         y = t5(ids, additive_mask(valid))
@@ -558,6 +603,22 @@ def train_dit(
         save_checkpoint(path, _stage_state(step, done, modules, opt, rng, ema=ema))
 
     Loop(steps, budget_s, save, timed).run(start, step_fn)
+
+
+def vae_config_of(model_dir: Path):
+    """The shapes VAE config with the normalisation a model folder's manifest records (measured when it was trained)."""
+    vae = json.loads((model_dir / "manifest.json").read_text())["architecture"]["vae"]
+    base = get_vae_config(CONFIG_NAME)
+    spatial = dataclasses.replace(base.spatial, scaling_factor=vae["spatial"]["scaling_factor"])
+    return dataclasses.replace(base, spatial=spatial, scale=tuple(vae["scale"]), shift=tuple(vae["shift"]))
+
+
+def modules_from_folder(model_dir: Path) -> Tuple[T5EncoderModel, STDiT3, OpenSoraVAEDecoder]:
+    """T5, STDiT3 and the VAE decoder of an exported shapes model folder (eval mode), e.g. models/shapes."""
+    t5, stdit = build_text_and_dit()
+    vae = OpenSoraVAEDecoder(vae_config_of(model_dir))
+    load_folder_modules(model_dir, t5, stdit, vae)
+    return t5.eval(), stdit.eval(), vae.eval()
 
 
 def load_text_and_dit(work: Path, use_ema: bool = True) -> Tuple[T5EncoderModel, STDiT3]:

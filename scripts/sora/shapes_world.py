@@ -17,7 +17,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -82,7 +82,8 @@ MARGIN = 1.0
 
 HELDOUT_COUNT = 64
 HELDOUT_SEED = 20260
-WORLD_VERSION = 1
+# 2: `geometry` (the trajectory ranges above), which the strict evaluator measures motion and size against.
+WORLD_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -188,16 +189,115 @@ def _coverage(shape: str, traj: Trajectory) -> np.ndarray:
     return inside.reshape(frames, SIZE, SUPERSAMPLE, SIZE, SUPERSAMPLE).mean(axis=(2, 4))
 
 
+def _paint(video: np.ndarray, attrs: Attributes, traj: Trajectory) -> np.ndarray:
+    cover = _coverage(attrs.shape, traj)[..., None]
+    return video + (np.array(COLOURS[attrs.colour], dtype=np.float64) - video) * cover
+
+
+def _background(attrs: Attributes, frames: int) -> np.ndarray:
+    return np.broadcast_to(np.array(COLOURS[attrs.background], dtype=np.float64), (frames, SIZE, SIZE, 3))
+
+
 def render(attrs: Attributes, traj: Trajectory) -> np.ndarray:
     """uint8 video [F, SIZE, SIZE, 3]."""
-    cover = _coverage(attrs.shape, traj)[..., None]
-    fg = np.array(COLOURS[attrs.colour], dtype=np.float64)
-    bg = np.array(COLOURS[attrs.background], dtype=np.float64)
-    return np.rint(bg + (fg - bg) * cover).astype(np.uint8)
+    return np.rint(_paint(_background(attrs, len(traj.cx)), attrs, traj)).astype(np.uint8)
 
 
-def sample_video(attrs: Attributes, seed: int, frames: int = NUM_FRAMES) -> np.ndarray:
-    return render(attrs, sample_trajectory(MOTION_BY_NAME[attrs.motion], random.Random(seed), frames))
+PAIR_GAP = 2.0  # px between the boxes of a scene's two objects, in every frame
+PAIR_ATTEMPTS = 1000
+
+
+def _apart(a: Trajectory, b: Trajectory) -> bool:
+    reach = a.half + b.half + PAIR_GAP
+    return bool(np.all((np.abs(a.cx - b.cx) >= reach) | (np.abs(a.cy - b.cy) >= reach)))
+
+
+def sample_video(scene: "Scene", seed: int, frames: int = NUM_FRAMES) -> np.ndarray:
+    """A one-object scene (Attributes) or a two-object one (Pair), on the trajectories `seed` picks. The two objects
+    of a pair never touch: each stays whole, so each can be judged on its own shape."""
+    rng = random.Random(seed)
+    if not isinstance(scene, Pair):
+        return render(scene, sample_trajectory(MOTION_BY_NAME[scene.motion], rng, frames))
+    for _ in range(PAIR_ATTEMPTS):
+        first = sample_trajectory(MOTION_BY_NAME[scene.first.motion], rng, frames)
+        second = sample_trajectory(MOTION_BY_NAME[scene.second.motion], rng, frames)
+        if _apart(first, second):
+            break
+    else:
+        raise ValueError(f"no trajectories keep {scene.caption()!r} apart")
+    video = _paint(_paint(_background(scene.first, frames), scene.first, first), scene.second, second)
+    return np.rint(video).astype(np.uint8)
+
+
+# ============================================================================================
+# The two-object world: two shapes, each with its own colour, shape and motion, on one background
+# ============================================================================================
+
+
+PAIR_TEMPLATE = "a {first} and a {second} on a {background} background"
+HELDOUT_PAIR_COUNT = 64
+HELDOUT_PAIR_SEED = 20261
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two objects of different colours on the background they share (each object's `background`)."""
+
+    first: Attributes
+    second: Attributes
+
+    @property
+    def objects(self) -> Tuple[Attributes, Attributes]:
+        return (self.first, self.second)
+
+    def caption(self, phrase_indices: Tuple[int, int] = (0, 0)) -> str:
+        def phrase(attrs: Attributes, index: int) -> str:
+            phrases = MOTION_BY_NAME[attrs.motion].phrases
+            return f"{attrs.colour} {attrs.shape} {phrases[index % len(phrases)]}"
+
+        text = PAIR_TEMPLATE.format(
+            first=phrase(self.first, phrase_indices[0]),
+            second=phrase(self.second, phrase_indices[1]),
+            background=self.first.background,
+        )
+        return re.sub(r"\ba (?=[aeiou])", "an ", text)
+
+
+Scene = Union[Attributes, Pair]
+
+
+def _random_pair(rng: random.Random) -> Pair:
+    background, first_colour, second_colour = rng.sample(list(COLOURS), 3)
+    first, second = (
+        Attributes(colour, rng.choice(SHAPES), rng.choice(MOTIONS).name, background)
+        for colour in (first_colour, second_colour)
+    )
+    return Pair(first, second)
+
+
+def heldout_pairs() -> List[Pair]:
+    """Two-object scenes never trained on, each of whose objects alone is a training combination: what a two-object
+    model is measured on is the composition, not an unseen object."""
+    rng = random.Random(HELDOUT_PAIR_SEED)
+    trained = set(training_combinations())
+    chosen: Dict[Pair, None] = {}
+    while len(chosen) < HELDOUT_PAIR_COUNT:
+        pair = _random_pair(rng)
+        if pair.first in trained and pair.second in trained:
+            chosen.setdefault(pair, None)
+    return list(chosen)
+
+
+def training_pairs(count: int, seed: int = 7) -> List[Pair]:
+    """`count` random two-object scenes, none of them held out."""
+    rng = random.Random(seed)
+    heldout = set(heldout_pairs())
+    pairs: List[Pair] = []
+    while len(pairs) < count:
+        pair = _random_pair(rng)
+        if pair not in heldout:
+            pairs.append(pair)
+    return pairs
 
 
 # ============================================================================================
@@ -209,7 +309,11 @@ def _junk_word(rng: random.Random) -> str:
     return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 7)))
 
 
-def training_caption(attrs: Attributes, rng: random.Random) -> str:
+def training_caption(scene: Scene, rng: random.Random) -> str:
+    if isinstance(scene, Pair):
+        counts = [len(MOTION_BY_NAME[attrs.motion].phrases) for attrs in scene.objects]
+        return scene.caption((rng.randrange(counts[0]), rng.randrange(counts[1])))
+    attrs = scene
     phrase = rng.randrange(len(MOTION_BY_NAME[attrs.motion].phrases))
     template = CAPTION_TEMPLATE if rng.random() < CANONICAL_SHARE else rng.choice(CAPTION_VARIANTS)
     caption = attrs.caption(template, phrase if template != CAPTION_TEMPLATE or rng.random() < 0.5 else 0)
@@ -228,7 +332,9 @@ def caption_words() -> List[str]:
         for word in text.replace(",", " ").split():
             if not word.startswith("{"):
                 seen.setdefault(word, None)
-    for word in ["an", *COLOURS, *SHAPES, *(w for m in MOTIONS for p in m.phrases for w in p.split())]:
+    for word in ["an", *PAIR_TEMPLATE.split(), *COLOURS, *SHAPES, *(w for m in MOTIONS for p in m.phrases for w in p.split())]:
+        if word.startswith("{"):
+            continue
         seen.setdefault(word, None)
     return list(seen)
 
@@ -238,8 +344,9 @@ def caption_words() -> List[str]:
 # ============================================================================================
 
 
-def world_description(heldout: Sequence[Attributes]) -> dict:
-    return {
+def world_description(heldout: Sequence[Attributes], pairs: Sequence[Pair] = ()) -> dict:
+    """`pairs`: the held-out two-object scenes of a model trained on the two-object world too."""
+    described = {
         "version": WORLD_VERSION,
         "size": SIZE,
         "fps": FPS,
@@ -250,12 +357,30 @@ def world_description(heldout: Sequence[Attributes]) -> dict:
             m.name: {"phrase": m.phrases[0], "kind": m.kind, "direction": list(m.direction)} for m in MOTIONS
         },
         "caption_template": CAPTION_TEMPLATE,
+        "geometry": {
+            "half_size": list(HALF_SIZE_RANGE),
+            "grow_half_size": list(GROW_RANGE),
+            "travel": list(TRAVEL_RANGE),
+            "margin": MARGIN,
+        },
         "heldout": [
             {"prompt": a.caption(), "shape": a.shape, "colour": a.colour, "background": a.background, "motion": a.motion}
             for a in heldout
         ],
     }
+    if pairs:
+        described["max_objects"] = 2
+        described["heldout_pairs"] = [
+            {
+                "prompt": pair.caption(),
+                "background": pair.first.background,
+                "objects": [dict(shape=a.shape, colour=a.colour, motion=a.motion) for a in pair.objects],
+            }
+            for pair in pairs
+        ]
+    return described
 
 
-def write_world(path: Path) -> Path:
-    return write_canonical_json(path, world_description(heldout_combinations()))
+def write_world(path: Path, two_objects: bool = False) -> Path:
+    pairs = heldout_pairs() if two_objects else ()
+    return write_canonical_json(path, world_description(heldout_combinations(), pairs))

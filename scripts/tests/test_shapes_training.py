@@ -77,6 +77,24 @@ def test_every_stage_runs_and_exports_a_valid_model(tmp_path, few_combinations):
     assert len(world["heldout"]) == 64
 
 
+def test_fine_tuning_keeps_the_folders_decoders_and_normalisation_and_starts_the_dit_from_it(tmp_path, few_combinations):
+    torch.set_num_threads(1)
+    shapes = Path(__file__).resolve().parents[2] / "models" / "shapes"
+    t5, stdit, vae = training.modules_from_folder(shapes)
+    tokenizer = train_shapes.write_training_tokenizer(tmp_path)
+    training.train_vae_spatial(tmp_path, steps=2, budget_s=60, batch=2, init_from=shapes)
+    training.train_vae_temporal(tmp_path, steps=1, budget_s=60, batch=1, init_from=shapes)
+    training.encode_training_set(tmp_path, variants=1, budget_s=120, init_from=shapes)
+    trained, _, _ = training.load_vae(tmp_path)
+    for key, value in vae.state_dict().items():
+        assert torch.equal(trained.state_dict()[key], value), key
+    assert trained.cfg.spatial.scaling_factor == vae.cfg.spatial.scaling_factor
+    training.train_dit(tmp_path, tokenizer, steps=0, budget_s=60, batch=2, init_from=shapes)
+    started_t5, started_stdit = training.load_text_and_dit(tmp_path)
+    assert torch.equal(started_stdit.final_layer.linear.weight, stdit.final_layer.linear.weight)
+    assert torch.equal(started_t5.shared.weight, t5.shared.weight)
+
+
 def test_training_videos_are_the_latents_stage_videos_and_clips_start_on_chunk_boundaries(few_combinations):
     videos = training.TrainingVideos(variants=2, workers=1)
     assert videos.videos.shape == (12, training.NUM_FRAMES, SIZE, SIZE, 3)

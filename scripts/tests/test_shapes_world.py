@@ -117,3 +117,25 @@ def test_world_file_lists_heldout_prompts_with_attributes(tmp_path):
     attrs = Attributes(entry["colour"], entry["shape"], entry["motion"], entry["background"])
     assert entry["prompt"] == attrs.caption()
     assert set(world["motions"]) == {m.name for m in MOTIONS}
+
+
+def test_two_object_scenes_are_held_out_as_compositions_and_drawn_with_both_objects(tmp_path):
+    from sora.shapes_world import Pair, heldout_pairs, training_pairs, world_description
+
+    pairs = heldout_pairs()
+    assert pairs == heldout_pairs() and len(set(pairs)) == 64
+    assert not set(pairs) & set(training_pairs(2000))
+    trained = set(training_combinations())
+    for pair in pairs:
+        assert pair.first in trained and pair.second in trained  # each object alone was trained on
+        assert len({pair.first.colour, pair.second.colour, pair.first.background}) == 3
+        assert pair.first.background == pair.second.background
+    pair = Pair(Attributes("red", "circle", "left", "white"), Attributes("blue", "square", "up", "white"))
+    assert pair.caption() == "a red circle moving left and a blue square moving up on a white background"
+    video = sample_video(pair, seed=3)
+    for colour in ("red", "blue", "white"):
+        assert (np.abs(video.astype(int) - COLOURS[colour]).sum(-1) < 10).any(axis=(1, 2)).all()
+    described = world_description(heldout_combinations(), pairs)
+    assert described["max_objects"] == 2 and len(described["heldout_pairs"]) == 64
+    assert described["heldout_pairs"][0]["objects"][0].keys() == {"shape", "colour", "motion"}
+    assert training_caption(pair, random.Random(0)).endswith("on a white background")

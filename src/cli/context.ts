@@ -22,6 +22,11 @@ export interface CliContext {
    * with --quiet and when stderr is not a terminal, where it would only clutter logs and error output.
    */
   status(text: string): void;
+  /**
+   * A progress line of a long run (eval, bench) on stderr, terminal or not: under nohup or in CI a silent quarter of
+   * an hour looks like a hang. Silent with --quiet.
+   */
+  progress(text: string): void;
   /** An error the command goes on after (a bad line of a batch): one `error:` line on stderr, also with --quiet. */
   error(text: string): void;
   /** Colours text for stdout, or leaves it plain (not a terminal, NO_COLOR, --json). */
@@ -41,6 +46,9 @@ export function cliContext(command: Command): CliContext {
     },
     status(text) {
       if (!options.quiet && process.stderr.isTTY) process.stderr.write(`${text}\n`);
+    },
+    progress(text) {
+      if (!options.quiet) process.stderr.write(`${text}\n`);
     },
     error(text) {
       process.stderr.write(`error: ${text}\n`);

@@ -99,3 +99,20 @@ export function describeProgress(value: unknown): string | undefined {
       return 'writing video';
   }
 }
+
+/**
+ * Lines for a run of many jobs (eval's generations, bench's sessions): `[3/384] label`, with an ETA from the mean
+ * time of the jobs finished so far once there is one. `starting(index, total, label)` is called as job `index`
+ * (1-based) starts, so index − 1 jobs are done.
+ */
+export function jobLines(now: () => number = Date.now): (index: number, total: number, label: string) => string {
+  let start: number | undefined;
+  return (index, total, label) => {
+    start ??= now();
+    const done = index - 1;
+    const line = `[${index}/${total}] ${label}`;
+    if (done === 0) return line;
+    const perJob = (now() - start!) / done;
+    return `${line}  ETA ${formatDuration(perJob * (total - done))}`;
+  };
+}

@@ -3,20 +3,16 @@
  * hidden folder beside the target, the origin of every checkpoint added to its manifest, the result loaded as any
  * model is, and only then renamed into place. A failed or interrupted conversion leaves nothing behind.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import { displayPath } from '../display-path.js';
 import { SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { COMPONENTS, type Component } from '../model/contract.js';
 import { loadModel, MANIFEST_FILE, type Model } from '../model/manifest.js';
 import { t5VocabSize, type CheckpointFolders } from './checkpoint-folders.js';
-import { CONVERTER_SCRIPT, runConverter, type ConverterEvent } from './run-converter.js';
+import { runConverter, type ConverterEvent } from './run-converter.js';
 import { writeTokenizerFiles } from './tokenizer-files.js';
-
-const execFileAsync = promisify(execFile);
 
 export const FORMATS = ['onnx', 'coreml'] as const;
 export type ModelFormat = (typeof FORMATS)[number];
@@ -43,19 +39,6 @@ export interface ConvertJob {
 export async function checkOutput(output: string, overwrite: boolean): Promise<void> {
   if (!overwrite && (await stat(output).catch(() => undefined)) !== undefined) {
     throw new SoraError('IO', `${displayPath(output)} already exists (pass --overwrite to replace it)`);
-  }
-}
-
-/**
- * CoreML packages come from the same script once it has `--format coreml`; until then the request fails here,
- * in one line, before anything is downloaded or written. A script that does not even print its help (a module it
- * imports is missing) is left to the module check that follows.
- */
-export async function checkFormatAvailable(format: ModelFormat, python: string): Promise<void> {
-  if (format === 'onnx') return;
-  const help = await execFileAsync(python, [CONVERTER_SCRIPT, '--help'], { timeout: 120_000 }).catch(() => undefined);
-  if (help !== undefined && !/--format\b[\s\S]*coreml/.test(help.stdout)) {
-    throw new SoraError('DEPENDENCY', 'CoreML conversion is not available yet: scripts/convert_checkpoint.py has no --format coreml; use --format onnx');
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * Plain image analysis of a shapes-world video: the background from the frame border, the object as the largest
- * connected region that differs from it, and per frame the object's area, box, centroid, colour and best-fitting
- * shape template. No learned model: every number here can be checked by looking at the frames.
+ * connected region that differs from it, and per frame the object's area, box, centroid, colour and geometry
+ * (shape-geometry.ts). No learned model: every number here can be checked by looking at the frames.
  *
  * Sizes are tuned for the world's 64-pixel frames (REFERENCE_SIZE) and scaled with the frame for other sizes.
  */
-import { SHAPES, type Rgb, type Shape } from './world.js';
+import { measureGeometry, momentsOf, softCoverage, type ShapeGeometry } from './shape-geometry.js';
+import type { Rgb } from './world.js';
 
 /** Packed RGB24 frames of one video (row-major, 3 bytes per pixel). */
 export interface VideoFrames {
@@ -24,24 +25,19 @@ export interface Box {
   readonly y1: number;
 }
 
-export interface ShapeFit {
-  /** The template with the highest IoU. */
-  readonly best: Shape;
-  /** IoU of the mask with each template fitted to its box. */
-  readonly iou: Readonly<Record<Shape, number>>;
-  /** Area over box area: about 0.785 for a circle, 1 for a square, 0.5 for a triangle. */
-  readonly fill: number;
-}
-
 export interface FrameObject {
+  /** Pixels of the region (foreground by the threshold). */
+  readonly pixels: number;
+  /** Area from the soft coverage of the region and its rim, in pixels: sub-pixel, and what sizes are judged on. */
   readonly area: number;
   readonly box: Box;
+  /** Coverage-weighted centre, in pixels (pixel centres at +0.5). */
   readonly centroid: readonly [number, number];
   /** Median colour of the object's inner pixels (its anti-aliased rim left out where the object is thick enough). */
   readonly colour: Rgb;
   readonly touchesBorder: boolean;
   /** Null when the object touches the border (its outline is cut) or is too small to tell shapes apart. */
-  readonly shape: ShapeFit | null;
+  readonly geometry: ShapeGeometry | null;
 }
 
 export interface VideoAnalysis {
@@ -90,10 +86,19 @@ export function nearestColour(rgb: Rgb, palette: Palette, exclude?: string): { r
   return best;
 }
 
-export function analyseVideo(video: VideoFrames, palette: Palette): VideoAnalysis {
+/**
+ * One object among several of different colours (the two-object world): only pixels nearer `colour` than every
+ * colour of `others` can be this object.
+ */
+export interface Focus {
+  readonly colour: Rgb;
+  readonly others: readonly Rgb[];
+}
+
+export function analyseVideo(video: VideoFrames, palette: Palette, focus?: Focus): VideoAnalysis {
   const background = borderColour(video);
   const threshold = foregroundThreshold(background, palette);
-  const objects = video.frames.map((frame) => findObject(frame, video.width, video.height, background, threshold));
+  const objects = video.frames.map((frame) => findObject(frame, video.width, video.height, background, threshold, focus));
   return { background, threshold, objects };
 }
 
@@ -134,16 +139,22 @@ export function foregroundThreshold(background: Rgb, palette: Palette): number {
   return Math.min(MAX_THRESHOLD, other / 2);
 }
 
-/** The largest 4-connected foreground region that looks like one flat object, or null. */
-export function findObject(frame: Uint8Array, width: number, height: number, background: Rgb, threshold: number): FrameObject | null {
+/** The largest 4-connected foreground region that looks like one flat object (of the focus colour, if any), or null. */
+export function findObject(
+  frame: Uint8Array,
+  width: number,
+  height: number,
+  background: Rgb,
+  threshold: number,
+  focus?: Focus,
+): FrameObject | null {
   const pixels = width * height;
   const foreground = new Uint8Array(pixels);
   const limit = threshold * threshold;
   for (let i = 0; i < pixels; i++) {
-    const dr = frame[i * 3]! - background[0];
-    const dg = frame[i * 3 + 1]! - background[1];
-    const db = frame[i * 3 + 2]! - background[2];
-    foreground[i] = dr * dr + dg * dg + db * db > limit ? 1 : 0;
+    const rgb: Rgb = [frame[i * 3]!, frame[i * 3 + 1]!, frame[i * 3 + 2]!];
+    const differs = colourDistance(rgb, background) ** 2 > limit;
+    foreground[i] = differs && (focus === undefined || isNearest(rgb, focus)) ? 1 : 0;
   }
   const region = largestRegion(foreground, width);
   const scale = sizeScale(width, height);
@@ -155,14 +166,41 @@ export function findObject(frame: Uint8Array, width: number, height: number, bac
 
   const touchesBorder = box.x0 === 0 || box.y0 === 0 || box.x1 === width - 1 || box.y1 === height - 1;
   const measurable = !touchesBorder && box.x1 - box.x0 + 1 >= MIN_SHAPE_WIDTH * scale;
+  const colour = innerColour(frame, region, width);
+  const coverage = softCoverage(frame, dilate(region.member, width, height), background, colour);
+  const moments = momentsOf(coverage, width);
   return {
-    area: region.pixels.length,
+    pixels: region.pixels.length,
+    area: moments.area,
     box,
-    centroid: centroidOf(region.pixels, width),
-    colour: innerColour(frame, region, width),
+    centroid: moments.centroid,
+    colour,
     touchesBorder,
-    shape: measurable ? fitShape(region, box, width) : null,
+    geometry: measurable ? measureGeometry(coverage, width, height) : null,
   };
+}
+
+function isNearest(rgb: Rgb, focus: Focus): boolean {
+  const own = colourDistance(rgb, focus.colour);
+  return focus.others.every((other) => own < colourDistance(rgb, other));
+}
+
+/** The mask grown by one pixel (8-neighbourhood): the rim pixels an object covers by less than the threshold. */
+function dilate(member: Uint8Array, width: number, height: number): Uint8Array {
+  const grown = new Uint8Array(member.length);
+  for (let p = 0; p < member.length; p++) {
+    if (member[p] === 0) continue;
+    const x = p % width;
+    const y = (p - x) / width;
+    for (let dy = -1; dy <= 1; dy++) {
+      for (let dx = -1; dx <= 1; dx++) {
+        const nx = x + dx;
+        const ny = y + dy;
+        if (nx >= 0 && ny >= 0 && nx < width && ny < height) grown[ny * width + nx] = 1;
+      }
+    }
+  }
+  return grown;
 }
 
 interface Region {
@@ -224,18 +262,6 @@ function boundingBox(pixels: Int32Array, width: number): Box {
   return { x0, y0, x1, y1 };
 }
 
-/** Mean position of the pixel centres. */
-function centroidOf(pixels: Int32Array, width: number): [number, number] {
-  let sx = 0;
-  let sy = 0;
-  for (const p of pixels) {
-    const x = p % width;
-    sx += x + 0.5;
-    sy += (p - x) / width + 0.5;
-  }
-  return [sx / pixels.length, sy / pixels.length];
-}
-
 /** Median colour of the pixels whose four neighbours are all in the region (all of them if none is). */
 function innerColour(frame: Uint8Array, region: Region, width: number): Rgb {
   const { pixels, member } = region;
@@ -252,36 +278,4 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/**
- * IoU of the region with each ideal shape fitted to its box: the ellipse inscribed in the box, the box itself, and
- * the triangle with its apex at the top middle and its base on the bottom edge. Templates tell a triangle pointing
- * up from one pointing down, which the fill ratio alone cannot.
- */
-function fitShape(region: Region, box: Box, width: number): ShapeFit {
-  const w = box.x1 - box.x0 + 1;
-  const h = box.y1 - box.y0 + 1;
-  const cx = box.x0 + w / 2;
-  const cy = box.y0 + h / 2;
-  const inside: Record<Shape, (px: number, py: number) => boolean> = {
-    circle: (px, py) => ((px - cx) / (w / 2)) ** 2 + ((py - cy) / (h / 2)) ** 2 <= 1,
-    square: () => true,
-    triangle: (px, py) => Math.abs(px - cx) <= ((py - box.y0) / h) * (w / 2),
-  };
-  const iou = {} as Record<Shape, number>;
-  for (const shape of SHAPES) {
-    let intersection = 0;
-    let template = 0;
-    for (let y = box.y0; y <= box.y1; y++) {
-      for (let x = box.x0; x <= box.x1; x++) {
-        if (!inside[shape](x + 0.5, y + 0.5)) continue;
-        template++;
-        if (region.member[y * width + x] === 1) intersection++;
-      }
-    }
-    iou[shape] = intersection / (region.pixels.length + template - intersection);
-  }
-  const best = SHAPES.reduce((a, b) => (iou[b] > iou[a] ? b : a));
-  return { best, iou, fill: region.pixels.length / (w * h) };
 }

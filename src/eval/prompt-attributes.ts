@@ -64,6 +64,39 @@ export function parsePrompt(prompt: string, world: World): ParsedPrompt {
   return { ok: true, attributes: { colour, shape, background, motion } };
 }
 
+export type ParsedPair =
+  | { readonly ok: true; readonly attributes: readonly [VideoAttributes, VideoAttributes] }
+  | { readonly ok: false; readonly missing: readonly AttributeName[] };
+
+/** How many of the world's shape words a prompt has: 2 makes it a two-object prompt. */
+export function shapeMentions(prompt: string, world: World): number {
+  const shapes = new Set<string>(world.shapes);
+  return normalise(prompt)
+    .split(' ')
+    .filter((word) => shapes.has(word)).length;
+}
+
+/**
+ * "a red circle moving left and a blue square moving up on a white background": the prompt is cut before the
+ * second object's colour (and its "and a"), and each half is read as a one-object prompt on the shared background.
+ */
+export function parsePairPrompt(prompt: string, world: World): ParsedPair {
+  const words = normalise(prompt).split(' ').filter((word) => word !== '');
+  const shapes = new Set<string>(world.shapes);
+  const at = words.flatMap((word, i) => (shapes.has(word) ? [i] : []));
+  if (at.length !== 2) return { ok: false, missing: ['shape'] };
+  let cut = at[1]! - 1;
+  while (cut > at[0]! + 1 && (ARTICLES.has(words[cut - 1]!) || words[cut - 1] === 'and')) cut--;
+  const background = backgroundColour(words, new Set(Object.keys(world.colours)), shapes);
+  if (background === undefined) return { ok: false, missing: ['background'] };
+  const [first, second] = [words.slice(0, cut), words.slice(cut)].map((half) => parsePrompt(`${half.join(' ')} on a ${background} background`, world));
+  if (first?.ok !== true || second?.ok !== true) {
+    const missing = [first, second].flatMap((half) => (half === undefined || half.ok ? [] : half.missing));
+    return { ok: false, missing: [...new Set(missing)] };
+  }
+  return { ok: true, attributes: [first.attributes, second.attributes] };
+}
+
 /** Lowercase words separated by single spaces; hyphens kept ("up-right"), other punctuation dropped. */
 function normalise(prompt: string): string {
   return prompt

@@ -24,9 +24,11 @@ export const VideoScoreSchema = z.object({
     pass: z.boolean(),
     expected: z.enum(SHAPES),
     detected: z.enum(SHAPES).nullable(),
+    measurable: z.int().nonnegative(),
     votes: z.record(z.enum(SHAPES), z.int().nonnegative()),
-    meanIou: fraction.nullable(),
-    meanFill: fraction.nullable(),
+    aspect: z.number().positive().nullable(),
+    iou: fraction.nullable(),
+    radialCv: z.number().nonnegative().nullable(),
   }),
   motion: z.object({
     pass: z.boolean(),
@@ -35,9 +37,11 @@ export const VideoScoreSchema = z.object({
     displacement: z.tuple([z.number(), z.number()]).readonly().nullable(),
     distance: z.number().nonnegative().nullable(),
     angleErrorDeg: z.number().min(0).max(180).nullable(),
-    areaRatio: z.number().positive().nullable(),
+    trackRms: z.number().nonnegative().nullable(),
+    sizeRatio: z.number().nonnegative().nullable(),
+    sizeR2: z.number().max(1).nullable(),
   }),
-  consistency: z.object({ pass: z.boolean(), presence: fraction, steadyArea: fraction, steadyColour: fraction }),
+  consistency: z.object({ pass: z.boolean(), presence: fraction, steadyArea: fraction, steadyPosition: fraction, steadyColour: fraction }),
   passed: z.int().min(0).max(CRITERIA.length),
   overall: fraction,
 });
@@ -79,7 +83,8 @@ export const SummaryRowSchema = z.object({
 export type SummaryRow = z.infer<typeof SummaryRowSchema>;
 
 export const EvalReportSchema = z.object({
-  schemaVersion: z.literal(1),
+  // 2: the strict evaluator's measurements (shape geometry, track fit, steady position).
+  schemaVersion: z.literal(2),
   createdAt: z.iso.datetime(),
   model: z.object({ name: z.string(), dir: z.string() }),
   world: z.object({ path: z.string(), heldout: z.int().positive() }),

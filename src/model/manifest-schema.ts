@@ -97,6 +97,19 @@ const quirks = z.strictObject({
 });
 
 /**
+ * What a model trained on a closed world knows: its words and how many objects a scene may hold. A model trained
+ * on open captions (real Open-Sora weights) has none, and its prompts are never checked.
+ */
+const vocabulary = z.strictObject({
+  // Every word of its training captions, lowercase letters only.
+  words: z.array(z.string().regex(/^[a-z]+$/, 'must be a lowercase word')).min(1),
+  // The words among them that name an object ("circle", "square").
+  objectWords: z.array(z.string().regex(/^[a-z]+$/, 'must be a lowercase word')),
+  // The most objects one of its videos shows.
+  maxObjects: positiveUpTo(64),
+});
+
+/**
  * Where a converted model's weights came from: per component the Hugging Face repository, the revision asked for
  * and the commit it resolved to, or only the folder's name for checkpoints that were not in the hub cache.
  */
@@ -142,6 +155,7 @@ export const ManifestSchema = z
     defaults,
     quirks: quirks.optional(),
     checkpoints: z.array(checkpoint).optional(),
+    vocabulary: vocabulary.optional(),
   })
   .meta({
     title: 'ondevice-sora model manifest',
@@ -154,6 +168,7 @@ export type ManifestFile = z.infer<typeof fileEntry>;
 export type TensorSpec = z.infer<typeof tensorSpec>;
 export type Quirks = z.infer<typeof quirks>;
 export type CheckpointOrigin = z.infer<typeof checkpoint>;
+export type Vocabulary = z.infer<typeof vocabulary>;
 
 /** A file as the loader works with it: read from manifest.json it has a sha256; derived from a folder it has none. */
 export type FileRef = Omit<ManifestFile, 'sha256'> & { readonly sha256?: string };

@@ -203,7 +203,10 @@ export class CidlScheduler implements BlockProvider {
     slot.acquired++;
     if (slot.fresh) this.#loadsPerCycle[this.#cycles]!++;
     slot.fresh = false;
-    if (next !== undefined) this.#prefetch(slot, next);
+    if (next !== undefined && this.#options.concurrent) {
+      await Promise.all(this.#unloads); // the block before this one is on its way out: its memory is not in the way
+      this.#prefetch(slot, next);
+    }
     return handle;
   }
 
@@ -264,6 +267,7 @@ export class CidlScheduler implements BlockProvider {
       for (const stale of this.#slots.values()) {
         if (stale.resident && !this.#previousCycle.includes(stale)) this.#demote(stale);
       }
+      this.#replan();
     }
     this.#cycle.push(slot);
     this.#blocksPerCycle[this.#cycles]!++;
@@ -317,7 +321,11 @@ export class CidlScheduler implements BlockProvider {
       await Promise.all(this.#unloads); // memory on its way out is not counted as in use
       const inUse = this.#meter.inUse();
       this.#foldPeak(inUse);
-      if (inUse + this.#admitted + need <= this.#limit()) return;
+      if (inUse + this.#admitted + need <= this.#limit()) {
+        // With nothing under way, what blocks do not hold is read as it is now (JS heaps and allocator included).
+        if (this.#loadsUnderWay === 0 && this.#running === 0 && this.#unloads.size === 0) this.#unheld = inUse - this.#heldByLoaded();
+        return;
+      }
       if (!collected) {
         collected = true;
         await this.#collectGarbage();
@@ -457,14 +465,18 @@ export class CidlScheduler implements BlockProvider {
    * first is measured alone), and never by unloading anything: the block is loaded at its turn instead.
    */
   #prefetch(current: Slot, nextName: string): void {
-    if (!this.#options.concurrent) return;
     const next = this.#slots.get(nextName);
     const runs = this.#runs(current);
     if (next === undefined || next.handle !== undefined || runs.length === 0) return;
-    const need = this.#loadNeed(next);
-    const work = Math.max(...runs.map((run) => run.bytes));
-    if (this.#meter.inUse() + this.#admitted + work + need > this.#limit()) {
-      this.#noRoomToOverlap(current, next);
+    const need = this.#loadNeed(next) + Math.max(...runs.map((run) => run.bytes));
+    const fits = (): boolean => this.#meter.inUse() + this.#admitted + need <= this.#limit();
+    if (!fits()) {
+      // This thread's dead tensors only: the workers' collection would wait behind the run it is meant to overlap.
+      collectGarbage();
+      this.#meter.trim();
+    }
+    if (!fits()) {
+      this.#noRoomToOverlap(current, next, need);
       return;
     }
     next.handle = this.#load(next);
@@ -474,11 +486,12 @@ export class CidlScheduler implements BlockProvider {
     if (pages !== undefined && pages.handle === undefined && !pages.resident) this.#prefetchPages(pages);
   }
 
-  #noRoomToOverlap(current: Slot, next: Slot): void {
+  #noRoomToOverlap(current: Slot, next: Slot, need: number): void {
     if (this.#overlapRefused) return;
     this.#overlapRefused = true;
+    const numbers = { inUse: formatBytes(this.#meter.inUse()), admitted: formatBytes(this.#admitted), need: formatBytes(need) };
     this.#options.logger?.warn(
-      { component: this.#options.label, budget: formatBytes(this.#options.budget.bytes), running: name(current), next: name(next) },
+      { component: this.#options.label, budget: formatBytes(this.#options.budget.bytes), running: name(current), next: name(next), ...numbers },
       'the memory budget leaves no room to load a block while another runs; loading it at its turn',
     );
   }
@@ -563,6 +576,18 @@ export class CidlScheduler implements BlockProvider {
       return previous < 0 ? Number.POSITIVE_INFINITY : this.#cycle.length + previous;
     };
     return [...this.#residents()].filter((slot) => slot !== keep).sort((a, b) => position(b) - position(a))[0];
+  }
+
+  /**
+   * At the start of a step: residents the plan no longer fits under the admission's own limit (the process's memory
+   * outside the blocks grew) are let go from the end, so that loads ahead still fit. One reserve below where #decide
+   * keeps blocks, so that the two do not undo each other from one step to the next.
+   */
+  #replan(): void {
+    for (let victim = this.#lastResident(); victim !== undefined; victim = this.#lastResident()) {
+      if (this.#plannedPeak(this.#residents()) <= this.#limit()) return;
+      this.#demote(victim);
+    }
   }
 
   #decide(slot: Slot): void {

@@ -2,7 +2,6 @@
  * `--queue redis://[:password@]HOST[:PORT][/name]`: where the job queue lives. The path names the queue (not a
  * Redis database number, as elsewhere), so several batches can share one Redis; `rediss://` connects over TLS.
  */
-import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { errorMessage, SoraError } from '../errors.js';
 
@@ -74,6 +73,8 @@ const PROBE_TIMEOUT_MS = 5000;
  * command that waits forever for a Redis that is not there.
  */
 export async function checkReachable(address: QueueAddress): Promise<void> {
+  // Loaded here, not at start-up: ioredis and BullMQ add ~28 MiB to every process, and most commands never queue.
+  const { Redis } = await import('ioredis');
   const client = new Redis({
     ...connectionOptions(address),
     lazyConnect: true,

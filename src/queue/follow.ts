@@ -4,7 +4,7 @@
  * persistence), which its deterministic id makes safe.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Job, type Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { JOB_NAME, JOB_OPTIONS, JobResultSchema, parseFailureReason, type JobResult } from './jobs.js';
@@ -43,7 +43,7 @@ export async function followJobs(queue: Queue, jobs: readonly FollowedJob[], opt
     const running: RunningJob[] = [];
     await Promise.all(
       [...open.values()].map(async (followed) => {
-        const job = await Job.fromId(queue, followed.id);
+        const job = await (await import('bullmq')).Job.fromId(queue, followed.id);
         if (job === undefined) {
           options.logger.warn({ job: followed.id }, `the job of line ${followed.line} vanished from the queue (a Redis restart without persistence?); adding it again`);
           await queue.add(JOB_NAME, followed.data, { ...JOB_OPTIONS, jobId: followed.id });

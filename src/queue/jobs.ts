@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Queue, Worker, type JobsOptions, type Processor } from 'bullmq';
+import type { JobsOptions, Processor, Queue, Worker } from 'bullmq';
 import { z } from 'zod';
 import { canonicalJson } from '../canonical-json.js';
 import { ERROR_EXIT_CODES, type ErrorCode } from '../errors.js';
@@ -61,7 +61,9 @@ export function parseFailureReason(reason: string | undefined): { code: ErrorCod
   return { code: 'INTERNAL', message: reason || 'failed without a reason' };
 }
 
-export function openQueue(address: QueueAddress, logger: Logger): Queue {
+/** BullMQ (and ioredis) are loaded on first use, not at start-up: ~28 MiB that only queue commands need. */
+export async function openQueue(address: QueueAddress, logger: Logger): Promise<Queue> {
+  const { Queue } = await import('bullmq');
   const queue = new Queue(address.name, { connection: connectionOptions(address), prefix: KEY_PREFIX });
   queue.on('error', (error) => logger.warn({ error: error.message }, `queue ${address.display}: connection problem (retrying)`));
   return queue;
@@ -73,7 +75,8 @@ export interface WorkerSettings {
   readonly stallSeconds: number;
 }
 
-export function startWorker(address: QueueAddress, processor: Processor, settings: WorkerSettings, logger: Logger): Worker {
+export async function startWorker(address: QueueAddress, processor: Processor, settings: WorkerSettings, logger: Logger): Promise<Worker> {
+  const { Worker } = await import('bullmq');
   const lockMs = settings.stallSeconds * 1000;
   const worker = new Worker(address.name, processor, {
     connection: connectionOptions(address),

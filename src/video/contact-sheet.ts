@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import type { Frames } from './video-writer.js';
 
 /** A sheet shows at most this many frames, evenly spaced, the first and the last included. */
@@ -6,6 +5,12 @@ export const SHEET_MAX_FRAMES = 16;
 const COLUMNS = 4;
 /** Thumbnails are downscaled to this width at most (never upscaled), keeping the aspect ratio. */
 const THUMB_MAX_WIDTH = 160;
+/**
+ * Pixels of grey between the tiles and around them: without them, frames whose background is the sheet's colour
+ * run into each other and an object crossing a tile's edge looks like one across two frames.
+ */
+export const GUTTER = 4;
+const GUTTER_COLOUR = '#808080';
 
 export interface SheetLayout {
   /** Indices of the frames shown, in order (row by row). */
@@ -14,6 +19,7 @@ export interface SheetLayout {
   readonly rows: number;
   readonly thumbWidth: number;
   readonly thumbHeight: number;
+  /** Of the whole sheet, gutters included. */
   readonly width: number;
   readonly height: number;
 }
@@ -29,12 +35,21 @@ export function sheetLayout(frameCount: number, width: number, height: number): 
   const thumbHeight = Math.max(1, Math.round(height * scale));
   const columns = Math.min(COLUMNS, Math.max(1, shown));
   const rows = Math.max(1, Math.ceil(shown / columns));
-  return { frames, columns, rows, thumbWidth, thumbHeight, width: columns * thumbWidth, height: rows * thumbHeight };
+  return {
+    frames,
+    columns,
+    rows,
+    thumbWidth,
+    thumbHeight,
+    width: columns * thumbWidth + (columns + 1) * GUTTER,
+    height: rows * thumbHeight + (rows + 1) * GUTTER,
+  };
 }
 
 /** A PNG grid of downscaled frames (packed RGB24, `width`×`height`), for a glance at a video without playing it. */
 export async function contactSheetPng(frames: Frames, width: number, height: number): Promise<Buffer> {
   const layout = sheetLayout(frames.length, width, height);
+  const { default: sharp } = await import('sharp'); // on first use: libvips costs ~100 ms at every start
   const thumbs = await Promise.all(
     layout.frames.map((index) =>
       sharp(frames[index]!, { raw: { width, height, channels: 3 } })
@@ -44,13 +59,13 @@ export async function contactSheetPng(frames: Frames, width: number, height: num
     ),
   );
   const raw = { width: layout.thumbWidth, height: layout.thumbHeight, channels: 3 } as const;
-  return sharp({ create: { width: layout.width, height: layout.height, channels: 3, background: '#000000' } })
+  return sharp({ create: { width: layout.width, height: layout.height, channels: 3, background: GUTTER_COLOUR } })
     .composite(
       thumbs.map((input, i) => ({
         input,
         raw,
-        left: (i % layout.columns) * layout.thumbWidth,
-        top: Math.floor(i / layout.columns) * layout.thumbHeight,
+        left: GUTTER + (i % layout.columns) * (layout.thumbWidth + GUTTER),
+        top: GUTTER + Math.floor(i / layout.columns) * (layout.thumbHeight + GUTTER),
       })),
     )
     .removeAlpha()

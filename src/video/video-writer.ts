@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import sharp from 'sharp';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import { findFfprobe } from './ffmpeg.js';
@@ -58,6 +57,7 @@ export function pngFrameName(index: number): string {
 
 async function writePngFrames(frames: Frames, spec: VideoSpec, { path, signal }: VideoTarget): Promise<void> {
   const raw = { width: spec.width, height: spec.height, channels: 3 } as const;
+  const { default: sharp } = await import('sharp'); // on first use: libvips costs ~100 ms at every start
   for (const [index, frame] of frames.entries()) {
     signal?.throwIfAborted();
     const file = join(path, pngFrameName(index));

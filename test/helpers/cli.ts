@@ -8,7 +8,7 @@ import { expect } from 'vitest';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'ondevice-sora');
 
-/** CLI tests run on the random-weight tiny model (fast, any resolution) unless a test names another. */
+/** CLI tests run on the random-weight tiny model (fast; 128² to 256², 17 to 68 frames) unless a test names another. */
 export const TEST_MODEL_ENV = { ONDEVICE_SORA_MODEL: join(ROOT, 'models', 'tiny') };
 
 export interface CliResult {

@@ -7,7 +7,7 @@ import type { VideoFrames } from '../../src/eval/frame-analysis.js';
 import type { Motion, Rgb, Shape, World } from '../../src/eval/world.js';
 
 export const TEST_WORLD: World = {
-  version: 1,
+  version: 2,
   size: 64,
   fps: 24,
   num_frames: 51,
@@ -36,6 +36,9 @@ export const TEST_WORLD: World = {
     shrinking: { phrase: 'shrinking', kind: 'shrink', direction: [0, 0] },
   },
   caption_template: 'a {colour} {shape} {motion} on a {background} background',
+  geometry: { half_size: [8, 12], grow_half_size: [5, 13], travel: [20, 32], margin: 1 },
+  max_objects: 1,
+  heldout_pairs: [],
   heldout: [
     { prompt: 'a red circle moving left on a black background', shape: 'circle', colour: 'red', background: 'black', motion: 'left' },
     { prompt: 'a yellow triangle growing on a blue background', shape: 'triangle', colour: 'yellow', background: 'blue', motion: 'growing' },

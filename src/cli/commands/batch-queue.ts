@@ -93,7 +93,7 @@ async function runQueuedBatch(batch: QueuedBatch): Promise<void> {
     return { planned, ...jobFor({ entry, output, seed, options, model, fingerprint, folder: folderId, file: batch.file }) };
   });
 
-  const queue = openQueue(address, context.logger);
+  const queue = await openQueue(address, context.logger);
   try {
     // A line already queued (an earlier run of this command) is followed, not checked again: its output may be there.
     const queued = await Promise.all(jobs.map(async (job) => (await queue.getJob(job.id)) !== undefined));
@@ -140,7 +140,7 @@ interface Followed {
   readonly stopped: AbortSignal;
 }
 
-async function follow(queue: ReturnType<typeof openQueue>, jobs: readonly Enqueued[], context: CliContext): Promise<Followed> {
+async function follow(queue: Awaited<ReturnType<typeof openQueue>>, jobs: readonly Enqueued[], context: CliContext): Promise<Followed> {
   const watch = watchInterruption();
   const stop = {
     get requested() {
@@ -191,7 +191,7 @@ function resultOf(file: string, job: PlannedJob, outcome: JobOutcome | undefined
 async function showStatus(options: Record<string, unknown>, context: CliContext): Promise<void> {
   const { queue: address } = parseFlags(z.object({ queue: queueFlag }), options);
   await checkReachable(address);
-  const queue = openQueue(address, context.logger);
+  const queue = await openQueue(address, context.logger);
   try {
     const counts = await queueCounts(queue);
     // Undefined where Redis does not allow CLIENT LIST (managed services often do not).

@@ -33,6 +33,7 @@ import { jobBackendChoice } from '../backend-flags.js';
 import { jobMemory, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
+import { checkDeclaredSize, checkPromptVocabulary } from '../model-limits.js';
 import { addJobOptions, FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 /** A planned batch handed to a job queue instead of run here (batch-queue.ts, which builds on this module). */
@@ -312,6 +313,9 @@ export async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles)
   const progress = progressDisplay(process.stderr);
   try {
     const settings = settingsFor(job.entry.prompt, jobFlags(flags, job.entry), model);
+    const line = { line: job.entry.line };
+    checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger, line);
+    checkPromptVocabulary(job.entry.prompt, model, flags.strictPrompt === true, context.logger, line);
     await output.open();
     const result = await session.run({
       settings,

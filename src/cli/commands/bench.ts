@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import sharp from 'sharp';
 import { z } from 'zod';
 import { componentRows, matrixRows, runnerComparison } from '../../bench/analyze.js';
 import { componentsCsv, matrixCsv, matrixSvg, reportText } from '../../bench/render.js';
@@ -34,6 +33,7 @@ import type { Logger } from '../../logging.js';
 import type { Model } from '../../model/manifest.js';
 import type { Backend } from '../../runtime/backend.js';
 import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
+import { jobLines } from '../progress.js';
 
 /** Fixed, so runs on different machines or days generate the same thing. */
 const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
@@ -103,6 +103,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
 
   const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-'));
+  const line = jobLines();
   let runs: SessionRun[];
   try {
     runs = await runBench({
@@ -116,7 +117,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       logger: context.logger,
       openBackend: (sessionCidl) => openBenchBackend(choice, sessionCidl, model, context.logger),
       localReference: choice.backend === 'remote',
-      onSession: (config, rep, index, total) => context.status(`[${index}/${total}] ${CONFIG_LABELS[config]}, repetition ${rep}`),
+      onSession: (config, rep, index, total) => context.progress(line(index, total, `${CONFIG_LABELS[config]}, repetition ${rep}`)),
     });
   } finally {
     await rm(workDir, { recursive: true, force: true });
@@ -186,7 +187,7 @@ async function writeOutputs(folder: string, report: BenchReport, traced: readonl
     ['components.csv', componentsCsv(report.components)],
     ['matrix.csv', matrixCsv(report.matrix)],
     ['matrix.svg', svg],
-    ['matrix.png', await sharp(Buffer.from(svg)).png().toBuffer()],
+    ['matrix.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
     ...(traced === undefined ? [] : [['trace.json', JSON.stringify(mergedTrace(traced))] as [string, string]]),
   ];
   const paths: string[] = [];

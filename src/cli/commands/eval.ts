@@ -12,12 +12,12 @@ import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { decodeVideo } from '../../eval/decode-video.js';
 import { EVAL_CONFIGS, EVAL_STEPS, evalPreset, type EvalConfig } from '../../eval/eval-configs.js';
-import { parsePrompt } from '../../eval/prompt-attributes.js';
-import { reportTable, scoreLines } from '../../eval/render.js';
+import { parsePairPrompt, parsePrompt, shapeMentions } from '../../eval/prompt-attributes.js';
+import { pairScoreLines, reportTable, scoreLines } from '../../eval/render.js';
 import { EvalReportSchema, summarise, type EvalReport } from '../../eval/report.js';
 import { runEval, type EvalRun } from '../../eval/run-eval.js';
-import { scoreVideo } from '../../eval/video-score.js';
-import { loadWorld, WORLD_FILE, type World } from '../../eval/world.js';
+import { scorePairVideo, scoreVideo } from '../../eval/video-score.js';
+import { loadWorld, WORLD_FILE, type VideoAttributes, type World } from '../../eval/world.js';
 import { defaultModelDir } from '../../model/default-model.js';
 import { PRESETS } from '../../policies/presets.js';
 import { findFfmpeg } from '../../video/ffmpeg.js';
@@ -25,6 +25,7 @@ import { makeOutputFolder } from '../../video/folder-errors.js';
 import { writeFileAtomically } from '../../video/output.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
+import { jobLines } from '../progress.js';
 import { cidlSettings } from '../memory-flags.js';
 import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
 
@@ -100,21 +101,27 @@ async function scoreOneVideo(flags: Flags, video: string, context: CliContext): 
   if (unused !== undefined) throw new SoraError('USAGE', `${unused[1]}: does not apply with --video`);
   if (flags.prompt === undefined) throw new SoraError('USAGE', '--video: needs --prompt "<what the video should show>"');
   const world = await loadWorld(worldPath(flags));
-  const parsed = parsePrompt(flags.prompt, world);
+  const twoObjects = shapeMentions(flags.prompt, world) === 2;
+  const parsed = twoObjects ? parsePairPrompt(flags.prompt, world) : parsePrompt(flags.prompt, world);
   if (!parsed.ok) {
     const example = world.heldout[0]!.prompt;
     throw new SoraError('USAGE', `--prompt: cannot find the ${parsed.missing.join(', ')} in "${flags.prompt}" (write it like "${example}")`);
   }
   const ffmpeg = await findFfmpeg(flags.ffmpeg);
   const frames = await decodeVideo(ffmpeg.path, video);
-  const score = scoreVideo(frames, parsed.attributes, world);
   const head = `${displayPath(resolve(video))}: ${frames.frames.length} frames, ${frames.width}x${frames.height}`;
-  context.result(`${head}\n${scoreLines(score, context.paint)}`, {
-    video: resolve(video),
-    prompt: flags.prompt,
-    expected: parsed.attributes,
-    score,
-  });
+  const json = { video: resolve(video), prompt: flags.prompt, expected: parsed.attributes };
+  if (isPair(parsed.attributes)) {
+    const score = scorePairVideo(frames, parsed.attributes, world);
+    context.result(`${head}\n${pairScoreLines(score, context.paint)}`, { ...json, score });
+    return;
+  }
+  const score = scoreVideo(frames, parsed.attributes, world);
+  context.result(`${head}\n${scoreLines(score, context.paint)}`, { ...json, score });
+}
+
+function isPair(attributes: VideoAttributes | readonly [VideoAttributes, VideoAttributes]): attributes is readonly [VideoAttributes, VideoAttributes] {
+  return Array.isArray(attributes);
 }
 
 async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
@@ -145,6 +152,7 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
   if (flags.saveVideos !== undefined) await makeOutputFolder(flags.saveVideos);
 
   const scratchDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-eval-'));
+  const line = jobLines();
   let runs: EvalRun[];
   try {
     runs = await runEval({
@@ -158,14 +166,14 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
       ...(flags.saveVideos !== undefined && ffmpeg !== undefined && { saveVideos: { dir: resolve(flags.saveVideos), ffmpegPath: ffmpeg.path } }),
       scratchDir,
       logger: context.logger,
-      onJob: (job, index, total) => context.status(`[${index}/${total}] ${job.config}: prompt ${job.promptIndex + 1}, seed ${job.seed}`),
+      onJob: (job, index, total) => context.progress(line(index, total, `${job.config}: prompt ${job.promptIndex + 1}, seed ${job.seed}`)),
     });
   } finally {
     await rm(scratchDir, { recursive: true, force: true });
   }
 
   const report = EvalReportSchema.parse({
-    schemaVersion: 1,
+    schemaVersion: 2,
     createdAt: new Date().toISOString(),
     model: { name: model.name, dir: model.dir },
     world: { path: resolve(worldPath(flags)), heldout: world.heldout.length },

@@ -31,6 +31,7 @@ import { integerFlag, numberFlag, numFramesFlag, parseFlags, resolutionFlag, ste
 import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
 import { addMemoryOptions, jobMemory, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
+import { checkDeclaredSize, checkPromptVocabulary, LIMIT_FLAGS_HELP } from '../model-limits.js';
 import { progressDisplay } from '../progress.js';
 
 /** Help text of --model, shared by every command that loads a model. */
@@ -81,6 +82,8 @@ export function addJobOptions(command: Command): Command {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
+    .option('--strict-prompt', LIMIT_FLAGS_HELP.strictPrompt)
+    .option('--allow-any-size', LIMIT_FLAGS_HELP.allowAnySize)
     .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)')
     .option('--ffmpeg <path>', FFMPEG_HELP);
   return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
@@ -107,6 +110,8 @@ export const JOB_FLAGS = {
   overwrite: z.boolean().optional(),
   ...BACKEND_FLAGS,
   ffmpeg: z.string().min(1, 'must name a file').optional(),
+  strictPrompt: z.boolean().optional(),
+  allowAnySize: z.boolean().optional(),
   ...POLICY_FLAGS,
   ...MEMORY_FLAGS,
 };
@@ -220,6 +225,8 @@ interface GenerateRun {
 async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
   const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
+  checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
+  checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
   const choice = jobBackendChoice(flags);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);

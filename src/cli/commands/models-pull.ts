@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { checkpointFolders, type CheckpointFolders } from '../../convert/checkpoint-folders.js';
-import { checkFormatAvailable, checkOutput, convertModel, DTYPES, FORMATS, type ConvertJob } from '../../convert/convert-model.js';
+import { checkOutput, convertModel, DTYPES, FORMATS, type ConvertJob } from '../../convert/convert-model.js';
 import { checkpointFiles, MODEL_IDS, OPENSORA_12, weightFiles, type RepoPin } from '../../convert/opensora-recipe.js';
 import { COREMLTOOLS, CONVERTER_MODULES, findPython } from '../../convert/python.js';
 import { displayPath } from '../../display-path.js';
@@ -139,7 +139,6 @@ function progressStream(context: CliContext): NodeJS.WriteStream | undefined {
 async function converterPython(format: ConvertJob['format'], flag: string | undefined, purpose: string): Promise<string> {
   const python = await findPython({ purpose, modules: CONVERTER_MODULES, flag });
   if (format === 'onnx') return python;
-  await checkFormatAvailable(format, python);
   return findPython({ purpose: `${purpose} --format coreml`, modules: [...CONVERTER_MODULES, COREMLTOOLS], flag: python });
 }
 

@@ -91,6 +91,7 @@ interface ModelSummary {
   readonly source: Model['source'];
   readonly quirks?: Model['quirks'];
   readonly checkpoints?: Model['checkpoints'];
+  readonly vocabulary?: Model['vocabulary'];
 }
 
 /** Bytes on disk, each file once (our ST and TDTM blocks share their weight file). */
@@ -125,6 +126,7 @@ function summarizeModel(model: Model): ModelSummary {
     source: model.source,
     ...(model.quirks && { quirks: model.quirks }),
     ...(model.checkpoints && { checkpoints: model.checkpoints }),
+    ...(model.vocabulary && { vocabulary: model.vocabulary }),
   };
 }
 
@@ -157,10 +159,16 @@ function formatSummary(summary: ModelSummary): string {
     `choices: resolutions ${d.resolutions.join(', ')}; frames ${d.numFramesChoices.join(', ')}`,
     ...(summary.quirks === undefined ? [] : [formatQuirks(summary.quirks)]),
     ...(summary.checkpoints === undefined ? [] : [formatCheckpoints(summary.checkpoints)]),
+    ...(summary.vocabulary === undefined ? [] : [formatVocabulary(summary.vocabulary)]),
     ...(summary.source.kind === 'published-coreml' && summary.source.ignored.length > 0
       ? [`ignored (not blocks of the contract): ${summary.source.ignored.join(', ')}`]
       : []),
   ].join('\n');
+}
+
+function formatVocabulary(vocabulary: NonNullable<Model['vocabulary']>): string {
+  const objects = vocabulary.maxObjects === 1 ? 'one object' : `up to ${vocabulary.maxObjects} objects`;
+  return `vocabulary (${vocabulary.words.length} words, ${objects} of ${vocabulary.objectWords.join(', ')}): ${vocabulary.words.join(' ')}`;
 }
 
 function formatQuirks(quirks: NonNullable<Model['quirks']>): string {

@@ -6,7 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { UnrecoverableError, WaitingError, type Job, type Worker } from 'bullmq';
+import type { Job, Worker } from 'bullmq';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { earlierRun, planOutputs, type PlannedJob } from '../../batch/plan.js';
@@ -114,7 +114,7 @@ async function runWorker(options: Record<string, unknown>, context: CliContext):
   };
   // The first slot now, so a backend that cannot run this model is a one-line error before any job is taken.
   state.free.push(await openSlot(state));
-  const worker = startWorker(
+  const worker: Worker = await startWorker(
     flags.queue,
     async (job, token) => processJob(state, worker, job, token),
     { concurrency: flags.concurrency, stallSeconds: flags.stallTimeout },
@@ -138,6 +138,7 @@ async function runWorker(options: Record<string, unknown>, context: CliContext):
 }
 
 async function processJob(state: WorkerState, worker: Worker, job: Job, token: string | undefined): Promise<JobResult> {
+  const { UnrecoverableError, WaitingError } = await import('bullmq'); // loaded by startWorker already
   const parsed = parseJob(job.data);
   if (typeof parsed === 'string') {
     state.counts.failed++;
