@@ -128,7 +128,7 @@ describe('models pull → convert → generate (local hub, tiny upstream checkpo
     const inspected = await cli(['models', 'inspect', model()]);
     expect(inspected.stdout).toContain(`converted from: t5 ${T5}@${COMMITS.t5}, stdit ${STDIT}@${COMMITS.stdit} (main), vae ${VAE}@${COMMITS.vae} (main)`);
     const video = join(root, 'ball.mp4');
-    const generated = await cli(['generate', 'a red ball bouncing', '-o', video, '--model', model(), '--steps', '2', '--num-frames', '17', '--resolution', '128x128', '--seed', '3']);
+    const generated = await cli(['generate', 'a red ball bouncing', '-o', video, '--model', model(), '--steps', '2', '--num-frames', '17', '--resolution', '192x192', '--seed', '3']);
     expect(generated.code, generated.stderr).toBe(0);
     expect((await stat(video)).size).toBeGreaterThan(1000);
   });
