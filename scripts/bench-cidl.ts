@@ -25,7 +25,9 @@ import { errorMessage, SoraError } from '../src/errors.js';
 import { loadModel } from '../src/model/manifest.js';
 import { evictFile } from '../src/native/memory.js';
 import { CidlScheduler, scheduledBlocks, type CidlReport } from '../src/pipeline/ci-dl.js';
-import { formatBytes, memoryBudgetFlag, processPeakRss, resolveBudget } from '../src/pipeline/memory-budget.js';
+import { enableGarbageCollection, formatBytes, memoryBudgetFlag, processPeakRss, resolveBudget } from '../src/pipeline/memory-budget.js';
+import { latentShapeFor } from '../src/pipeline/latent.js';
+import { runGeometry } from '../src/pipeline/memory-estimates.js';
 import { gaussianNoise } from '../src/pipeline/rng.js';
 import { sample } from '../src/pipeline/sampler.js';
 import { StditRunner } from '../src/pipeline/stdit-runner.js';
@@ -101,16 +103,18 @@ async function runSetting(args: Args & { model: string; child: SettingName }): P
   const model = await loadModel(args.model);
   const blocks = scheduledBlocks(model, 'stdit');
   for (const block of blocks) for (const file of block.files) await evictFile(file.path);
+  enableGarbageCollection(); // as `generate` does under a budget, before the workers start
   const backend = new OnnxBackend({ activationArena: false });
   const timeline = new Timeline();
+  const [width, height] = args.resolution;
+  const latent = latentShapeFor({ numFrames: FRAMES, width, height });
   const provider = new CidlScheduler(recordedBackend(backend, timeline), blocks, {
     ...SETTINGS[args.child],
     budget: resolveBudget(args.budget),
     label: 'stdit',
     timeline,
+    geometry: runGeometry(model, latent, 'stdit'),
   });
-  const [width, height] = args.resolution;
-  const latent = { channels: 4, frames: (FRAMES / 17) * 5, height: height / 8, width: width / 8 };
   const channels = Number(model.architecture.stdit.caption_channels);
   const mask = new Float32Array(300).fill(1, 0, 12);
   const text = {

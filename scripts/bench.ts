@@ -7,25 +7,18 @@
  *    per block) with 2 block pairs instead of 28 to fit the time, made by `models make-synthetic` into a temporary
  *    folder and deleted afterwards; 128×128, 10 steps, 1 session each. Skipped, saying why, when Python with torch
  *    and onnx is missing (`models make-synthetic` exits with the DEPENDENCY status then).
+ * 3. bench-results/memory.json: the memory budget, peak RSS sampled from outside at three budgets on models/shapes
+ *    and on that synthetic model (scripts/bench-memory.ts).
+ * 4. bench-results/startup.json: `--help` against a bare Node start (scripts/bench-startup.ts).
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERROR_EXIT_CODES } from '../src/errors.js';
+import { cli, paperWidthModel, runMemoryBench, standardCases } from './bench-memory.js';
+import { runStartupBench } from './bench-startup.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ondevice-sora');
-
-/** Runs the CLI with its output passed through (progress shows on a terminal); resolves with the exit status. */
-function cli(args: readonly string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-    child.once('error', reject);
-    child.once('close', (code) => resolve(code ?? 1));
-  });
-}
 
 async function must(args: readonly string[]): Promise<void> {
   const code = await cli(args);
@@ -38,22 +31,22 @@ async function main(): Promise<void> {
 
   const scratch = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-synthetic-'));
   try {
-    const model = join(scratch, 'model');
     console.log('\n== paper-shaped synthetic model (hidden 1152, 2 block pairs): 128x128, 17 frames, 10 steps');
-    const made = await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '--depth', '2', '-o', model]);
-    if (made === ERROR_EXIT_CODES.DEPENDENCY) {
-      console.log('skipped the synthetic model: Python with torch and onnx is not available (see the error above)');
-      return;
+    const model = await paperWidthModel(scratch);
+    if (model !== undefined) {
+      await must([
+        'bench',
+        ...['--model', model, '--matrix', '--steps', '10', '--resolution', '128x128', '--repeat', '1'],
+        ...['-o', 'bench-results/synthetic-opensora-1.2'],
+      ]);
     }
-    if (made !== 0) throw new Error(`models make-synthetic exited with ${made}`);
-    await must([
-      'bench',
-      ...['--model', model, '--matrix', '--steps', '10', '--resolution', '128x128', '--repeat', '1'],
-      ...['-o', 'bench-results/synthetic-opensora-1.2'],
-    ]);
+    console.log('\n== the memory budget: peak RSS sampled from outside at three budgets per model');
+    await runMemoryBench(standardCases(model), join(ROOT, 'bench-results', 'memory.json'));
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+  console.log('\n== start-up: --help against a bare node');
+  await runStartupBench(15, join(ROOT, 'bench-results', 'startup.json'));
 }
 
 main().catch((error: unknown) => {

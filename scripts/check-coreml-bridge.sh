@@ -3,8 +3,10 @@
 #   1. clang -fsyntax-only compiles every *.mm as Objective-C++17 against GNUstep's Foundation headers, with
 #      coreml_api_subset.h standing in for CoreML and libdispatch (coreml_imports.h picks it when the SDK is
 #      absent). An undeclared API, a misspelled selector or a wrong argument type fails the check.
-#   2. No manual retain/release: the macOS build uses ARC, which this check cannot enable (below).
-#   3. strided_copy_test.cc, the bridge's layout arithmetic, is compiled and run.
+#   2. Every declaration of coreml_api_subset.h carries its API_AVAILABLE, none newer than the deployment target
+#      (scripts/check-coreml-availability.mjs: clang enforces availability only when building for Apple platforms).
+#   3. No manual retain/release: the macOS build uses ARC, which this check cannot enable (below).
+#   4. strided_copy_test.cc, the bridge's layout arithmetic and its overflow checks, is compiled and run.
 # Limits: Debian's GNUstep is built on GCC's Objective-C runtime, whose headers clang rejects under -fobjc-arc,
 # so the files are checked without ARC; nothing here links or runs CoreML.
 #
@@ -88,6 +90,10 @@ for source in "$bridge"/*.mm; do
     status=1
   fi
 done
+
+if ! node "$root/scripts/check-coreml-availability.mjs" "$bridge/coreml_api_subset.h" "$root/CMakeLists.txt"; then
+  status=1
+fi
 
 if grep -nE '[[:space:]](retain|release|autorelease|dealloc)\]' "$bridge"/*.mm; then
   echo "check-coreml-bridge: manual reference counting in ARC sources (above)" >&2

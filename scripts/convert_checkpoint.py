@@ -3,20 +3,26 @@
 
     /usr/bin/python3 scripts/convert_checkpoint.py \\
         --stdit <file|dir>  --t5 <file|dir|index.json>  --vae <file|dir>  --tokenizer <dir>  --out <model dir> \\
-        [--dtype float16] [--name NAME] [--overwrite] \\
-        [--config-stdit STDiT3-XL/2] [--config-t5 t5-v1_1-xxl] [--config-vae OpenSora-VAE-v1.2]
+        [--format onnx|coreml] [--dtype float16] [--name NAME] [--overwrite] \\
+        [--config-stdit auto|STDiT3-XL/2] [--config-t5 auto|t5-v1_1-xxl] [--config-vae auto|OpenSora-VAE-v1.2]
 
 Checkpoints: hpcai-tech/OpenSora-STDiT-v3, DeepFloyd/t5-v1_1-xxl (encoder, possibly sharded) and
 hpcai-tech/OpenSora-VAE-v1.2, as safetensors or PyTorch files. --tokenizer is a folder with the T5 tokenizer's
 tokenizer.json + tokenizer_config.json (Hugging Face fast-tokenizer format), copied into the model folder.
 
-Every checkpoint's key set and shapes are validated before anything is written. The three models are then built on
+Configs default to `auto`: chosen from the config.json beside each checkpoint where it decides, else by the
+checkpoint's parameter shapes (sora/config_detect.py). Every checkpoint's key set, shapes and dtypes are validated
+before anything is written. One `[i/n] block names` line is printed per exported unit, for progress displays. The three models are then built on
 PyTorch's `meta` device (no memory) and each block's tensors are read from the (memory-mapped) checkpoint only while
 that block is exported, then dropped again: peak memory stays near one block (T5-XXL whole would be 18 GB in float32).
 The VAE encoder's keys are ignored; T5's tied embedding may be stored as `shared.weight` or
 `encoder.embed_tokens.weight`; STDiT's `rope.freqs` (fixed frequencies, not learned) is computed when absent.
 PyTorch pickles (.bin/.pt) cannot be read partially, so each such file or shard is loaded whole while its tensors
 are needed (a T5-XXL .bin shard is ~10 GB); safetensors files are memory-mapped tensor by tensor.
+
+--format coreml writes one .mlpackage per block instead (sora/coreml_export.py: coremltools 8.3, which this Python
+must have: run it with a venv's python, see the README); compute precision and compute units are chosen per block
+(--dtype float32 or float16 forces one precision for every block), the flexible shapes cover the defaults' choices.
 """
 
 from __future__ import annotations
@@ -29,10 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import torch
+from sora.dependencies import require_modules
+
+if __name__ == "__main__":
+    require_modules("scripts/convert_checkpoint.py")  # before the imports below, which need them
+
+import torch  # noqa: E402
 from torch import nn
 
+from sora.config_detect import choose_config
 from sora.configs import get_stdit3_config, get_t5_config
+from sora.coreml_export import CoreMLSettings, LatentBounds, export_coreml_unit, import_coremltools
 from sora.manifest import Defaults, architecture_dict, build_manifest, check_can_write, write_manifest
 from sora.onnx_export import DTYPES, NULL_CAPTION_KEY, ExportUnit, export_unit, stdit_units, t5_units, vae_units
 from sora.safetensors_io import CheckpointReader
@@ -43,6 +56,7 @@ from sora.vae_config import get_vae_config
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 DEFAULT_NAME = "opensora-v1.2"
+FORMATS = ("onnx", "coreml")
 MAX_LISTED = 5
 # On-device Sora's settings: 68 frames at 256x256 (192x192 is the app's smaller choice).
 DEFAULTS = Defaults(
@@ -56,6 +70,7 @@ DEFAULTS = Defaults(
     num_frames_choices=(17, 34, 51, 68),
 )
 T5_EMBEDDING_KEYS = ("shared.weight", "encoder.embed_tokens.weight")
+AUTO = "auto"
 
 
 class ConversionError(ValueError):
@@ -74,10 +89,13 @@ class Source:
     # Model key → its value when the checkpoint lacks it.
     computed: Mapping[str, Callable[[], torch.Tensor]] = field(default_factory=dict)
     ignored_prefixes: Tuple[str, ...] = ()
+    config: str = ""  # name of the model's config (sora/configs.py, sora/vae_config.py)
 
     def __post_init__(self) -> None:
         self.keys = set(self.reader.keys())
-        self.expected = {key: tuple(value.shape) for key, value in self.model.state_dict().items()}
+        state = self.model.state_dict()
+        self.expected = {key: tuple(value.shape) for key, value in state.items()}
+        self.floating = {key: value.is_floating_point() for key, value in state.items()}
 
     def candidates(self, key: str) -> Tuple[str, ...]:
         return self.aliases.get(key, (key,))
@@ -108,13 +126,23 @@ def key_problems(source: Source) -> List[str]:
         key for key in source.keys - accepted if not key.startswith(source.ignored_prefixes)
     )
     stored_shapes = {source.stored_key(key): shape for key, shape in source.expected.items()}  # aliases once
+    stored_shapes.pop(None, None)
     wrong = [
         f"{stored} {list(source.reader.shape(stored))} (expected {list(shape)})"
         for stored, shape in stored_shapes.items()
-        if stored is not None and tuple(source.reader.shape(stored)) != shape
+        if tuple(source.reader.shape(stored)) != shape
+    ]
+    # An integer tensor where a float weight belongs (or the reverse) would fail only when its block is exported.
+    stored_floats = {source.stored_key(key): source.floating[key] for key in source.expected}
+    wrong_dtypes = [
+        f"{stored} {source.reader.dtype(stored)} (expected {'a float' if floating else 'an integer'} type)"
+        for stored, floating in stored_floats.items()
+        if stored is not None and source.reader.is_floating(stored) != floating
     ]
     problems = []
-    for kind, names in (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)):
+    kinds = (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong),
+             ("wrong dtypes", wrong_dtypes))
+    for kind, names in kinds:
         if names:
             problems.append(f"{len(names)} {kind}: {_listed(names)}")
     return problems
@@ -127,7 +155,7 @@ def validate(sources: Sequence[Source]) -> None:
         if (problems := key_problems(source))
     ]
     if messages:
-        raise ConversionError("checkpoint does not fit the model config:\n  " + "\n  ".join(messages))
+        raise ConversionError("checkpoint does not fit the model config: " + "; ".join(messages))
 
 
 def tokenizer_files(folder: Optional[Path]) -> List[Path]:
@@ -213,24 +241,42 @@ class Configs:
     vae: str
 
 
+def stdit_source(reader: CheckpointReader, config: str) -> Source:
+    cfg = get_stdit3_config(config)
+    return Source(
+        "stdit", reader, STDiT3(cfg, device="meta"),
+        computed={"rope.freqs": lambda: RotaryEmbedding(cfg.head_dim).freqs.detach()}, config=config,
+    )
+
+
+def t5_source(reader: CheckpointReader, config: str) -> Source:
+    return Source(
+        "t5", reader, T5EncoderModel(get_t5_config(config), device="meta"),
+        aliases={key: (key,) + tuple(k for k in T5_EMBEDDING_KEYS if k != key) for key in T5_EMBEDDING_KEYS},
+        config=config,
+    )
+
+
+def vae_source(reader: CheckpointReader, config: str) -> Source:
+    return Source("vae", reader, OpenSoraVAEDecoder(get_vae_config(config), device="meta"),
+                  ignored_prefixes=ENCODER_PREFIXES, config=config)
+
+
+SOURCE_BUILDERS: Dict[str, Callable[[CheckpointReader, str], Source]] = {
+    "stdit": stdit_source, "t5": t5_source, "vae": vae_source,
+}
+
+
 def open_sources(stdit_path: Path, t5_path: Path, vae_path: Path, configs: Configs) -> List[Source]:
-    """STDiT, T5 and VAE sources with meta-device models of the named configs."""
-    stdit_cfg, t5_cfg = get_stdit3_config(configs.stdit), get_t5_config(configs.t5)
-    vae_cfg = get_vae_config(configs.vae)
-    return [
-        Source(
-            "stdit", CheckpointReader(stdit_path), STDiT3(stdit_cfg, device="meta"),
-            computed={"rope.freqs": lambda: RotaryEmbedding(stdit_cfg.head_dim).freqs.detach()},
-        ),
-        Source(
-            "t5", CheckpointReader(t5_path), T5EncoderModel(t5_cfg, device="meta"),
-            aliases={key: (key,) + tuple(k for k in T5_EMBEDDING_KEYS if k != key) for key in T5_EMBEDDING_KEYS},
-        ),
-        Source(
-            "vae", CheckpointReader(vae_path), OpenSoraVAEDecoder(vae_cfg, device="meta"),
-            ignored_prefixes=ENCODER_PREFIXES,
-        ),
-    ]
+    """STDiT, T5 and VAE sources with meta-device models of the named (or `auto`-chosen) configs."""
+    sources = []
+    for label, path in (("stdit", stdit_path), ("t5", t5_path), ("vae", vae_path)):
+        reader, config = CheckpointReader(path), getattr(configs, label)
+        if config == AUTO:
+            config, reason = choose_config(label, path, lambda name: not key_problems(SOURCE_BUILDERS[label](reader, name)))
+            print(f"config {label}: {config} ({reason})", flush=True)
+        sources.append(SOURCE_BUILDERS[label](reader, config))
+    return sources
 
 
 def conversion_units(stdit: Source, t5: Source, vae: Source) -> List[ExportUnit]:
@@ -250,14 +296,21 @@ def convert(
     tokenizer_dir: Optional[Path],
     out_dir: Path,
     *,
-    configs: Configs = Configs("STDiT3-XL/2", "t5-v1_1-xxl", "OpenSora-VAE-v1.2"),
-    dtype: str = "float32",
+    configs: Configs = Configs(AUTO, AUTO, AUTO),
+    dtype: Optional[str] = None,
     name: str = DEFAULT_NAME,
     overwrite: bool = False,
+    fmt: str = "onnx",
 ) -> Path:
-    """Writes the model folder; returns the manifest path. Raises before writing anything on bad input."""
-    if dtype not in DTYPES:
+    """Writes the model folder; returns the manifest path. Raises before writing anything on bad input.
+
+    dtype None: float32 for ONNX, each block's own precision for CoreML (coreml_export.BLOCK_PRECISION)."""
+    if dtype is not None and dtype not in DTYPES:
         raise ConversionError(f"--dtype {dtype}: must be one of {', '.join(DTYPES)}")
+    if fmt not in FORMATS:
+        raise ConversionError(f"--format {fmt}: must be one of {', '.join(FORMATS)}")
+    if fmt == "coreml":
+        import_coremltools()  # before any work: a missing coremltools is named with its install command
     stdit, t5, vae = sources = open_sources(stdit_path, t5_path, vae_path, configs)
     validate(sources)
     tokenizer = tokenizer_files(tokenizer_dir)
@@ -266,20 +319,37 @@ def convert(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     owners = module_owners(sources)
+    export = _exporter(fmt, dtype, stdit.model)
     specs = []
-    for unit in conversion_units(stdit, t5, vae):
+    units = conversion_units(stdit, t5, vae)
+    for number, unit in enumerate(units, start=1):
+        print(f"[{number}/{len(units)}] {'+'.join(block.name for block in unit.blocks)}", flush=True)
         with materialized(unit, owners):
-            specs += export_unit(unit, out_dir, dtype)
+            specs += export(unit, out_dir)
     for path in tokenizer:
         shutil.copyfile(path, out_dir / path.name)
     description = (
-        f"Open-Sora 1.2 converted from checkpoints (STDiT {configs.stdit}, T5 {configs.t5}, VAE {configs.vae}), "
-        f"{dtype} weights" + (" stored as float16, computed in float32" if dtype == "float16" else "")
+        f"Open-Sora 1.2 converted from checkpoints (STDiT {stdit.config}, T5 {t5.config}, VAE {vae.config}), "
+        + _precision_text(fmt, dtype)
     )
     manifest = build_manifest(
         out_dir, name=name, description=description, blocks=specs, defaults=DEFAULTS, **architecture
     )
     return write_manifest(out_dir, manifest, overwrite=overwrite)
+
+
+def _exporter(fmt: str, dtype: Optional[str], stdit: STDiT3) -> Callable[[ExportUnit, Path], list]:
+    if fmt == "onnx":
+        return lambda unit, out_dir: export_unit(unit, out_dir, dtype or "float32")
+    settings = CoreMLSettings(LatentBounds.from_defaults(DEFAULTS), stdit.config.num_heads, precision=dtype)
+    return lambda unit, out_dir: export_coreml_unit(unit, out_dir, settings)
+
+
+def _precision_text(fmt: str, dtype: Optional[str]) -> str:
+    if fmt == "coreml":
+        return f"CoreML packages, {dtype or 'per-block'} precision"
+    dtype = dtype or "float32"
+    return f"{dtype} weights" + (" stored as float16, computed in float32" if dtype == "float16" else "")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -291,18 +361,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--tokenizer", type=Path, help="folder with tokenizer.json and tokenizer_config.json (required)"
     )
     parser.add_argument("--out", type=Path, required=True, help="model folder to write")
-    parser.add_argument("--dtype", default="float32", choices=DTYPES)
+    parser.add_argument("--format", default="onnx", choices=FORMATS, help="block format (default onnx)")
+    parser.add_argument(
+        "--dtype", choices=DTYPES,
+        help="onnx: weight storage (default float32); coreml: one compute precision for all blocks (default per block)",
+    )
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"model name in the manifest (default {DEFAULT_NAME})")
     parser.add_argument("--overwrite", action="store_true", help="replace a folder that holds a different model")
-    parser.add_argument("--config-stdit", default="STDiT3-XL/2")
-    parser.add_argument("--config-t5", default="t5-v1_1-xxl")
-    parser.add_argument("--config-vae", default="OpenSora-VAE-v1.2")
+    parser.add_argument("--config-stdit", default=AUTO, help="a name from sora/configs.py, or auto (default)")
+    parser.add_argument("--config-t5", default=AUTO, help="a name from sora/configs.py, or auto (default)")
+    parser.add_argument("--config-vae", default=AUTO, help="a name from sora/vae_config.py, or auto (default)")
     args = parser.parse_args(argv)
     try:
         manifest = convert(
             args.stdit, args.t5, args.vae, args.tokenizer, args.out,
             configs=Configs(args.config_stdit, args.config_t5, args.config_vae),
-            dtype=args.dtype, name=args.name, overwrite=args.overwrite,
+            dtype=args.dtype, name=args.name, overwrite=args.overwrite, fmt=args.format,
         )
     except (ValueError, OSError) as error:  # CheckpointError, ManifestError, ExportError, unknown configs
         print(f"error: {error}", file=sys.stderr)

@@ -22,7 +22,12 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import torch
+from sora.dependencies import require_modules
+
+if __name__ == "__main__":
+    require_modules("scripts/make_synthetic_model.py")  # before the imports below, which need them
+
+import torch  # noqa: E402
 
 from sora.configs import STDiT3Config, get_stdit3_config
 from sora.manifest import BlockFile, BlockSpec, TensorSpec, build_manifest, write_manifest

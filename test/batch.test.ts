@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BatchResult } from '../src/batch/results.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { assertBuilt, cli, expectOneLineError, ROOT, TEST_MODEL_ENV } from './helpers/cli.js';
+import { readResults } from './helpers/case-folders.js';
 import { tempDir } from './helpers/model-folder.js';
 
 const FAST = ['--steps', '2', '--resolution', '128x128', '--seed', '5'];
@@ -36,13 +36,6 @@ async function batchCase(name: string, text: string): Promise<{ file: string; ou
   return { file, out: join(dir, 'out') };
 }
 
-async function results(out: string): Promise<BatchResult[]> {
-  const text = await readFile(join(out, 'results.jsonl'), 'utf8');
-  return text
-    .trimEnd()
-    .split('\n')
-    .map((line) => JSON.parse(line) as BatchResult);
-}
 
 async function sidecar(path: string): Promise<Record<string, any>> {
   return JSON.parse(await readFile(path, 'utf8')) as Record<string, any>;
@@ -61,7 +54,7 @@ describe('batch', () => {
       'results.jsonl',
       'trace.json',
     ]);
-    const rows = await results(out);
+    const rows = await readResults(out);
     expect(rows.map((row) => [row.line, row.status, row.seed])).toEqual([
       [2, 'done', 5],
       [4, 'done', 5],
@@ -101,7 +94,7 @@ describe('batch', () => {
     expect(result.stderr).toContain(`error: ${file}:2: unknown field "sead"`);
     expect(result.stderr).toContain(`error: ${file}:3: not valid JSON`);
     expect(result.stderr.trimEnd().split('\n').at(-1)).toMatch(/^error: 2 of 4 prompts not done \(first: .*:2: unknown field/);
-    expect((await results(out)).map((row) => [row.line, row.status])).toEqual([
+    expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([
       [1, 'done'],
       [2, 'invalid'],
       [3, 'invalid'],
@@ -121,7 +114,7 @@ describe('batch', () => {
     const result = await cli(['batch', file, '-o', out, ...FAST, '--overwrite']);
     expect(result.code, result.stderr).toBe(IO);
     expect(result.stderr).toMatch(/error: line 2: .*clash\.mp4 is a folder; cannot replace it with a video file \(the batch goes on\)/);
-    const rows = await results(out);
+    const rows = await readResults(out);
     expect(rows.map((row) => [row.line, row.status, row.error?.code])).toEqual([
       [2, 'failed', 'IO'],
       [3, 'done', undefined],
@@ -151,7 +144,7 @@ describe('batch', () => {
       });
     });
     expect(interrupted.code).toBe(INTERRUPTED);
-    const before = await results(out);
+    const before = await readResults(out);
     const finished = before.filter((row) => row.status === 'done').map((row) => row.line);
     expect(finished[0]).toBe(1);
     expect(finished.length).toBeLessThan(4);
@@ -163,7 +156,7 @@ describe('batch', () => {
     expectOneLineError(await cli(args), IO, 'already exists', 'pass --resume');
     const resumed = await cli([...args, '--resume']);
     expect(resumed.code, resumed.stderr).toBe(0);
-    const after = await results(out);
+    const after = await readResults(out);
     expect(after.map((row) => row.status)).toEqual([1, 2, 3, 4].map((line) => (finished.includes(line) ? 'skipped' : 'done')));
     for (const [i, line] of finished.entries()) expect((await stat(after[line - 1]!.output!)).mtimeMs).toBe(mtimes[i]);
     for (const row of after) expect(existsSync(row.output!)).toBe(true);
@@ -173,7 +166,7 @@ describe('batch', () => {
     const { file, out } = await batchCase('prompts.txt', 'first\n# not a prompt line\nsecond\nthird\n');
     const result = await cli(['batch', file, '-o', out, ...FAST, '--shard', '2/2']);
     expect(result.code, result.stderr).toBe(0);
-    expect((await results(out)).map((row) => [row.line, row.status])).toEqual([[3, 'done']]);
+    expect((await readResults(out)).map((row) => [row.line, row.status])).toEqual([[3, 'done']]);
 
     for (const shard of ['0/2', '3/2', 'x', '1-2']) {
       expectOneLineError(await cli(['batch', file, '-o', out, '--shard', shard]), USAGE, `--shard: must be I/N with 1 ≤ I ≤ N, e.g. 2/4, got "${shard}"`);

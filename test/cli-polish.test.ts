@@ -32,6 +32,10 @@ const COMMANDS = [
   ['models', 'verify'],
   ['models', 'list'],
   ['models', 'make-synthetic'],
+  ['models', 'pull'],
+  ['models', 'convert'],
+  ['models', 'cache'],
+  ['models', 'cache', 'prune'],
   ['doctor'],
 ];
 
@@ -95,14 +99,18 @@ describe('models', () => {
     const result = await cli(['models', 'list', '--json'], { ONDEVICE_SORA_MODELS: join(process.cwd(), 'models') });
     expect(result.code, result.stderr).toBe(0);
     const listed = JSON.parse(result.stdout) as { folder: string; source: string; name?: string }[];
-    expect(listed.map((m) => [m.source, m.name])).toEqual([['shipped', 'shapes'], ['shipped', 'tiny']]); // each folder listed once
+    expect(listed.map((m) => [m.source, m.name])).toEqual([
+      ['shipped', 'shapes'],
+      ['shipped', 'tiny'],
+      ['shipped', 'tiny-coreml'],
+    ]); // each folder listed once
   });
 
-  it('make-synthetic: a DEPENDENCY error naming what to install when Python cannot import torch', async () => {
+  it('make-synthetic: a DEPENDENCY error naming what to install when there is no Python', async () => {
     const result = await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', join(root, 'syn')], {
       PYTHON: join(root, 'no-python'),
     });
-    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'needs Python with torch and onnx', 'apt-get install python3-torch');
+    expectOneLineError(result, ERROR_EXIT_CODES.DEPENDENCY, 'needs Python 3 with torch, onnx, numpy and jsonschema', 'apt-get install python3-torch');
     expectOneLineError(
       await cli(['models', 'make-synthetic', '--preset', 'opensora-1.2', '-o', join(root, 'syn'), '--hidden', '100']),
       ERROR_EXIT_CODES.USAGE,

@@ -1,7 +1,7 @@
 /** Runs the built CLI (`node bin/ondevice-sora`) as a user would; `npm test` builds dist/ first. */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,14 @@ async function brokenCopy(breakIt: (dir: string, m: Manifest) => Promise<void>):
   return dir;
 }
 
+/** A copy of the shipped tiny model, for checks that run blocks (the stub graphs of `valid` only have the names). */
+async function tinyCopy(breakIt: (dir: string, m: Manifest) => Promise<void> = async () => {}): Promise<string> {
+  const dir = join(root, `tiny-${counter++}`);
+  await cp(join(ROOT, 'models', 'tiny'), dir, { recursive: true });
+  await breakIt(dir, JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Manifest);
+  return dir;
+}
+
 function stIndex(m: Manifest): number {
   return m.blocks.findIndex((block) => block.name === 'stdit3_ST_0');
 }
@@ -91,11 +99,11 @@ describe('ondevice-sora models', () => {
     ]);
   });
 
-  it('verify checks hashes and opens every block', async () => {
-    const result = await cli('--quiet', 'models', 'verify', valid);
+  it('verify checks hashes, then opens and runs every block against the contract', async () => {
+    const result = await cli('--quiet', 'models', 'verify', await tinyCopy());
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toContain('28 blocks open in ONNX Runtime');
+    expect(result.stdout).toContain("32 blocks open in ONNX Runtime and take and return the contract's names, dtypes and shapes");
   });
 
   it('list reports the shipped folders', async () => {
@@ -132,7 +140,7 @@ describe('bad input → exit status, one line on stderr, stack only with --verbo
   });
 
   it('a corrupt ONNX file with a matching manifest entry (exit 5) names the file', async () => {
-    const dir = await brokenCopy(async (d, m) => {
+    const dir = await tinyCopy(async (d, m) => {
       const path = 'stdit/stdit3_ST_0.onnx';
       await writeFile(join(d, path), 'not a protobuf at all');
       m.blocks[stIndex(m)]!.files[0] = { ...(await fileEntry(d, path)), role: 'graph' };
@@ -142,7 +150,7 @@ describe('bad input → exit status, one line on stderr, stack only with --verbo
   });
 
   it('a graph whose inputs differ from the contract (exit 5) names the block and the input', async () => {
-    const dir = await brokenCopy(async (d, m) => {
+    const dir = await tinyCopy(async (d, m) => {
       const path = 'stdit/stdit3_ST_0.onnx';
       const block = m.blocks[stIndex(m)]!;
       const inputs = block.inputs.map((spec) => (spec.name === 'attn' ? { ...spec, name: 'attention' } : spec));

@@ -5,72 +5,19 @@
  * by scripts/check-coreml-bridge.sh.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { isSoraError, SoraError } from '../src/errors.js';
-import type {
-  BridgeError,
-  BridgeInput,
-  BridgeOutput,
-  ComputeUnits,
-  CoreMLBridge,
-  FeatureDescription,
-  LoadedModel,
-} from '../src/native/coreml.js';
+import type { BridgeInput } from '../src/native/coreml.js';
 import type { BlockSource, Tensor } from '../src/runtime/backend.js';
-import { CoreMLBackend, createCoreMLBackend, packageContentHash, parseComputeUnits } from '../src/runtime/coreml-backend.js';
-
-type Features = { inputs: FeatureDescription[]; outputs: FeatureDescription[] };
-
-function feature(name: string, dataType: FeatureDescription['dataType'], shape: number[], ranges?: [number, number][]): FeatureDescription {
-  return { name, dataType, shape, shapeConstraint: ranges ? { kind: 'range', ranges } : { kind: 'unspecified' } };
-}
-
-/** Rejects the way the native bridge does: "<model>: <detail>" plus the NSError fields. */
-function bridgeError(model: string, detail: string, domain = 'com.apple.CoreML', errorCode = 0): BridgeError {
-  return Object.assign(new Error(`${model}: ${detail}`), { model, detail, domain, errorCode });
-}
-
-class FakeCoreMLBridge implements CoreMLBridge {
-  readonly apiVersion = 1;
-  readonly compiles: { name: string; packagePath: string; compiledPath: string }[] = [];
-  readonly loads: { name: string; compiledPath: string; computeUnits: ComputeUnits }[] = [];
-  readonly predictions: { id: number; inputs: readonly BridgeInput[] }[] = [];
-  readonly unloaded: number[] = [];
-  readonly failures: { compile?: BridgeError; load?: BridgeError; predict?: BridgeError } = {};
-  outputs: Record<string, BridgeOutput> = {};
-  #nextId = 1;
-
-  constructor(readonly models: Record<string, Features>) {}
-
-  async compileModel(name: string, packagePath: string, compiledPath: string): Promise<void> {
-    this.compiles.push({ name, packagePath, compiledPath });
-    if (this.failures.compile) throw this.failures.compile;
-    await mkdir(compiledPath, { recursive: true });
-  }
-
-  async loadModel(name: string, compiledPath: string, computeUnits: ComputeUnits): Promise<LoadedModel> {
-    this.loads.push({ name, compiledPath, computeUnits });
-    if (this.failures.load) throw this.failures.load;
-    const features = this.models[name];
-    if (!features) throw bridgeError(name, 'no such model in the fake');
-    return { id: this.#nextId++, ...features };
-  }
-
-  async predict(id: number, inputs: readonly BridgeInput[]): Promise<Record<string, BridgeOutput>> {
-    this.predictions.push({ id, inputs });
-    if (this.failures.predict) throw this.failures.predict;
-    return this.outputs;
-  }
-
-  async unloadModel(id: number): Promise<void> {
-    this.unloaded.push(id);
-  }
-}
+import { CoreMLBackend, createCoreMLBackend, parseComputeUnits } from '../src/runtime/coreml-backend.js';
+import { packageContentHash } from '../src/runtime/coreml-cache.js';
+import { rejection } from './helpers/expect-error.js';
+import { writeMlmodelc, writeMlpackage } from './helpers/coreml-package.js';
+import { bridgeError, FakeCoreMLBridge, feature, nsrange, unbounded } from './helpers/fake-coreml-bridge.js';
 
 const f32 = (dims: number[], values: number[]): Tensor => ({ dtype: 'float32', dims, data: Float32Array.from(values) });
 const i64 = (dims: number[], values: number[]): Tensor => ({ dtype: 'int64', dims, data: BigInt64Array.from(values.map(BigInt)) });
@@ -81,9 +28,9 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-function compiledModel(name: string): BlockSource {
-  const path = join(dir, `${name}.mlmodelc`);
-  mkdirSync(path, { recursive: true });
+/** An .mlmodelc as the CoreML compiler leaves it (metadata.json with the spec version), macOS 13's spec by default. */
+function compiledModel(name: string, specificationVersion = 7): BlockSource {
+  const path = writeMlmodelc(join(dir, `${name}.mlmodelc`), { specificationVersion });
   return { name, path, weightBytes: 1000 };
 }
 
@@ -92,50 +39,16 @@ function onlyPrediction(fake: FakeCoreMLBridge): Map<string, BridgeInput> {
   return new Map(fake.predictions[0]?.inputs.map((input) => [input.name, input]));
 }
 
-async function rejection(promise: Promise<unknown>): Promise<SoraError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isSoraError(error)) throw new Error(`expected a SoraError, got ${String(error)}`);
-  return error;
-}
-
 describe('CoreML backend on a FAKE native bridge: loading', () => {
   it('fake bridge: loads an .mlmodelc with the requested compute units, which it reports as its device', async () => {
     const fake = new FakeCoreMLBridge({ t5embed: { inputs: [], outputs: [] } });
-    const backend = new CoreMLBackend(fake, { computeUnits: 'cpu-ane', cacheDir: join(dir, 'cache') });
+    const backend = new CoreMLBackend(fake, { computeUnits: 'cpu-ane', cacheDir: join(dir, 'cache'), macosVersion: '15.0' });
     const block = compiledModel('t5embed');
     const handle = await backend.load(block);
     expect(handle.name).toBe('t5embed');
     expect(fake.loads).toEqual([{ name: 't5embed', compiledPath: block.path, computeUnits: 'cpu-ane' }]);
     expect(fake.compiles).toEqual([]);
     expect([backend.kind, backend.device]).toEqual(['coreml', 'cpu-ane']);
-  });
-
-  it('fake bridge: compiles an .mlpackage once into a cache folder keyed by its content', async () => {
-    const fake = new FakeCoreMLBridge({ stdit3_ST_0: { inputs: [], outputs: [] } });
-    const cacheDir = join(dir, 'cache');
-    const packagePath = join(dir, 'stdit3_ST_0.mlpackage');
-    mkdirSync(join(packagePath, 'Data', 'weights'), { recursive: true });
-    writeFileSync(join(packagePath, 'Manifest.json'), '{"a":1}');
-    writeFileSync(join(packagePath, 'Data', 'weights', 'weight.bin'), Buffer.alloc(4096, 7));
-    const block = { name: 'stdit3_ST_0', path: packagePath, weightBytes: 4096 };
-
-    const backend = new CoreMLBackend(fake, { cacheDir });
-    await Promise.all([backend.load(block), backend.load(block)]);
-    const key = (await packageContentHash(packagePath)).slice(0, 32);
-    const compiledPath = join(cacheDir, `stdit3_ST_0-${key}.mlmodelc`);
-    expect(fake.compiles).toEqual([{ name: 'stdit3_ST_0', packagePath, compiledPath }]);
-    expect(fake.loads.map((load) => load.compiledPath)).toEqual([compiledPath, compiledPath]);
-
-    await new CoreMLBackend(fake, { cacheDir }).load(block);
-    expect(fake.compiles).toHaveLength(1); // another process (backend) finds the cached model
-
-    writeFileSync(join(packagePath, 'Data', 'weights', 'weight.bin'), Buffer.alloc(4096, 8));
-    await new CoreMLBackend(fake, { cacheDir }).load(block);
-    expect(fake.compiles).toHaveLength(2);
-    expect(fake.compiles[1]?.compiledPath).not.toBe(compiledPath);
   });
 
   it('fake bridge: rejects a model whose inputs differ from the contract, and unloads it', async () => {
@@ -212,7 +125,7 @@ describe('CoreML backend on a FAKE native bridge: inputs and outputs', () => {
   });
 
   it('fake bridge: repeats a one-head attention mask over the heads the model declares', async () => {
-    const attn = feature('attn', 'float32', [1, 16, 2000, 300], [[1, 1], [16, 16], [2, 8], [0, 4]]);
+    const attn = feature('attn', 'float32', [1, 16, 2000, 300], [nsrange(1, 1), nsrange(16, 16), nsrange(2, 8), nsrange(0, 4)]);
     const fake = new FakeCoreMLBridge({ stdit3_ST_0: { inputs: [attn], outputs: [] } });
     const backend = new CoreMLBackend(fake, { cacheDir: join(dir, 'cache') });
     const mask = f32([1, 1, 2, 3], [0, -1, -2, -3, 0, -5]);
@@ -224,7 +137,7 @@ describe('CoreML backend on a FAKE native bridge: inputs and outputs', () => {
   });
 
   it('fake bridge: gives a tensor the model\'s rank when only the rank differs', async () => {
-    const fake = new FakeCoreMLBridge({ blk: { inputs: [feature('t', 'float32', [1, 2], [[1, 1], [2, 2]])], outputs: [] } });
+    const fake = new FakeCoreMLBridge({ blk: { inputs: [feature('t', 'float32', [1, 2], [nsrange(1, 1), nsrange(2, 2)])], outputs: [] } });
     const backend = new CoreMLBackend(fake, { cacheDir: join(dir, 'cache') });
     const t = f32([2], [500, 500]);
     await backend.run(await backend.load(compiledModel('blk')), { t });
@@ -232,7 +145,7 @@ describe('CoreML backend on a FAKE native bridge: inputs and outputs', () => {
   });
 
   it('fake bridge: rejects a shape the model cannot take, naming model, input and both shapes', async () => {
-    const attn = feature('attn', 'float32', [1, 16, 2000, 300], [[1, 1], [16, 16], [2, 8], [0, -1]]);
+    const attn = feature('attn', 'float32', [1, 16, 2000, 300], [nsrange(1, 1), nsrange(16, 16), nsrange(2, 8), unbounded(0)]);
     const fake = new FakeCoreMLBridge({ stdit3_ST_0: { inputs: [attn], outputs: [] } });
     const backend = new CoreMLBackend(fake, { cacheDir: join(dir, 'cache') });
     const handle = await backend.load(compiledModel('stdit3_ST_0'));
@@ -292,8 +205,7 @@ describe('CoreML backend on a FAKE native bridge: errors and lifecycle', () => {
       code: 'BACKEND',
       message: 'vae_spatial_part1: The model file is corrupted.',
     });
-    const packagePath = join(dir, 'p.mlpackage');
-    mkdirSync(packagePath);
+    const packagePath = writeMlpackage(join(dir, 'p.mlpackage'));
     fake.failures.compile = bridgeError('p', 'compiler error: unsupported op');
     expect((await rejection(backend.load({ name: 'p', path: packagePath, weightBytes: 0 }))).message).toBe('p: compiler error: unsupported op');
   });

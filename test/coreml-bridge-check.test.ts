@@ -38,9 +38,48 @@ describe('CoreML bridge syntax-and-type check (clang + GNUstep)', () => {
       const { status, output } = check(copy);
       if (status === PREREQUISITES_MISSING) context.skip(`check-coreml-bridge prerequisites missing: ${output.trim()}`);
       expect(status).toBe(1);
-      expect(output).toContain("instance method '-predictionFromFeature:error:' not found");
+      expect(output).toContain("instance method '-predictionFromFeature:options:error:' not found");
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }
+  });
+});
+
+describe('CoreML API availability check (scripts/check-coreml-availability.mjs)', () => {
+  const HEADER = 'native/coreml-bridge/coreml_api_subset.h';
+
+  function availability(header: string): { status: number | null; output: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'sora-availability-'));
+    try {
+      writeFileSync(join(dir, 'subset.h'), header);
+      const result = spawnSync(process.execPath, ['scripts/check-coreml-availability.mjs', join(dir, 'subset.h'), 'CMakeLists.txt'], {
+        encoding: 'utf8',
+      });
+      return { status: result.status, output: `${result.stdout}${result.stderr}` };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('passes on the committed header: every declaration has its availability, none newer than macOS 13.0', () => {
+    const { status, output } = availability(readFileSync(HEADER, 'utf8'));
+    expect(output).toContain('none newer than macOS 13.0');
+    expect(status).toBe(0);
+  });
+
+  it('fails on a declaration without API_AVAILABLE, and on an API newer than the deployment target', () => {
+    const header = readFileSync(HEADER, 'utf8');
+    const unannotated = header.replace(
+      'MLModelDescription* modelDescription API_AVAILABLE(macos(10.13), ios(11.0));',
+      'MLModelDescription* modelDescription;',
+    );
+    expect(unannotated).not.toBe(header);
+    const missing = availability(unannotated);
+    expect(missing.status).toBe(1);
+    expect(missing.output).toMatch(/modelDescription;: no API_AVAILABLE/);
+
+    const newer = availability(header.replace('outputBackings API_AVAILABLE(macos(11.0)', 'outputBackings API_AVAILABLE(macos(14.0)'));
+    expect(newer.status).toBe(1);
+    expect(newer.output).toContain('macOS 14.0 API, newer than the deployment target 13.0');
   });
 });

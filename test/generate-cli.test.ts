@@ -45,14 +45,14 @@ describe('generate: bad input fails with one line before any work, and writes no
   });
 
   it.each([
-    [['--steps', '0'], '--steps: must be a positive integer, got "0"'],
-    [['--steps', '-3'], '--steps: must be a positive integer, got "-3"'],
-    [['--steps', '2.5'], '--steps: must be a positive integer, got "2.5"'],
-    [['--cfg-scale', 'abc'], '--cfg-scale: must be a number ≥ 0, got "abc"'],
-    [['--cfg-scale', 'NaN'], '--cfg-scale: must be a number ≥ 0, got "NaN"'],
+    [['--steps', '0'], '--steps: must be an integer from 1 to 1000, got "0"'],
+    [['--steps', '-3'], '--steps: must be an integer from 1 to 1000, got "-3"'],
+    [['--steps', '2.5'], '--steps: must be an integer from 1 to 1000, got "2.5"'],
+    [['--cfg-scale', 'abc'], '--cfg-scale: must be a number from 0 to 100, got "abc"'],
+    [['--cfg-scale', 'NaN'], '--cfg-scale: must be a number from 0 to 100, got "NaN"'],
     [['--num-frames', '20'], '--num-frames: must be a multiple of 17'],
-    [['--num-frames', '0'], '--num-frames: must be a positive integer, got "0"'],
-    [['--resolution', '250x256'], '--resolution: width and height must be positive multiples of 16, got "250x256"'],
+    [['--num-frames', '0'], '--num-frames: must be a multiple of 17 from 17 to 408, got "0"'],
+    [['--resolution', '250x256'], '--resolution: width and height must be multiples of 16 from 16 to 2048, got "250x256"'],
     [['--resolution', '256'], '--resolution: must be WIDTHxHEIGHT, e.g. 256x256, got "256"'],
     [['--seed', '-1'], '--seed: must be an integer from 0 to'],
     [['--fps', '0'], '--fps: must be a number above 0, at most 240, got "0"'],

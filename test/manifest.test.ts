@@ -2,7 +2,7 @@ import { cp, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../src/errors.js';
-import { loadModel, verifyModel } from '../src/model/manifest.js';
+import { blockSource, loadModel, verifyModel } from '../src/model/manifest.js';
 import type { Manifest } from '../src/model/manifest-schema.js';
 import { expectSoraError } from './helpers/expect-error.js';
 import { fileEntry, tempDir, writeManifest, writeModelFolder } from './helpers/model-folder.js';
@@ -49,6 +49,15 @@ describe('loadModel on a valid folder', () => {
     expect(model.tokenizer.files.map((file) => file.path)).toEqual([join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json')]);
   });
 
+  it("carries each block's optional CoreML compute units to the backend", async () => {
+    const { dir, manifest } = await freshModel();
+    manifest.blocks[0] = { ...manifest.blocks[0]!, computeUnits: 'cpu-gpu' };
+    await writeManifest(dir, manifest);
+    const model = await loadModel(dir);
+    expect(blockSource(model.blocks[0]!).computeUnits).toBe('cpu-gpu');
+    expect(blockSource(model.blocks[1]!)).not.toHaveProperty('computeUnits');
+  });
+
   it('accepts a symlink that stays inside the folder', async () => {
     const { dir, manifest } = await freshModel();
     await symlink('tokenizer.json', join(dir, 'linked-tokenizer.json'));
@@ -87,6 +96,14 @@ describe('loadModel rejects a broken manifest', () => {
       expected: () => ['defaults.steps:', 'expected number'],
       breakIt: (m) => {
         delete (m.defaults as Partial<Manifest['defaults']>).steps;
+      },
+    },
+    {
+      name: 'compute units CoreML does not have',
+      code: 'MANIFEST',
+      expected: () => ['blocks[2].computeUnits:', 'all', 'cpu-gpu', 'cpu-ane'],
+      breakIt: (m) => {
+        (m.blocks[2] as { computeUnits?: string }).computeUnits = 'gpu';
       },
     },
     {

@@ -43,6 +43,32 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 })();
 `;
 
+/**
+ * Runs in a fresh `node --expose-gc`: frees one 8 MiB buffer (which raises glibc's dynamic mmap threshold to 8 MiB),
+ * then allocates 100 buffers of 2 MiB, each followed by a small one that stays, frees the large ones and reports how
+ * much anonymous memory went back to the OS without a malloc_trim. argv[2] 'fixed' sets a 1 MiB threshold first.
+ */
+const MMAP_THRESHOLD_PROBE = `
+const addon = require(process.argv[1]);
+const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+(async () => {
+  if (process.argv[2] === 'fixed' && !addon.setMmapThreshold(1024 * 1024)) throw new Error('setMmapThreshold refused');
+  let big = new Uint8Array(new ArrayBuffer(8 * 1024 * 1024)).fill(1);
+  big = null;
+  for (let i = 0; i < 2; i++) { globalThis.gc(); await settle(); }
+  let chunks = [];
+  const pins = [];
+  for (let i = 0; i < 100; i++) {
+    chunks.push(new Uint8Array(new ArrayBuffer(2 * 1024 * 1024)).fill(1));
+    pins.push(new Uint8Array(new ArrayBuffer(4096)).fill(2));
+  }
+  const allocated = addon.processMemory().anonymous;
+  chunks = null;
+  for (let i = 0; i < 3; i++) { globalThis.gc(); await settle(); }
+  console.log(JSON.stringify({ returned: allocated - addon.processMemory().anonymous, pins: pins.length }));
+})();
+`;
+
 function writeFile(path: string, bytes: number): void {
   const fd = openSync(path, 'w');
   const block = Buffer.alloc(4 * MiB);
@@ -93,6 +119,16 @@ describe.skipIf(!loaded.addon)('sora_memory native addon', () => {
     expect(js.cgroupLimit).toBe(native.cgroupLimit);
     expect(Math.abs(js.available - native.available)).toBeLessThan(0.05 * native.total);
     expect(Math.abs(fallback.processMemory().rss - memory.processMemory().rss)).toBeLessThan(32 * MiB);
+  });
+
+  it.runIf(IS_LINUX && IS_GLIBC)('with a fixed mmap threshold, freeing large buffers returns them without a trim', () => {
+    const addonFile = memory.nativeStatus().addon.path;
+    const probe = (mode: string): { returned: number } =>
+      JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', MMAP_THRESHOLD_PROBE, addonFile, mode], { encoding: 'utf8' }));
+    // glibc's default keeps them in the heap once its threshold has risen; CI-DL's runs free activations the same way.
+    expect(probe('dynamic').returned).toBeLessThan(50 * MiB);
+    expect(probe('fixed').returned).toBeGreaterThan(150 * MiB);
+    expect(memory.nativeStatus().functions.mmapThreshold).toMatchObject({ available: true, implementation: 'native' });
   });
 
   it('sees RSS grow with an allocation, and anonymous memory fall after freeing plus malloc trim', () => {
@@ -218,6 +254,8 @@ describe('memory API without the native addon (pure-JS fallbacks)', () => {
     const { addon, functions } = memory.nativeStatus();
     expect(addon).toMatchObject({ loaded: false, error: 'not built' });
     expect(functions.mallocTrim).toMatchObject({ available: false, implementation: 'none' });
+    expect(functions.mmapThreshold).toMatchObject({ available: false, implementation: 'none' });
+    expect(memory.setMmapThreshold(2 ** 20)).toBe(false);
     expect(functions.pageCache.available).toBe(false);
     expect(functions.pageCache.note).toContain('not built');
     expect(functions.processMemory.implementation).toBe('fallback');

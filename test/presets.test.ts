@@ -101,11 +101,11 @@ describe('generate --preset/--lpl/--tdtm on the shipped tiny model (built CLI)',
 
   it.each([
     [['--preset', 'fast'], '--preset: must be one of: baseline, paper, got "fast"'],
-    [['--lpl', '0'], '--lpl: must be a step number ≥ 1, auto or off, got "0"'],
-    [['--lpl', 'soon'], '--lpl: must be a step number ≥ 1, auto or off, got "soon"'],
-    [['--lpl', 'auto', '--lpl-patience', '0'], '--lpl-patience: must be a positive integer, got "0"'],
+    [['--lpl', '0'], '--lpl: must be a step number from 1 to 1000, auto or off, got "0"'],
+    [['--lpl', 'soon'], '--lpl: must be a step number from 1 to 1000, auto or off, got "soon"'],
+    [['--lpl', 'auto', '--lpl-patience', '0'], '--lpl-patience: must be an integer from 1 to 1000, got "0"'],
     [['--lpl', 'auto', '--lpl-tolerance', '-1'], '--lpl-tolerance: must be a number ≥ 0, got "-1"'],
-    [['--tdtm', 'half'], '--tdtm: must be a number of steps ≥ 0, or all, got "half"'],
+    [['--tdtm', 'half'], '--tdtm: must be a number of steps from 0 to 1000, or all, got "half"'],
     [['--preset', 'paper', '--lpl-patience', '2'], '--lpl-patience: only applies with --lpl auto'],
   ])('%j fails with one line naming the flag and writes nothing', async (flags, message) => {
     const output = join(dir, 'bad.mp4');

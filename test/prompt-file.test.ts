@@ -81,12 +81,12 @@ describe('prompt files', () => {
     const messages = file.problems.map((p) => p.message);
     expect(messages[0]).toBe(`${where(2)}unknown field "sead" (known: prompt, seed, steps, num_frames, resolution, output)`);
     expect(messages[1]).toMatch(new RegExp(`^${where(3)}not valid JSON`));
-    expect(messages[2]).toBe(`${where(5)}resolution: width and height must be positive multiples of 16, got "100x100"`);
+    expect(messages[2]).toBe(`${where(5)}resolution: width and height must be multiples of 16 from 16 to 2048, got "100x100"`);
     expect(messages[3]).toBe(`${where(6)}prompt: is empty, got "   "`);
     expect(messages[4]).toBe(`${where(7)}prompt: is missing`);
     expect(messages[5]).toMatch(new RegExp(`^${where(8)}output: must be a plain file name`));
     expect(messages[6]).toBe(`${where(9)}must be a JSON object with a "prompt" field`);
-    expect(messages[7]).toBe(`${where(10)}steps: must be a positive integer, got 1.5`);
+    expect(messages[7]).toBe(`${where(10)}steps: must be an integer from 1 to 1000, got 1.5`);
   });
 
   it('.csv: header names the columns; quoted commas kept; empty cells absent; bad records reported by line', async () => {

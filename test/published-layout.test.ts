@@ -166,6 +166,17 @@ describe('fake published packages (real names and sizes, placeholder contents) l
     expect(model.tokenizer).toMatchObject({ maxLength: 300, padId: 0, eosId: 1 });
   });
 
+  it("gives every package the app's compute units (SoraPipeline.swift, VAEDecoder.swift), written out here", async () => {
+    const model = await loadModel(compiled);
+    const cpuOnly = new Set([
+      ...TEMPORAL_PARTS.filter((part) => part !== 'part2_2').map((part) => `vae_temporal_${part}`),
+      ...['part3_3', 'part3_4_1', 'part3_4_2', 'part3_4_3'].map((part) => `vae_spatial_${part}`),
+    ]);
+    for (const name of PUBLISHED_NAMES) {
+      expect([name, blockSource(block(model, name)).computeUnits]).toEqual([name, cpuOnly.has(name) ? 'cpu' : 'cpu-gpu']);
+    }
+  });
+
   it('records the published input types and shapes: integers as float32, 16-head mask, part2 t = outT', async () => {
     const model = await loadModel(compiled);
     const input = (blockName: string, name: string) => block(model, blockName).inputs.find((spec) => spec.name === name);
@@ -313,13 +324,17 @@ describe('verify, backends and manifest.json with CoreML packages', () => {
     }
   });
 
-  it('manifest.json cannot list a coreml block (a package folder has no sha256) → MANIFEST naming the field', async () => {
+  it('a coreml block in manifest.json must list its one package folder (not an ONNX file) → MANIFEST naming the field', async () => {
     const dir = join(root, `onnx-${counter++}`);
     await mkdir(dir);
     const manifest = await writeModelFolder(dir);
     manifest.blocks[3] = { ...manifest.blocks[3]!, format: 'coreml' };
     await writeManifest(dir, manifest);
-    await expectSoraError(loadModel(dir), 'MANIFEST', `${join(dir, 'manifest.json')}: blocks[3].format: is "coreml"`);
+    await expectSoraError(
+      loadModel(dir),
+      'MANIFEST',
+      `${join(dir, 'manifest.json')}: blocks[3].files: a coreml block lists exactly one .mlpackage or .mlmodelc folder`,
+    );
   });
 });
 

@@ -2,6 +2,7 @@
 // The typed wrapper is src/native/coreml.ts; the Backend on top of it is src/runtime/coreml-backend.ts.
 #include <napi.h>
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -19,7 +20,8 @@ namespace sora {
 namespace {
 
 // Bumped when the JS-visible API changes, so the wrapper can refuse a stale build.
-constexpr uint32_t kApiVersion = 1;
+// 2: raw NSRange shape ranges, inputs copied, expected output shapes (output backings), `inPlace` on outputs.
+constexpr uint32_t kApiVersion = 2;
 
 // One model and its serial queue: its load, predictions and unload run in call order, while the queues of
 // other models run concurrently (one model loading while another predicts is what CI-DL relies on).
@@ -86,9 +88,11 @@ std::optional<std::vector<int64_t>> ParseShape(Napi::Env env, Napi::Value value)
   return shape;
 }
 
-// Reads one {name, dataType, shape, data} input. The typed array is referenced in `lent` so its memory,
-// which CoreML reads in place, outlives the prediction.
-std::optional<InputTensor> ParseInput(Napi::Env env, Napi::Value value, std::vector<Napi::ObjectReference>* lent) {
+// Reads one {name, dataType, shape, data} input and copies its bytes into native memory. Reading the typed array
+// in place would leave CoreML reading memory that JS can pull away meanwhile (a transfer to a worker, an
+// ArrayBuffer.prototype.transfer, a closing environment), and N-API has no way to pin it; the copy costs one
+// memcpy per input, and the output backings save one copy per output in exchange.
+std::optional<InputTensor> ParseInput(Napi::Env env, Napi::Value value) {
   if (!value.IsObject()) {
     ThrowTypeError(env, "each input must be an object");
     return std::nullopt;
@@ -113,13 +117,45 @@ std::optional<InputTensor> ParseInput(Napi::Env env, Napi::Value value, std::vec
     return std::nullopt;
   }
   const Napi::TypedArray array = data.As<Napi::TypedArray>();
-  if (array.ByteLength() != static_cast<size_t>(ElementCount(*shape)) * ElementSize(type->first)) {
+  const auto byteLength = ByteLength(*shape, ElementSize(type->first));
+  if (!byteLength || array.ByteLength() != *byteLength) {
     ThrowTypeError(env, "input " + name + ": data length does not match its shape");
     return std::nullopt;
   }
-  lent->push_back(Napi::Persistent(data.As<Napi::Object>()));
-  void* bytes = static_cast<unsigned char*>(array.ArrayBuffer().Data()) + array.ByteOffset();
-  return InputTensor{name, type->first, *shape, bytes};
+  SharedBytes bytes = AllocateBytes(*byteLength);
+  if (bytes == nullptr) {
+    Napi::RangeError::New(env, "input " + name + ": cannot allocate " + std::to_string(*byteLength) + " bytes")
+        .ThrowAsJavaScriptException();
+    return std::nullopt;
+  }
+  std::memcpy(bytes.get(), static_cast<const unsigned char*>(array.ArrayBuffer().Data()) + array.ByteOffset(), *byteLength);
+  return InputTensor{name, type->first, *shape, std::move(bytes)};
+}
+
+// Reads the optional {name: shape} of outputs expected from this prediction. Sizes are checked here (a request
+// whose bytes overflow is a caller bug); whether the model accepts a backing of that shape is CoreML's call.
+std::optional<std::vector<OutputRequest>> ParseOutputRequests(Napi::Env env, Napi::Value value) {
+  std::vector<OutputRequest> requests;
+  if (value.IsUndefined() || value.IsNull()) return requests;
+  if (!value.IsObject()) {
+    ThrowTypeError(env, "outputShapes must be an object");
+    return std::nullopt;
+  }
+  const Napi::Object shapes = value.As<Napi::Object>();
+  const Napi::Array names = shapes.GetPropertyNames();
+  for (uint32_t index = 0; index < names.Length(); ++index) {
+    const std::string name = names.Get(index).As<Napi::String>().Utf8Value();
+    const auto shape = ParseShape(env, shapes.Get(name));
+    if (!shape) return std::nullopt;
+    // The element size is not known before the model's output type is; 8 bytes bounds every type the bridge reads.
+    const auto byteLength = ByteLength(*shape, 8);
+    if (!byteLength) {
+      ThrowTypeError(env, "outputShapes." + name + ": the shape is too large");
+      return std::nullopt;
+    }
+    requests.push_back(OutputRequest{name, *shape});
+  }
+  return requests;
 }
 
 Napi::Array ShapeToJs(Napi::Env env, const std::vector<int64_t>& shape) {
@@ -138,7 +174,11 @@ Napi::Object ShapeConstraintToJs(Napi::Env env, const FeatureInfo& feature) {
       constraint.Set("kind", "range");
       Napi::Array ranges = Napi::Array::New(env, feature.ranges.size());
       for (uint32_t axis = 0; axis < feature.ranges.size(); ++axis) {
-        ranges.Set(axis, ShapeToJs(env, {feature.ranges[axis].first, feature.ranges[axis].second}));
+        // Doubles: an "unbounded" length near NSUIntegerMax loses precision, which the reader's threshold allows.
+        Napi::Object range = Napi::Object::New(env);
+        range.Set("location", static_cast<double>(feature.ranges[axis].first));
+        range.Set("length", static_cast<double>(feature.ranges[axis].second));
+        ranges.Set(axis, range);
       }
       constraint.Set("ranges", ranges);
       break;
@@ -170,19 +210,21 @@ Napi::Array FeaturesToJs(Napi::Env env, const std::vector<FeatureInfo>& features
   return array;
 }
 
-// Hands each output's buffer to a JS ArrayBuffer without another copy; V8 frees it with the ArrayBuffer.
-Napi::Object OutputsToJs(Napi::Env env, std::vector<OutputTensor>& outputs) {
+// Hands each output's buffer to a JS ArrayBuffer without another copy; the ArrayBuffer's finalizer drops its
+// share of the memory (CoreML may still hold another through the backing's deallocator).
+Napi::Object OutputsToJs(Napi::Env env, const std::vector<OutputTensor>& outputs) {
   Napi::Object result = Napi::Object::New(env);
-  for (OutputTensor& output : outputs) {
-    const size_t byteLength = output.byteLength;
+  for (const OutputTensor& output : outputs) {
     Napi::ArrayBuffer buffer =
-        byteLength == 0 ? Napi::ArrayBuffer::New(env, 0)
-                        : Napi::ArrayBuffer::New(env, output.data.release(), byteLength,
-                                                 [](Napi::Env, void* data) { delete[] static_cast<unsigned char*>(data); });
+        output.byteLength == 0
+            ? Napi::ArrayBuffer::New(env, 0)
+            : Napi::ArrayBuffer::New(env, output.data.get(), output.byteLength,
+                                     [](Napi::Env, void*, SharedBytes* share) { delete share; }, new SharedBytes(output.data));
     Napi::Object tensor = Napi::Object::New(env);
     tensor.Set("dataType", ElementTypeName(output.type));
     tensor.Set("shape", ShapeToJs(env, output.shape));
     tensor.Set("data", buffer);
+    tensor.Set("inPlace", output.wroteInPlace);
     result.Set(output.name, tensor);
   }
   return result;
@@ -210,25 +252,68 @@ Settlement CompileInto(const std::string& packagePath, const std::string& compil
   return Resolve([](Napi::Env env) { return env.Undefined(); });
 }
 
-Settlement PredictWith(const ModelSlot& slot, const std::vector<InputTensor>& inputs) {
+// An output backing the bridge allocated: the memory, and the array CoreML writes into when it accepts it.
+struct Backing {
+  SharedBytes bytes;
+  size_t byteLength;
+  ElementType type;
+  std::vector<int64_t> shape;
+  MLMultiArray* array;
+};
+
+// Backings for the requested outputs the model declares as multi-arrays of a type the bridge reads. Apple:
+// "The framework may not use the specified backing object"; the identity check in PredictWith tells.
+std::unordered_map<std::string, Backing> MakeBackings(MLModelDescription* description,
+                                                      const std::vector<OutputRequest>& requests) {
+  std::unordered_map<std::string, Backing> backings;
+  for (const OutputRequest& request : requests) {
+    MLFeatureDescription* feature = description.outputDescriptionsByName[ToNSString(request.name)];
+    const auto type = feature.multiArrayConstraint == nil ? std::nullopt : ElementTypeOf(feature.multiArrayConstraint.dataType);
+    if (!type) continue;
+    const auto byteLength = ByteLength(request.shape, ElementSize(*type));
+    SharedBytes bytes = byteLength ? AllocateBytes(*byteLength) : nullptr;
+    if (bytes == nullptr) continue;  // no backing: CoreML allocates the output itself
+    NSError* error = nil;
+    MLMultiArray* array = WrapBytes(bytes, request.shape, *type, &error);
+    if (array == nil) continue;
+    backings.emplace(request.name, Backing{std::move(bytes), *byteLength, *type, request.shape, array});
+  }
+  return backings;
+}
+
+Settlement PredictWith(const ModelSlot& slot, const std::vector<InputTensor>& inputs,
+                       const std::vector<OutputRequest>& requests) {
   if (slot.model == nil) return Reject("the model is not loaded");
   NSMutableDictionary<NSString*, MLFeatureValue*>* features = [NSMutableDictionary dictionary];
   NSError* error = nil;
   for (const InputTensor& input : inputs) {
-    MLMultiArray* array = WrapInput(input, &error);
+    MLMultiArray* array = WrapBytes(input.data, input.shape, input.type, &error);
     if (array == nil) return Reject(error);
     [features setObject:[MLFeatureValue featureValueWithMultiArray:array] forKey:ToNSString(input.name)];
   }
   MLDictionaryFeatureProvider* provider = [[MLDictionaryFeatureProvider alloc] initWithDictionary:features error:&error];
   if (provider == nil) return Reject(error);
-  id<MLFeatureProvider> result = [slot.model predictionFromFeatures:provider error:&error];
+  // outputBackings: macOS 11+, below the bridge's deployment target, so no availability check is needed.
+  MLModelDescription* description = slot.model.modelDescription;
+  const auto backings = MakeBackings(description, requests);
+  NSMutableDictionary<NSString*, id>* backingObjects = [NSMutableDictionary dictionary];
+  for (const auto& [name, backing] : backings) [backingObjects setObject:backing.array forKey:ToNSString(name)];
+  MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
+  options.outputBackings = backingObjects;
+  id<MLFeatureProvider> result = [slot.model predictionFromFeatures:provider options:options error:&error];
   if (result == nil) return Reject(error);
 
   auto outputs = std::make_shared<std::vector<OutputTensor>>();
-  NSDictionary<NSString*, MLFeatureDescription*>* declared = slot.model.modelDescription.outputDescriptionsByName;
+  NSDictionary<NSString*, MLFeatureDescription*>* declared = description.outputDescriptionsByName;
   for (NSString* name in [declared.allKeys sortedArrayUsingSelector:@selector(compare:)]) {
     MLMultiArray* array = [result featureValueForName:name].multiArrayValue;
     if (array == nil) return Reject("output " + ToStdString(name) + " is not a multi-array");
+    const auto backing = backings.find(ToStdString(name));
+    if (backing != backings.end() && array == backing->second.array) {
+      const Backing& used = backing->second;
+      outputs->push_back(OutputTensor{ToStdString(name), used.type, used.shape, used.bytes, used.byteLength, true});
+      continue;
+    }
     BridgeError copyError;
     auto output = CopyOutput(name, array, &copyError);
     if (!output) return Settlement{nullptr, copyError};
@@ -279,7 +364,7 @@ class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
     const auto compiledPath = StringArgument(info, 2, "compiledPath");
     if (!name || !packagePath || !compiledPath) return info.Env().Undefined();
     dispatch_queue_t queue = dispatch_get_global_queue(QOS_CLASS_USER_INITIATED, 0);
-    return RunOnQueue(info.Env(), queue, *name, {}, [packagePath = *packagePath, compiledPath = *compiledPath]() {
+    return RunOnQueue(info.Env(), queue, *name, [packagePath = *packagePath, compiledPath = *compiledPath]() {
       return CompileInto(packagePath, compiledPath);
     });
   }
@@ -296,7 +381,7 @@ class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
     dispatch_queue_t queue = dispatch_queue_create(label.c_str(), DISPATCH_QUEUE_SERIAL);
     auto slot = std::make_shared<ModelSlot>(ModelSlot{*name, queue, nil});
     const uint32_t modelId = nextId_++;
-    return RunOnQueue(info.Env(), slot->queue, *name, {}, [this, slot, modelId, path = *path, units = *units]() {
+    return RunOnQueue(info.Env(), slot->queue, *name, [this, slot, modelId, path = *path, units = *units]() {
       return LoadInto(*slot, path, units, [this, slot, modelId](Napi::Env env, const ModelInfo& described) {
         models_[modelId] = slot;  // registered once loaded, so a failed load leaves nothing behind
         return ModelToJs(env, modelId, described);
@@ -304,7 +389,9 @@ class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
     });
   }
 
-  // predict(id, inputs: {name, dataType, shape, data}[]): Promise<Record<name, {dataType, shape, data}>>
+  // predict(id, inputs: {name, dataType, shape, data}[], outputShapes?: Record<name, shape>):
+  //   Promise<Record<name, {dataType, shape, data, inPlace}>>
+  // The inputs are copied before predict returns, so the caller may reuse or give away its buffers at once.
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     const Napi::Env env = info.Env();
     const auto slot = SlotArgument(info);
@@ -312,14 +399,16 @@ class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
     if (info.Length() < 2 || !info[1].IsArray()) return ThrowTypeError(env, "inputs must be an array");
     const Napi::Array list = info[1].As<Napi::Array>();
     std::vector<InputTensor> inputs;
-    std::vector<Napi::ObjectReference> lent;
     for (uint32_t index = 0; index < list.Length(); ++index) {
-      auto input = ParseInput(env, list.Get(index), &lent);
+      auto input = ParseInput(env, list.Get(index));
       if (!input) return env.Undefined();
       inputs.push_back(std::move(*input));
     }
-    return RunOnQueue(env, slot->queue, slot->name, std::move(lent),
-                      [slot, inputs = std::move(inputs)]() { return PredictWith(*slot, inputs); });
+    auto requests = ParseOutputRequests(env, info.Length() > 2 ? info[2] : env.Undefined());
+    if (!requests) return env.Undefined();
+    return RunOnQueue(env, slot->queue, slot->name, [slot, inputs = std::move(inputs), requests = std::move(*requests)]() {
+      return PredictWith(*slot, inputs, requests);
+    });
   }
 
   // unloadModel(id): Promise<void>; predictions already queued for the model finish first.
@@ -327,7 +416,7 @@ class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
     const auto slot = SlotArgument(info);
     if (!slot) return info.Env().Undefined();
     models_.erase(info[0].As<Napi::Number>().Uint32Value());
-    return RunOnQueue(info.Env(), slot->queue, slot->name, {}, [slot]() {
+    return RunOnQueue(info.Env(), slot->queue, slot->name, [slot]() {
       slot->model = nil;
       return Resolve([](Napi::Env env) { return env.Undefined(); });
     });

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,21 +35,44 @@ inline const char* ElementTypeName(ElementType type) {
   return "unknown";
 }
 
-// A JS typed array lent to a prediction; the JS side keeps it referenced until the prediction settles.
+// Memory owned natively and shared by whoever reads or writes it: an MLMultiArray (released through its
+// deallocator, whenever CoreML lets go of it) and a JS ArrayBuffer (released by its finalizer). No JS code can
+// detach or free it while CoreML still uses it, and a torn-down JS environment does not pull it from under CoreML.
+using SharedBytes = std::shared_ptr<unsigned char>;
+
+// Page-aligned, as Apple recommends for output backings; nullptr when the allocation fails.
+inline SharedBytes AllocateBytes(size_t byteLength) {
+  constexpr size_t kPage = 16384;  // Apple silicon's page size; a multiple of Intel's 4096
+  if (byteLength > SIZE_MAX - kPage) return nullptr;
+  const size_t rounded = (byteLength + kPage - 1) / kPage * kPage;
+  void* bytes = nullptr;
+  if (posix_memalign(&bytes, kPage, rounded == 0 ? kPage : rounded) != 0) return nullptr;
+  return SharedBytes(static_cast<unsigned char*>(bytes), [](unsigned char* pointer) { std::free(pointer); });
+}
+
+// One prediction input, copied out of its JS typed array before predict() returns (the bridge's input rule).
 struct InputTensor {
   std::string name;
   ElementType type;
   std::vector<int64_t> shape;
-  void* data;
+  SharedBytes data;
 };
 
-// A dense row-major copy of one prediction output; `data` becomes the backing store of a JS ArrayBuffer.
+// An output the caller expects with this shape (from an earlier prediction with the same input shapes), so CoreML
+// can write it straight into memory the bridge hands to JS (MLPredictionOptions.outputBackings).
+struct OutputRequest {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+// A dense row-major prediction output; `data` becomes the backing store of a JS ArrayBuffer.
 struct OutputTensor {
   std::string name;
   ElementType type;
   std::vector<int64_t> shape;
-  std::unique_ptr<unsigned char[]> data;
+  SharedBytes data;
   size_t byteLength;
+  bool wroteInPlace;  // CoreML wrote into the requested backing: no copy was made
 };
 
 // What a model declares about one feature (MLFeatureDescription + MLMultiArrayConstraint).
@@ -57,7 +81,9 @@ struct FeatureInfo {
   std::optional<ElementType> type;  // nullopt: not a multi-array, or a data type the bridge does not handle
   std::vector<int64_t> shape;       // required or default shape
   enum class ShapeKind { Unspecified, Enumerated, Range } shapeKind = ShapeKind::Unspecified;
-  std::vector<std::pair<int64_t, int64_t>> ranges;  // per axis [min, max], max -1 when unbounded
+  // Per axis, the NSRange exactly as sizeRangeForDimension reports it: (location, length). Reading it as bounds is
+  // left to the TypeScript side (src/runtime/coreml-tensors.ts), where both readings are tested.
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
   std::vector<std::vector<int64_t>> enumeratedShapes;
 };
 

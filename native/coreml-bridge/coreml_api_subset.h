@@ -1,9 +1,10 @@
 // The CoreML and libdispatch API the bridge uses, declared for the Linux syntax-and-type check
 // (scripts/check-coreml-bridge.sh, clang + GNUstep Foundation). Never used on macOS: coreml_imports.h
-// includes the SDK there. Each declaration follows Apple's documented signature, nullability included;
-// the comments give the documentation name and the first macOS version. Only what the bridge calls is
-// declared, so a call to anything else fails the check, as it should until it is added here, checked
-// against Apple's documentation.
+// includes the SDK there. Each declaration follows Apple's documented signature, nullability included,
+// and carries Apple's availability as API_AVAILABLE(macos(…)); the check refuses a declaration without
+// one, and one newer than the bridge's deployment target (CMakeLists.txt), which the bridge would have
+// to guard with @available. Only what the bridge calls is declared, so a call to anything else fails
+// the check, as it should until it is added here, checked against Apple's documentation.
 #pragma once
 
 #import <Foundation/Foundation.h>
@@ -17,47 +18,60 @@
 #define NS_NOESCAPE __attribute__((noescape))
 #endif
 
+// API_AVAILABLE (os/availability.h), written as in Apple's headers: API_AVAILABLE(macos(10.13), ios(11.0)).
+// Clang parses the attributes on every target but enforces them only when building for Apple platforms.
+#ifndef API_AVAILABLE
+#define SORA_AVAILABLE_macos(version) __attribute__((availability(macos, introduced = version)))
+#define SORA_AVAILABLE_ios(version) __attribute__((availability(ios, introduced = version)))
+#define SORA_AVAILABLE_ONE(platform) SORA_AVAILABLE_##platform
+#define SORA_AVAILABLE_TWO(first, second) SORA_AVAILABLE_##first SORA_AVAILABLE_##second
+#define SORA_AVAILABLE_PICK(first, second, name, ...) name
+#define API_AVAILABLE(...) SORA_AVAILABLE_PICK(__VA_ARGS__, SORA_AVAILABLE_TWO, SORA_AVAILABLE_ONE)(__VA_ARGS__)
+#endif
+
 NS_ASSUME_NONNULL_BEGIN
 
 // libdispatch (Debian ships no libdispatch headers) ----------------------------------------------------
 // With Objective-C, dispatch objects are Objective-C objects (OS_OBJECT_USE_OBJC), so ARC manages them.
 
+API_AVAILABLE(macos(10.6), ios(4.0))
 @protocol OS_dispatch_object <NSObject>
 @end
+API_AVAILABLE(macos(10.6), ios(4.0))
 @protocol OS_dispatch_queue <OS_dispatch_object>
 @end
+API_AVAILABLE(macos(10.6), ios(4.0))
 @protocol OS_dispatch_queue_global <OS_dispatch_queue>
 @end
+API_AVAILABLE(macos(10.6), ios(4.0))
 @protocol OS_dispatch_queue_attr <OS_dispatch_object>
 @end
 
-// dispatch_queue_t, macOS 10.6.
-typedef NSObject<OS_dispatch_queue>* dispatch_queue_t;
-// dispatch_queue_global_t, macOS 10.6 (a distinct type since the macOS 10.15 SDK).
-typedef NSObject<OS_dispatch_queue_global>* dispatch_queue_global_t;
-// dispatch_queue_attr_t, macOS 10.6.
-typedef NSObject<OS_dispatch_queue_attr>* dispatch_queue_attr_t;
-// dispatch_block_t, macOS 10.6.
-typedef void (^dispatch_block_t)(void);
+typedef NSObject<OS_dispatch_queue>* dispatch_queue_t API_AVAILABLE(macos(10.6), ios(4.0));
+// A distinct type since the macOS 10.15 SDK; the queues themselves date from 10.6.
+typedef NSObject<OS_dispatch_queue_global>* dispatch_queue_global_t API_AVAILABLE(macos(10.6), ios(4.0));
+typedef NSObject<OS_dispatch_queue_attr>* dispatch_queue_attr_t API_AVAILABLE(macos(10.6), ios(4.0));
+typedef void (^dispatch_block_t)(void) API_AVAILABLE(macos(10.6), ios(4.0));
 
 // DISPATCH_QUEUE_SERIAL, macOS 10.7.
 #define DISPATCH_QUEUE_SERIAL NULL
 
-// qos_class_t (sys/qos.h), macOS 10.10: only the class the bridge uses.
+// qos_class_t (sys/qos.h): only the class the bridge uses.
 typedef enum : unsigned int {
-  QOS_CLASS_USER_INITIATED = 0x19,
-} qos_class_t;
+  QOS_CLASS_USER_INITIATED API_AVAILABLE(macos(10.10), ios(8.0)) = 0x19,
+} qos_class_t API_AVAILABLE(macos(10.10), ios(8.0));
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-// dispatch_queue_create(_:_:), macOS 10.6.
-dispatch_queue_t dispatch_queue_create(const char* _Nullable label, dispatch_queue_attr_t _Nullable attr);
-// dispatch_async(_:_:), macOS 10.6.
-void dispatch_async(dispatch_queue_t queue, dispatch_block_t block);
-// dispatch_get_global_queue(_:_:), macOS 10.6.
-dispatch_queue_global_t dispatch_get_global_queue(intptr_t identifier, uintptr_t flags);
+// dispatch_queue_create(_:_:)
+dispatch_queue_t dispatch_queue_create(const char* _Nullable label, dispatch_queue_attr_t _Nullable attr)
+    API_AVAILABLE(macos(10.6), ios(4.0));
+// dispatch_async(_:_:)
+void dispatch_async(dispatch_queue_t queue, dispatch_block_t block) API_AVAILABLE(macos(10.6), ios(4.0));
+// dispatch_get_global_queue(_:_:)
+dispatch_queue_global_t dispatch_get_global_queue(intptr_t identifier, uintptr_t flags) API_AVAILABLE(macos(10.6), ios(4.0));
 
 #ifdef __cplusplus
 }
@@ -65,153 +79,150 @@ dispatch_queue_global_t dispatch_get_global_queue(intptr_t identifier, uintptr_t
 
 // CoreML enumerations ------------------------------------------------------------------------------------
 
-// MLMultiArrayDataType, macOS 10.13. Only the cases the bridge maps.
+// MLMultiArrayDataType: only the cases the bridge maps.
 typedef NS_ENUM(NSInteger, MLMultiArrayDataType) {
-  MLMultiArrayDataTypeDouble = 0x10000 | 64,   // macOS 10.13
-  MLMultiArrayDataTypeFloat32 = 0x10000 | 32,  // macOS 10.13
-  MLMultiArrayDataTypeFloat16 = 0x10000 | 16,  // macOS 12.0
-  MLMultiArrayDataTypeInt32 = 0x20000 | 32,    // macOS 10.13
-};
+  MLMultiArrayDataTypeDouble API_AVAILABLE(macos(10.13), ios(11.0)) = 0x10000 | 64,
+  MLMultiArrayDataTypeFloat32 API_AVAILABLE(macos(10.13), ios(11.0)) = 0x10000 | 32,
+  MLMultiArrayDataTypeFloat16 API_AVAILABLE(macos(12.0), ios(15.0)) = 0x10000 | 16,
+  MLMultiArrayDataTypeInt32 API_AVAILABLE(macos(10.13), ios(11.0)) = 0x20000 | 32,
+} API_AVAILABLE(macos(10.13), ios(11.0));
 
-// MLComputeUnits, macOS 10.14.
 typedef NS_ENUM(NSInteger, MLComputeUnits) {
-  MLComputeUnitsCPUOnly = 0,             // macOS 10.14
-  MLComputeUnitsCPUAndGPU = 1,           // macOS 10.14
-  MLComputeUnitsAll = 2,                 // macOS 10.14
-  MLComputeUnitsCPUAndNeuralEngine = 3,  // macOS 13.0
-};
+  MLComputeUnitsCPUOnly API_AVAILABLE(macos(10.14), ios(12.0)) = 0,
+  MLComputeUnitsCPUAndGPU API_AVAILABLE(macos(10.14), ios(12.0)) = 1,
+  MLComputeUnitsAll API_AVAILABLE(macos(10.14), ios(12.0)) = 2,
+  MLComputeUnitsCPUAndNeuralEngine API_AVAILABLE(macos(13.0), ios(16.0)) = 3,
+} API_AVAILABLE(macos(10.14), ios(12.0));
 
-// MLMultiArrayShapeConstraintType, macOS 10.14.
 typedef NS_ENUM(NSInteger, MLMultiArrayShapeConstraintType) {
-  MLMultiArrayShapeConstraintTypeUnspecified = 1,
-  MLMultiArrayShapeConstraintTypeEnumerated = 2,
-  MLMultiArrayShapeConstraintTypeRange = 3,
-};
+  MLMultiArrayShapeConstraintTypeUnspecified API_AVAILABLE(macos(10.14), ios(12.0)) = 1,
+  MLMultiArrayShapeConstraintTypeEnumerated API_AVAILABLE(macos(10.14), ios(12.0)) = 2,
+  MLMultiArrayShapeConstraintTypeRange API_AVAILABLE(macos(10.14), ios(12.0)) = 3,
+} API_AVAILABLE(macos(10.14), ios(12.0));
 
 // CoreML classes --------------------------------------------------------------------------------------------
 
-// MLMultiArray, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLMultiArray : NSObject <NSSecureCoding>
 
-// dataType, macOS 10.13.
-@property(readonly, nonatomic) MLMultiArrayDataType dataType;
-// shape, macOS 10.13.
-@property(readonly, nonatomic) NSArray<NSNumber*>* shape;
-// strides, macOS 10.13 (in elements).
-@property(readonly, nonatomic) NSArray<NSNumber*>* strides;
+@property(readonly, nonatomic) MLMultiArrayDataType dataType API_AVAILABLE(macos(10.13), ios(11.0));
+@property(readonly, nonatomic) NSArray<NSNumber*>* shape API_AVAILABLE(macos(10.13), ios(11.0));
+// In elements, not bytes.
+@property(readonly, nonatomic) NSArray<NSNumber*>* strides API_AVAILABLE(macos(10.13), ios(11.0));
 
-// init(dataPointer:shape:dataType:strides:deallocator:), category MLMultiArray (Creation), macOS 10.13.
+// init(dataPointer:shape:dataType:strides:deallocator:), category MLMultiArray (Creation). The deallocator runs
+// when the array no longer needs the memory.
 - (nullable instancetype)initWithDataPointer:(void*)dataPointer
                                        shape:(NSArray<NSNumber*>*)shape
                                     dataType:(MLMultiArrayDataType)dataType
                                      strides:(NSArray<NSNumber*>*)strides
                                  deallocator:(void (^_Nullable)(void* bytes))deallocator
-                                       error:(NSError**)error;
+                                       error:(NSError**)error API_AVAILABLE(macos(10.13), ios(11.0));
 
-// getBytesWithHandler:, category MLMultiArray (ScopedBufferAccess), macOS 12.3.
-- (void)getBytesWithHandler:(void(NS_NOESCAPE ^)(const void* bytes, NSInteger size))handler;
+// getBytesWithHandler:, category MLMultiArray (ScopedBufferAccess).
+- (void)getBytesWithHandler:(void(NS_NOESCAPE ^)(const void* bytes, NSInteger size))handler
+    API_AVAILABLE(macos(12.3), ios(15.4));
 
 @end
 
-// MLFeatureValue, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLFeatureValue : NSObject <NSCopying, NSSecureCoding>
 
-// multiArrayValue, macOS 10.13.
-@property(readonly, nullable, nonatomic) MLMultiArray* multiArrayValue;
+@property(readonly, nullable, nonatomic) MLMultiArray* multiArrayValue API_AVAILABLE(macos(10.13), ios(11.0));
 
-// featureValueWithMultiArray:, macOS 10.13.
-+ (instancetype)featureValueWithMultiArray:(MLMultiArray*)value;
++ (instancetype)featureValueWithMultiArray:(MLMultiArray*)value API_AVAILABLE(macos(10.13), ios(11.0));
 
 @end
 
-// MLFeatureProvider protocol, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @protocol MLFeatureProvider
 
-// featureNames, macOS 10.13: a required member of the protocol; the bridge itself only calls featureValueForName:.
-@property(readonly, nonatomic) NSSet<NSString*>* featureNames;
+// A required member of the protocol; the bridge itself only calls featureValueForName:.
+@property(readonly, nonatomic) NSSet<NSString*>* featureNames API_AVAILABLE(macos(10.13), ios(11.0));
 
-// featureValueForName:, macOS 10.13.
-- (nullable MLFeatureValue*)featureValueForName:(NSString*)featureName;
+- (nullable MLFeatureValue*)featureValueForName:(NSString*)featureName API_AVAILABLE(macos(10.13), ios(11.0));
 
 @end
 
-// MLDictionaryFeatureProvider, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLDictionaryFeatureProvider : NSObject <MLFeatureProvider, NSFastEnumeration>
 
-// initWithDictionary:error:, macOS 10.13.
-- (nullable instancetype)initWithDictionary:(NSDictionary<NSString*, id>*)dictionary error:(NSError**)error;
+- (nullable instancetype)initWithDictionary:(NSDictionary<NSString*, id>*)dictionary
+                                      error:(NSError**)error API_AVAILABLE(macos(10.13), ios(11.0));
 
 @end
 
-// MLMultiArrayShapeConstraint, macOS 10.14.
+API_AVAILABLE(macos(10.14), ios(12.0))
 @interface MLMultiArrayShapeConstraint : NSObject <NSSecureCoding>
 
-// type, macOS 10.14.
-@property(readonly, nonatomic) MLMultiArrayShapeConstraintType type;
-// sizeRangeForDimension, macOS 10.14: one NSRange (as NSValue) per dimension.
-@property(readonly, nonatomic) NSArray<NSValue*>* sizeRangeForDimension;
-// enumeratedShapes, macOS 10.14.
-@property(readonly, nonatomic) NSArray<NSArray<NSNumber*>*>* enumeratedShapes;
+@property(readonly, nonatomic) MLMultiArrayShapeConstraintType type API_AVAILABLE(macos(10.14), ios(12.0));
+// One NSRange (as NSValue) per dimension; Apple: each size "must fall within" it (NSRange membership).
+@property(readonly, nonatomic) NSArray<NSValue*>* sizeRangeForDimension API_AVAILABLE(macos(10.14), ios(12.0));
+@property(readonly, nonatomic) NSArray<NSArray<NSNumber*>*>* enumeratedShapes API_AVAILABLE(macos(10.14), ios(12.0));
 
 @end
 
-// MLMultiArrayConstraint, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLMultiArrayConstraint : NSObject <NSSecureCoding>
 
-// shape, macOS 10.13: the required or default shape.
-@property(readonly, nonatomic) NSArray<NSNumber*>* shape;
-// dataType, macOS 10.13.
-@property(readonly, nonatomic) MLMultiArrayDataType dataType;
-// shapeConstraint, macOS 10.14.
-@property(readonly, nonatomic) MLMultiArrayShapeConstraint* shapeConstraint;
+// The required or default shape.
+@property(readonly, nonatomic) NSArray<NSNumber*>* shape API_AVAILABLE(macos(10.13), ios(11.0));
+@property(readonly, nonatomic) MLMultiArrayDataType dataType API_AVAILABLE(macos(10.13), ios(11.0));
+@property(readonly, nonatomic) MLMultiArrayShapeConstraint* shapeConstraint API_AVAILABLE(macos(10.14), ios(12.0));
 
 @end
 
-// MLFeatureDescription, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLFeatureDescription : NSObject <NSCopying, NSSecureCoding>
 
-// name, macOS 10.13.
-@property(readonly, nonatomic, copy) NSString* name;
-// multiArrayConstraint, category MLFeatureDescription (MLFeatureValueConstraints), macOS 10.13.
-@property(readonly, nullable, nonatomic) MLMultiArrayConstraint* multiArrayConstraint;
+@property(readonly, nonatomic, copy) NSString* name API_AVAILABLE(macos(10.13), ios(11.0));
+// Category MLFeatureDescription (MLFeatureValueConstraints).
+@property(readonly, nullable, nonatomic) MLMultiArrayConstraint* multiArrayConstraint API_AVAILABLE(macos(10.13), ios(11.0));
 
 @end
 
-// MLModelDescription, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLModelDescription : NSObject <NSSecureCoding>
 
-// inputDescriptionsByName, macOS 10.13.
-@property(readonly, nonatomic) NSDictionary<NSString*, MLFeatureDescription*>* inputDescriptionsByName;
-// outputDescriptionsByName, macOS 10.13.
-@property(readonly, nonatomic) NSDictionary<NSString*, MLFeatureDescription*>* outputDescriptionsByName;
+@property(readonly, nonatomic) NSDictionary<NSString*, MLFeatureDescription*>* inputDescriptionsByName
+    API_AVAILABLE(macos(10.13), ios(11.0));
+@property(readonly, nonatomic) NSDictionary<NSString*, MLFeatureDescription*>* outputDescriptionsByName
+    API_AVAILABLE(macos(10.13), ios(11.0));
 
 @end
 
-// MLModelConfiguration, macOS 10.14.
+API_AVAILABLE(macos(10.14), ios(12.0))
 @interface MLModelConfiguration : NSObject <NSCopying, NSSecureCoding>
 
-// computeUnits, macOS 10.14.
-@property(readwrite) MLComputeUnits computeUnits;
+@property(readwrite) MLComputeUnits computeUnits API_AVAILABLE(macos(10.14), ios(12.0));
 
 @end
 
-// MLModel, macOS 10.13.
+API_AVAILABLE(macos(10.13), ios(11.0))
+@interface MLPredictionOptions : NSObject
+
+// Client-allocated buffers CoreML may write outputs into. Apple's header: macOS 11.0 (iOS 16.0); CoreML may
+// ignore a backing, which the caller detects by object identity with the output it returns.
+@property(readwrite, copy, nonatomic) NSDictionary<NSString*, id>* outputBackings API_AVAILABLE(macos(11.0), ios(16.0));
+
+@end
+
+API_AVAILABLE(macos(10.13), ios(11.0))
 @interface MLModel : NSObject
 
-// modelDescription, macOS 10.13.
-@property(readonly, nonatomic) MLModelDescription* modelDescription;
+@property(readonly, nonatomic) MLModelDescription* modelDescription API_AVAILABLE(macos(10.13), ios(11.0));
 
-// modelWithContentsOfURL:configuration:error:, macOS 10.14.
 + (nullable instancetype)modelWithContentsOfURL:(NSURL*)url
                                   configuration:(MLModelConfiguration*)configuration
-                                          error:(NSError* _Nullable __autoreleasing*)error;
+                                          error:(NSError* _Nullable __autoreleasing*)error API_AVAILABLE(macos(10.14), ios(12.0));
 
-// predictionFromFeatures:error:, macOS 10.13.
-- (nullable id<MLFeatureProvider>)predictionFromFeatures:(id<MLFeatureProvider>)input error:(NSError**)error;
+- (nullable id<MLFeatureProvider>)predictionFromFeatures:(id<MLFeatureProvider>)input
+                                                 options:(MLPredictionOptions*)options
+                                                   error:(NSError**)error API_AVAILABLE(macos(10.13), ios(11.0));
 
-// compileModelAtURL:error:, category MLModel (MLModelCompilation), macOS 10.13; Apple marks it
-// API_TO_BE_DEPRECATED in favour of the completion-handler form, with no removal date.
-+ (nullable NSURL*)compileModelAtURL:(NSURL*)modelURL error:(NSError**)error;
+// Category MLModel (MLModelCompilation); Apple marks it API_TO_BE_DEPRECATED in favour of the
+// completion-handler form, with no removal date.
++ (nullable NSURL*)compileModelAtURL:(NSURL*)modelURL error:(NSError**)error API_AVAILABLE(macos(10.13), ios(11.0));
 
 @end
 

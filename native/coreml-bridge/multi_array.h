@@ -10,8 +10,11 @@
 
 namespace sora {
 
-// Wraps the input's memory without copying; the caller keeps that memory alive while the array lives.
-MLMultiArray* WrapInput(const InputTensor& input, NSError** error);
+// A dense multi-array over `bytes`; the array shares ownership of them, so CoreML may keep it as long as it likes.
+MLMultiArray* WrapBytes(const SharedBytes& bytes, const std::vector<int64_t>& shape, ElementType type, NSError** error);
+
+// The element type of a multi-array data type; nullopt for types the bridge does not handle (e.g. Int8).
+std::optional<ElementType> ElementTypeOf(MLMultiArrayDataType type);
 
 // A dense copy of a (possibly strided or padded) output; nullopt with `error` set when it cannot be read.
 std::optional<OutputTensor> CopyOutput(NSString* name, MLMultiArray* array, BridgeError* error);

@@ -7,10 +7,6 @@
 #include "strided_copy.h"
 
 namespace sora {
-namespace {
-
-// Upper bounds at or beyond this are CoreML's way of saying "unbounded" in a flexible shape.
-constexpr NSUInteger kUnboundedSize = NSUInteger{1} << 31;
 
 std::optional<ElementType> ElementTypeOf(MLMultiArrayDataType type) {
   switch (type) {
@@ -21,6 +17,8 @@ std::optional<ElementType> ElementTypeOf(MLMultiArrayDataType type) {
     default: return std::nullopt;  // types newer than the bridge, e.g. Int8
   }
 }
+
+namespace {
 
 MLMultiArrayDataType MLDataTypeOf(ElementType type) {
   switch (type) {
@@ -45,12 +43,6 @@ std::vector<int64_t> FromNumbers(NSArray<NSNumber*>* numbers) {
   return values;
 }
 
-// A flexible dimension's NSRange holds the lower bound in location and upper minus lower in length.
-std::pair<int64_t, int64_t> SizeBounds(NSRange range) {
-  const bool unbounded = range.length >= kUnboundedSize || range.location >= kUnboundedSize - range.length;
-  return {static_cast<int64_t>(range.location), unbounded ? -1 : static_cast<int64_t>(range.location + range.length)};
-}
-
 FeatureInfo DescribeFeature(MLFeatureDescription* description) {
   FeatureInfo info;
   info.name = ToStdString(description.name);
@@ -62,7 +54,10 @@ FeatureInfo DescribeFeature(MLFeatureDescription* description) {
   switch (shapes.type) {
     case MLMultiArrayShapeConstraintTypeRange:
       info.shapeKind = FeatureInfo::ShapeKind::Range;
-      for (NSValue* range in shapes.sizeRangeForDimension) info.ranges.push_back(SizeBounds(range.rangeValue));
+      for (NSValue* value in shapes.sizeRangeForDimension) {
+        const NSRange range = value.rangeValue;
+        info.ranges.emplace_back(static_cast<uint64_t>(range.location), static_cast<uint64_t>(range.length));
+      }
       break;
     case MLMultiArrayShapeConstraintTypeEnumerated:
       info.shapeKind = FeatureInfo::ShapeKind::Enumerated;
@@ -84,12 +79,16 @@ std::vector<FeatureInfo> DescribeFeatures(NSDictionary<NSString*, MLFeatureDescr
 
 }  // namespace
 
-MLMultiArray* WrapInput(const InputTensor& input, NSError** error) {
-  return [[MLMultiArray alloc] initWithDataPointer:input.data
-                                             shape:ToNumbers(input.shape)
-                                          dataType:MLDataTypeOf(input.type)
-                                           strides:ToNumbers(ContiguousStrides(input.shape))
-                                       deallocator:nullptr
+MLMultiArray* WrapBytes(const SharedBytes& bytes, const std::vector<int64_t>& shape, ElementType type, NSError** error) {
+  // The block captures its own copy of `owner`, released with the block when the array is deallocated.
+  const SharedBytes owner = bytes;
+  return [[MLMultiArray alloc] initWithDataPointer:bytes.get()
+                                             shape:ToNumbers(shape)
+                                          dataType:MLDataTypeOf(type)
+                                           strides:ToNumbers(ContiguousStrides(shape))
+                                       deallocator:^(void*) {
+                                         (void)owner;
+                                       }
                                              error:error];
 }
 
@@ -102,19 +101,29 @@ std::optional<OutputTensor> CopyOutput(NSString* name, MLMultiArray* array, Brid
   const std::vector<int64_t> shape = FromNumbers(array.shape);
   const std::vector<int64_t> strides = FromNumbers(array.strides);
   const size_t elementSize = ElementSize(*type);
-  const size_t byteLength = static_cast<size_t>(ElementCount(shape)) * elementSize;
-  std::unique_ptr<unsigned char[]> data(new unsigned char[byteLength == 0 ? 1 : byteLength]);
+  const auto byteLength = ByteLength(shape, elementSize);
+  const auto extent = StridedExtent(shape, strides);
+  int64_t extentBytes = 0;
+  if (!byteLength || !extent || __builtin_mul_overflow(*extent, static_cast<int64_t>(elementSize), &extentBytes)) {
+    *error = BridgeError{"output " + ToStdString(name) + ": its shape or strides overflow", "", 0};
+    return std::nullopt;
+  }
+  SharedBytes data = AllocateBytes(*byteLength);
+  if (data == nullptr) {
+    *error = BridgeError{"output " + ToStdString(name) + ": cannot allocate " + std::to_string(*byteLength) + " bytes", "", 0};
+    return std::nullopt;
+  }
   unsigned char* destination = data.get();
   __block bool fits = false;
   [array getBytesWithHandler:^(const void* bytes, NSInteger size) {
-    fits = StridedExtent(shape, strides) * static_cast<int64_t>(elementSize) <= static_cast<int64_t>(size);
+    fits = extentBytes <= static_cast<int64_t>(size);
     if (fits) CopyStridedToContiguous(bytes, shape, strides, elementSize, destination);
   }];
   if (!fits) {
     *error = BridgeError{"output " + ToStdString(name) + ": strides reach past the end of its buffer", "", 0};
     return std::nullopt;
   }
-  return OutputTensor{ToStdString(name), *type, shape, std::move(data), byteLength};
+  return OutputTensor{ToStdString(name), *type, shape, std::move(data), *byteLength, false};
 }
 
 ModelInfo DescribeModel(MLModelDescription* description) {

@@ -6,7 +6,6 @@
 #include <functional>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "bridge_types.h"
 #include "coreml_imports.h"
@@ -28,11 +27,10 @@ Settlement Reject(NSError* error);
 
 using QueuedWork = std::function<Settlement()>;
 
-// Runs `work` on `queue` inside an autorelease pool, turning Objective-C and C++ exceptions into rejections.
-// Rejections are Errors whose message is "<modelName>: <detail>", with `model`, `detail` and, for NSErrors,
-// `domain` and `errorCode` properties. The `lent` objects (input buffers `work` reads without copying) stay
-// referenced until the Promise settles.
-Napi::Promise RunOnQueue(Napi::Env env, dispatch_queue_t queue, std::string modelName,
-                         std::vector<Napi::ObjectReference> lent, QueuedWork work);
+// Runs `work` on `queue` inside an autorelease pool, turning anything it throws (C++ or Objective-C, exception
+// classes or not) into a rejection. Rejections are Errors whose message is "<modelName>: <detail>", with `model`,
+// `detail` and, for NSErrors, `domain` and `errorCode` properties. `work` must own everything it touches: when
+// the JS environment is torn down while it runs, its result is dropped and nothing of JS is left for it to read.
+Napi::Promise RunOnQueue(Napi::Env env, dispatch_queue_t queue, std::string modelName, QueuedWork work);
 
 }  // namespace sora

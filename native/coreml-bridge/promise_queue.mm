@@ -9,10 +9,11 @@
 namespace sora {
 namespace {
 
+// Holds no JS references, so it can be freed on any thread (the dispatch queue frees it when the environment
+// is gone and the settlement cannot be delivered).
 struct PendingCall {
   Napi::Promise::Deferred deferred;
   std::string modelName;
-  std::vector<Napi::ObjectReference> lent;
   Settlement settlement;
 };
 
@@ -27,14 +28,10 @@ Napi::Value ToJsError(Napi::Env env, const std::string& modelName, const BridgeE
   return jsError.Value();
 }
 
-// Called on the JS thread; env is null when the environment is being torn down.
+// Called on the JS thread; env is null when the environment is being torn down (the Promise is then moot).
 void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, PendingCall* call) {
   const std::unique_ptr<PendingCall> owned(call);
-  if (env == nullptr) {
-    // References cannot be deleted without a live environment; teardown frees them.
-    for (auto& reference : owned->lent) reference.SuppressDestruct();
-    return;
-  }
+  if (env == nullptr) return;
   if (owned->settlement.error) {
     owned->deferred.Reject(ToJsError(env, owned->modelName, *owned->settlement.error));
   } else {
@@ -45,16 +42,22 @@ void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, PendingCall* call) {
 using SettleFunction = Napi::TypedThreadSafeFunction<std::nullptr_t, PendingCall, Settle>;
 
 Settlement RunGuarded(const QueuedWork& work) {
-  // The pool releases CoreML's autoreleased outputs (often hundreds of MB) as soon as the work ends.
+  // The pool releases CoreML's autoreleased outputs (often hundreds of MB) as soon as the work ends. Anything
+  // escaping a dispatch block terminates the process, so every kind of throw ends here: Objective-C inside (on
+  // Apple's runtime a C++ catch (...) would also take Objective-C exceptions and lose their reason), C++ outside.
   @autoreleasepool {
-    @try {
-      try {
+    try {
+      @try {
         return work();
-      } catch (const std::exception& error) {
-        return Reject(error.what());
+      } @catch (NSException* exception) {
+        return Reject(ToStdString(exception.reason ?: exception.name));
+      } @catch (id thrown) {
+        return Reject("Objective-C exception: " + ToStdString([thrown description]));
       }
-    } @catch (NSException* exception) {
-      return Reject(ToStdString(exception.reason ?: exception.name));
+    } catch (const std::exception& error) {
+      return Reject(error.what());
+    } catch (...) {
+      return Reject("unknown C++ exception");
     }
   }
 }
@@ -75,15 +78,24 @@ Settlement Reject(NSError* error) {
                                          static_cast<int64_t>(error.code)}};
 }
 
-Napi::Promise RunOnQueue(Napi::Env env, dispatch_queue_t queue, std::string modelName,
-                         std::vector<Napi::ObjectReference> lent, QueuedWork work) {
-  auto* call = new PendingCall{Napi::Promise::Deferred::New(env), std::move(modelName), std::move(lent), {}};
+Napi::Promise RunOnQueue(Napi::Env env, dispatch_queue_t queue, std::string modelName, QueuedWork work) {
+  auto* call = new PendingCall{Napi::Promise::Deferred::New(env), std::move(modelName), {}};
   const Napi::Promise promise = call->deferred.Promise();
   // One thread-safe function per call keeps the event loop alive exactly while work is pending.
   const SettleFunction settle = SettleFunction::New(env, "sora_coreml", 0, 1);
+  if (static_cast<napi_threadsafe_function>(settle) == nullptr) {
+    // Creation fails with a pending JS exception (e.g. the environment is closing): reject with it, queue nothing.
+    const std::unique_ptr<PendingCall> owned(call);
+    const Napi::Value reason = env.IsExceptionPending() ? env.GetAndClearPendingException().Value()
+                                                         : Napi::Error::New(env, owned->modelName + ": cannot queue the call").Value();
+    owned->deferred.Reject(reason);
+    return promise;
+  }
   dispatch_async(queue, ^{
     call->settlement = RunGuarded(work);
-    settle.BlockingCall(call);
+    // napi_closing: the environment is being torn down and will never run Settle, so the call is freed here
+    // (it holds no JS references) instead of leaking with whatever the work produced.
+    if (settle.BlockingCall(call) != napi_ok) delete call;
     settle.Release();
   });
   return promise;

@@ -6,14 +6,26 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 namespace sora {
 
+// Only for shapes already known to fit (after ByteLength or StridedExtent accepted them).
 inline int64_t ElementCount(const std::vector<int64_t>& shape) {
   int64_t count = 1;
   for (const int64_t size : shape) count *= size;
   return count;
+}
+
+// Bytes of a dense array of this shape; nullopt when a size is negative or the product overflows, so an absurd
+// shape from JS or from a model cannot wrap around into a small length that passes a length check.
+inline std::optional<size_t> ByteLength(const std::vector<int64_t>& shape, size_t elementSize) {
+  size_t bytes = elementSize;
+  for (const int64_t size : shape) {
+    if (size < 0 || __builtin_mul_overflow(bytes, static_cast<uint64_t>(size), &bytes)) return std::nullopt;
+  }
+  return bytes;
 }
 
 // Row-major strides of a dense array of this shape.
@@ -23,11 +35,22 @@ inline std::vector<int64_t> ContiguousStrides(const std::vector<int64_t>& shape)
   return strides;
 }
 
-// Elements a strided array spans in its buffer: the largest reachable offset plus one (0 when empty).
-inline int64_t StridedExtent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
-  if (ElementCount(shape) == 0) return 0;
+// Elements a strided array spans in its buffer: the largest reachable offset plus one (0 when empty); nullopt when
+// a size or stride is negative, the ranks differ, or the arithmetic overflows.
+inline std::optional<int64_t> StridedExtent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides) {
+  if (shape.size() != strides.size()) return std::nullopt;
+  for (const int64_t size : shape) {
+    if (size < 0) return std::nullopt;
+    if (size == 0) return 0;
+  }
   int64_t last = 0;
-  for (size_t axis = 0; axis < shape.size(); ++axis) last += (shape[axis] - 1) * strides[axis];
+  for (size_t axis = 0; axis < shape.size(); ++axis) {
+    int64_t reach = 0;
+    if (strides[axis] < 0 || __builtin_mul_overflow(shape[axis] - 1, strides[axis], &reach) ||
+        __builtin_add_overflow(last, reach, &last)) {
+      return std::nullopt;
+    }
+  }
   return last + 1;
 }
 

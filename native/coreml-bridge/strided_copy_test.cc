@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -40,7 +41,7 @@ void DenseArraysCopyUnchanged() {
 void PaddedRowsDropThePadding() {
   // 2x3 values stored in rows of 4 (a padded GPU layout): offsets 0 1 2 | 4 5 6.
   ExpectEqual("padded rows", Copy(Iota(8), {2, 3}, {4, 1}), std::vector<int32_t>{0, 1, 2, 4, 5, 6});
-  ExpectEqual("padded extent", std::vector<int64_t>{sora::StridedExtent({2, 3}, {4, 1})}, std::vector<int64_t>{7});
+  ExpectEqual("padded extent", std::vector<int64_t>{*sora::StridedExtent({2, 3}, {4, 1})}, std::vector<int64_t>{7});
 }
 
 void TransposedLayoutIsReordered() {
@@ -61,8 +62,32 @@ void HalfPrecisionElementsKeepTheirBytes() {
 void DegenerateShapes() {
   ExpectEqual("scalar", Copy(Iota(1), {}, {}), std::vector<int32_t>{0});
   ExpectEqual("empty axis", Copy(Iota(4), {2, 0, 2}, {0, 2, 1}), std::vector<int32_t>{});
-  ExpectEqual("empty extent", std::vector<int64_t>{sora::StridedExtent({2, 0}, {1, 1})}, std::vector<int64_t>{0});
+  ExpectEqual("empty extent", std::vector<int64_t>{*sora::StridedExtent({2, 0}, {1, 1})}, std::vector<int64_t>{0});
   ExpectEqual("size-one axes", Copy(Iota(3), {1, 3, 1}, {100, 1, 7}), std::vector<int32_t>{0, 1, 2});
+}
+
+template <typename T>
+std::vector<bool> Present(const std::vector<std::optional<T>>& values) {
+  std::vector<bool> present;
+  for (const auto& value : values) present.push_back(value.has_value());
+  return present;
+}
+
+void OverflowingShapesHaveNoLength() {
+  ExpectEqual("byte length", std::vector<size_t>{*sora::ByteLength({2, 3, 4}, 4)}, std::vector<size_t>{96});
+  ExpectEqual("scalar byte length", std::vector<size_t>{*sora::ByteLength({}, 2)}, std::vector<size_t>{2});
+  // 2^32 * 2^32 * 4 wraps to 0 in 64 bits: the length check it would defeat must see no length at all.
+  const int64_t big = int64_t{1} << 32;
+  ExpectEqual("overflowing byte lengths",
+              Present(std::vector<std::optional<size_t>>{sora::ByteLength({big, big}, 4), sora::ByteLength({-1, 4}, 4),
+                                                         sora::ByteLength({big, big, 0}, 4)}),
+              std::vector<bool>{false, false, false});
+  ExpectEqual("overflowing extents",
+              Present(std::vector<std::optional<int64_t>>{sora::StridedExtent({big, big}, {big, 1}),
+                                                          sora::StridedExtent({2, 2}, {-1, 1}),
+                                                          sora::StridedExtent({2, 2}, {1}),
+                                                          sora::StridedExtent({big, 0}, {big, 1})}),
+              std::vector<bool>{false, false, false, true});
 }
 
 }  // namespace
@@ -74,6 +99,7 @@ int main() {
   PaddingOnAnOuterAxis();
   HalfPrecisionElementsKeepTheirBytes();
   DegenerateShapes();
+  OverflowingShapesHaveNoLength();
   if (failures == 0) std::printf("strided_copy: all checks passed\n");
   return failures == 0 ? 0 : 1;
 }

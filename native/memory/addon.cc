@@ -11,7 +11,7 @@
 namespace {
 
 // Bumped when the JS-visible API changes, so the wrapper can refuse a stale build.
-constexpr uint32_t kApiVersion = 1;
+constexpr uint32_t kApiVersion = 2;
 
 // Byte counts stay below 2^53, so a JS number holds them exactly.
 Napi::Value Bytes(Napi::Env env, uint64_t bytes) {
@@ -153,11 +153,18 @@ Napi::Value ResidentBytes(const Napi::CallbackInfo& info) {
   return Queue(info.Env(), [path = *path]() -> std::optional<uint64_t> { return sora::ResidentBytes(path); });
 }
 
+Napi::Value SetMmapThreshold(const Napi::CallbackInfo& info) {
+  const auto bytes = ByteArgument(info, 0, "bytes");
+  if (!bytes) return info.Env().Undefined();
+  return Napi::Boolean::New(info.Env(), sora::SetMmapThreshold(*bytes));
+}
+
 Napi::Object Capabilities(Napi::Env env) {
   const auto platform = sora::PlatformCapabilities();
   Napi::Object capabilities = Napi::Object::New(env);
   capabilities.Set("mallocTrim", platform.mallocTrim);
   capabilities.Set("resetPeakRss", platform.resetPeakRss);
+  capabilities.Set("mmapThreshold", platform.mmapThreshold);
   capabilities.Set("pageCache", true);
   return capabilities;
 }
@@ -170,6 +177,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resetPeakRss", Napi::Function::New(env, ResetPeakRss, "resetPeakRss"));
   exports.Set("availableMemory", Napi::Function::New(env, AvailableMemory, "availableMemory"));
   exports.Set("mallocTrim", Napi::Function::New(env, MallocTrim, "mallocTrim"));
+  exports.Set("setMmapThreshold", Napi::Function::New(env, SetMmapThreshold, "setMmapThreshold"));
   exports.Set("prefetchFile", Napi::Function::New(env, PrefetchFile, "prefetchFile"));
   exports.Set("evictFile", Napi::Function::New(env, EvictFile, "evictFile"));
   exports.Set("residentBytes", Napi::Function::New(env, ResidentBytes, "residentBytes"));

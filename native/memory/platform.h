@@ -27,6 +27,7 @@ struct AvailableMemory {
 struct Capabilities {
   bool mallocTrim;    // the C library can return freed heap pages (glibc)
   bool resetPeakRss;  // the peak RSS counter can be reset (Linux /proc/self/clear_refs)
+  bool mmapThreshold; // allocations above a fixed size can be made to get their own mapping (glibc mallopt)
 };
 
 ProcessMemory ReadProcessMemory();
@@ -35,6 +36,8 @@ bool ResetPeakRss();
 AvailableMemory ReadAvailableMemory();
 // True when the C library handed memory back to the OS.
 bool TrimMallocHeap();
+// Allocations of at least `bytes` get their own mapping, returned to the OS by free(); true when the C library took it.
+bool SetMmapThreshold(uint64_t bytes);
 Capabilities PlatformCapabilities();
 
 }  // namespace sora

@@ -75,8 +75,12 @@ bool TrimMallocHeap() {
   return malloc_zone_pressure_relief(nullptr, 0) > 0;
 }
 
+bool SetMmapThreshold(uint64_t) {
+  return false;  // libmalloc already serves large allocations from their own regions and returns them on free()
+}
+
 Capabilities PlatformCapabilities() {
-  return Capabilities{true, false};
+  return Capabilities{true, false, false};
 }
 
 }  // namespace sora

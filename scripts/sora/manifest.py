@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple, Union
@@ -58,6 +59,13 @@ ONNX_ELEMENT_BYTES = {
     TensorProto.BOOL: 1,
 }
 MAX_REPORTED_ERRORS = 5
+PACKAGE_SUFFIX = ".mlpackage"
+# The ML Program weight file inside an .mlpackage (absent when a program has no weights).
+PACKAGE_WEIGHTS = "Data/com.apple.CoreML/weights/weight.bin"
+# Custom schema keyword carrying the bound on a declared tensor's elements (MAX_ELEMENTS_KEYWORD in manifest-schema.ts).
+MAX_ELEMENTS_KEYWORD = "x-maxElements"
+# MLComputeUnits a block may ask for on the CoreML backend (`computeUnits`; src/native/coreml.ts COMPUTE_UNITS).
+COMPUTE_UNITS = ("all", "cpu", "cpu-gpu", "cpu-ane")
 
 Dim = Union[int, str]
 
@@ -90,6 +98,7 @@ class BlockSpec:
     outputs: Tuple[TensorSpec, ...]
     dtype: str = "float32"
     format: str = "onnx"
+    compute_units: Optional[str] = None  # CoreML compute units for this block; None: the backend decides
 
 
 @dataclass(frozen=True)
@@ -122,15 +131,33 @@ def architecture_dict(t5: Any, stdit: Any, vae: Any) -> Dict[str, Any]:
     return {"t5": _to_json_value(t5), "stdit": _to_json_value(stdit), "vae": _to_json_value(vae)}
 
 
-def _resolve_inside(model_dir: Path, relative: str) -> Path:
+def package_digest(package: Path) -> str:
+    """sha256 of a CoreML package folder: for every file in '/'-separated relative path order, the path, NUL, the
+    size in decimal, NUL, then the bytes. The TypeScript loader computes the same (src/runtime/coreml-cache.ts packageContentHash)."""
+    digest = hashlib.sha256()
+    files = sorted((path.relative_to(package).as_posix(), path) for path in package.rglob("*") if path.is_file())
+    for relative, path in files:
+        digest.update(f"{relative}\0{path.stat().st_size}\0".encode())
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def _resolve_inside(model_dir: Path, relative: str, folder: bool = False) -> Path:
     pure = PurePosixPath(relative)
     if not relative or "\\" in relative or pure.is_absolute() or ".." in pure.parts:
         raise ManifestError(f"file path {relative!r} must be relative to the model folder, '/'-separated, no '..'")
     resolved = (model_dir / pure).resolve()
     if model_dir.resolve() not in resolved.parents:
         raise ManifestError(f"file path {relative!r} leaves the model folder {model_dir}")
-    if not resolved.is_file():
-        raise ManifestError(f"{model_dir / pure}: file listed in the manifest does not exist")
+    if not (resolved.is_dir() if folder else resolved.is_file()):
+        kind = "package folder" if folder else "file"
+        raise ManifestError(f"{model_dir / pure}: {kind} listed in the manifest does not exist")
     return resolved
 
 
@@ -142,11 +169,16 @@ class _FileFacts:
         self._cache: Dict[str, Dict[str, Any]] = {}
 
     def entry(self, relative: str) -> Dict[str, Any]:
+        """A file's size and sha256; a CoreML package folder's (`*.mlpackage`) total size and package_digest."""
         if relative not in self._cache:
-            path = _resolve_inside(self.model_dir, relative)
-            with path.open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            self._cache[relative] = {"path": relative, "bytes": path.stat().st_size, "sha256": digest}
+            if relative.endswith(PACKAGE_SUFFIX):
+                path = _resolve_inside(self.model_dir, relative, folder=True)
+                size, digest = _folder_bytes(path), package_digest(path)
+            else:
+                path = _resolve_inside(self.model_dir, relative)
+                with path.open("rb") as handle:
+                    size, digest = path.stat().st_size, hashlib.file_digest(handle, "sha256").hexdigest()
+            self._cache[relative] = {"path": relative, "bytes": size, "sha256": digest}
         return dict(self._cache[relative])
 
 
@@ -205,19 +237,36 @@ def _tensor_spec_dict(spec: TensorSpec) -> Dict[str, Any]:
     return {"name": spec.name, "dtype": spec.dtype, "shape": list(spec.shape)}
 
 
-def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[str, Any]:
-    files = [dict(facts.entry(item.path), role=item.role) for item in block.files]
-    graphs = [model_dir / item.path for item in block.files if item.role == "graph"]
+def _onnx_weight_bytes(block: BlockSpec, graph: Path, files: Sequence[Dict[str, Any]], model_dir: Path) -> int:
     weights = {(model_dir / item.path).resolve() for item in block.files if item.role == "weights"}
-    if len(graphs) != 1:
-        raise ManifestError(f"block {block.name}: needs exactly one file with role 'graph', has {len(graphs)}")
-    embedded, referenced = graph_weight_usage(graphs[0])
+    embedded, referenced = graph_weight_usage(graph)
     if referenced != weights:
         raise ManifestError(
             f"block {block.name}: graph external data {sorted(map(str, referenced))} "
             f"differs from its listed weight files {sorted(map(str, weights))}"
         )
-    weight_bytes = embedded + sum(entry["bytes"] for entry in files if entry["role"] == "weights")
+    return embedded + sum(entry["bytes"] for entry in files if entry["role"] == "weights")
+
+
+def _coreml_weight_bytes(block: BlockSpec, package: Path) -> int:
+    """A CoreML block is one package folder (role graph); its weights are the package's weight file."""
+    if len(block.files) != 1 or not block.files[0].path.endswith(PACKAGE_SUFFIX):
+        raise ManifestError(f"block {block.name}: a coreml block lists exactly one {PACKAGE_SUFFIX} folder")
+    weights = package / PACKAGE_WEIGHTS
+    return weights.stat().st_size if weights.is_file() else 0
+
+
+def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[str, Any]:
+    if block.compute_units is not None and block.compute_units not in COMPUTE_UNITS:
+        raise ManifestError(f"block {block.name}: compute_units {block.compute_units!r} is not one of {', '.join(COMPUTE_UNITS)}")
+    files = [dict(facts.entry(item.path), role=item.role) for item in block.files]
+    graphs = [model_dir / item.path for item in block.files if item.role == "graph"]
+    if len(graphs) != 1:
+        raise ManifestError(f"block {block.name}: needs exactly one file with role 'graph', has {len(graphs)}")
+    if block.format == "coreml":
+        weight_bytes = _coreml_weight_bytes(block, graphs[0])
+    else:
+        weight_bytes = _onnx_weight_bytes(block, graphs[0], files, model_dir)
     return {
         "name": block.name,
         "component": block.component,
@@ -229,6 +278,7 @@ def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[st
         "weightBytes": weight_bytes,
         "inputs": [_tensor_spec_dict(spec) for spec in block.inputs],
         "outputs": [_tensor_spec_dict(spec) for spec in block.outputs],
+        **({} if block.compute_units is None else {"computeUnits": block.compute_units}),
     }
 
 
@@ -300,6 +350,39 @@ def _check_schema(manifest: Dict[str, Any], schema_path: Path) -> None:
             f"/{'/'.join(map(str, error.absolute_path))}: {error.message}" for error in errors[:MAX_REPORTED_ERRORS]
         )
         raise ManifestError(f"manifest does not match {schema_path}: {listed}")
+    max_elements = _schema_keyword(schema, MAX_ELEMENTS_KEYWORD)
+    if isinstance(max_elements, int):
+        _check_tensor_sizes(manifest, max_elements)
+
+
+def _schema_keyword(schema: Any, keyword: str) -> Any:
+    """The first value of a custom keyword anywhere in the schema (the zod schema puts bounds it cannot express there)."""
+    if isinstance(schema, Mapping):
+        if keyword in schema:
+            return schema[keyword]
+        children: Sequence[Any] = list(schema.values())
+    elif isinstance(schema, list):
+        children = schema
+    else:
+        return None
+    for child in children:
+        found = _schema_keyword(child, keyword)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_tensor_sizes(manifest: Dict[str, Any], max_elements: int) -> None:
+    """Declared shapes' fixed dimensions multiplied (src/model/manifest-schema.ts checks the same bound)."""
+    for block in manifest["blocks"]:
+        for side in ("inputs", "outputs"):
+            for spec in block[side]:
+                elements = math.prod(dim for dim in spec["shape"] if isinstance(dim, int))
+                if elements > max_elements:
+                    raise ManifestError(
+                        f"block {block['name']}: {side} {spec['name']!r} shape {spec['shape']} holds more than "
+                        f"{max_elements} elements"
+                    )
 
 
 def _check_consistency(manifest: Dict[str, Any]) -> None:
@@ -335,12 +418,14 @@ def check_can_write(
     try:
         existing = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ManifestError(f"{path} exists but cannot be read ({error}); pass overwrite=True to replace it") from error
+        raise ManifestError(
+            f"{path} exists but cannot be read ({error}); run again with --overwrite to replace it"
+        ) from error
     if not isinstance(existing, dict) or existing.get("name") != name or existing.get("architecture") != architecture:
         found = existing.get("name") if isinstance(existing, dict) else None
         raise ManifestError(
             f"{path} describes a different model ({found!r}, not {name!r} with this architecture); "
-            "pass overwrite=True to replace it"
+            "run again with --overwrite to replace it"
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import struct
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Protocol, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,6 +27,8 @@ METADATA_KEY = "__metadata__"
 
 # safetensors dtype code -> little-endian numpy storage dtype; BF16 has no numpy type and is widened by bit shift.
 STORAGE_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2"), "I64": np.dtype("<i8")}
+# Stored dtype names, safetensors codes and torch names alike, that hold floating-point values.
+FLOAT_DTYPE_NAMES = ("F32", "F16", "BF16", "float32", "float16", "bfloat16", "float64")
 TORCH_TO_CODE = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
 TORCH_EXTENSIONS = (".bin", ".pt", ".pth", ".ckpt")
 INDEX_SUFFIX = ".index.json"
@@ -47,6 +49,8 @@ class TensorSource(Protocol):
     def keys(self) -> List[str]: ...
 
     def shape(self, key: str) -> Tuple[int, ...]: ...
+
+    def dtype(self, key: str) -> str: ...
 
     def load(self, key: str) -> torch.Tensor: ...
 
@@ -177,6 +181,11 @@ class TorchFile:
     def shape(self, key: str) -> Tuple[int, ...]:
         return tuple(self._get(key).shape)
 
+    def dtype(self, key: str) -> str:
+        """The safetensors code of the stored dtype (F32, F16, BF16, I64), else torch's name for it."""
+        stored = self._get(key).dtype
+        return TORCH_TO_CODE.get(stored, str(stored).replace("torch.", ""))
+
     def _get(self, key: str) -> torch.Tensor:
         if key not in self._tensors:
             raise KeyError(f"{self.path}: no tensor named {key!r}")
@@ -233,6 +242,9 @@ class ShardedCheckpoint:
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._reader_for(key).shape(key)
 
+    def dtype(self, key: str) -> str:
+        return self._reader_for(key).dtype(key)
+
     def load(self, key: str) -> torch.Tensor:
         return self._reader_for(key).load(key)
 
@@ -258,6 +270,9 @@ class MergedCheckpoint:
 
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._reader_for(key).shape(key)
+
+    def dtype(self, key: str) -> str:
+        return self._reader_for(key).dtype(key)
 
     def load(self, key: str) -> torch.Tensor:
         return self._reader_for(key).load(key)
@@ -299,6 +314,13 @@ class CheckpointReader:
     def shape(self, key: str) -> Tuple[int, ...]:
         return self._source.shape(key)
 
+    def dtype(self, key: str) -> str:
+        """The stored dtype: F32, F16, BF16, I64 (safetensors codes), or torch's name for other pickled dtypes."""
+        return self._source.dtype(key)
+
+    def is_floating(self, key: str) -> bool:
+        return self.dtype(key) in FLOAT_DTYPE_NAMES
+
     def load(self, key: str) -> torch.Tensor:
         """Float tensors (F32, F16, BF16) come back as float32, integer tensors as int64."""
         return self._source.load(key)
@@ -315,6 +337,15 @@ def _tensor_bytes(value: TensorLike) -> Tuple[str, List[int], bytes]:
     return code, list(tensor.shape), array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
+def _write_header(handle, header: Dict[str, object], metadata: Optional[Mapping[str, str]]) -> None:
+    if metadata:
+        header[METADATA_KEY] = dict(metadata)
+    raw_header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    raw_header += b" " * (-len(raw_header) % HEADER_ALIGNMENT)  # the format pads the header with spaces
+    handle.write(struct.pack("<Q", len(raw_header)))
+    handle.write(raw_header)
+
+
 def write_safetensors(
     path: Union[str, Path], tensors: Mapping[str, TensorLike], metadata: Optional[Mapping[str, str]] = None
 ) -> Path:
@@ -328,15 +359,32 @@ def write_safetensors(
         header[name] = {"dtype": code, "shape": shape, "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
-    if metadata:
-        header[METADATA_KEY] = dict(metadata)
-    raw_header = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    raw_header += b" " * (-len(raw_header) % HEADER_ALIGNMENT)  # the format pads the header with spaces
     with path.open("wb") as handle:
-        handle.write(struct.pack("<Q", len(raw_header)))
-        handle.write(raw_header)
+        _write_header(handle, header, metadata)
         for chunk in chunks:
             handle.write(chunk)
+    return path
+
+
+def write_safetensors_streamed(
+    path: Union[str, Path], shapes: Mapping[str, Tuple[int, ...]], produce: Callable[[str], TensorLike]
+) -> Path:
+    """Writes float32 tensors of the given shapes, asking `produce(name)` for one tensor at a time, so a file far
+    larger than memory can be written; the bytes equal write_safetensors of the same tensors."""
+    path = Path(path)
+    header: Dict[str, object] = {}
+    offset = 0
+    for name in sorted(shapes):
+        size = int(np.prod(shapes[name], dtype=np.int64)) * 4
+        header[name] = {"dtype": "F32", "shape": list(shapes[name]), "data_offsets": [offset, offset + size]}
+        offset += size
+    with path.open("wb") as handle:
+        _write_header(handle, header, None)
+        for name in sorted(shapes):
+            code, shape, data = _tensor_bytes(produce(name))
+            if code != "F32" or tuple(shape) != tuple(shapes[name]):
+                raise ValueError(f"{name}: produced {code} {shape}, expected F32 {list(shapes[name])}")
+            handle.write(data)
     return path
 
 
@@ -344,30 +392,55 @@ def _tensor_nbytes(value: TensorLike) -> int:
     return value.nbytes if isinstance(value, np.ndarray) else value.numel() * value.element_size()
 
 
-def write_sharded_safetensors(
-    folder: Union[str, Path], tensors: Mapping[str, TensorLike], max_shard_bytes: int, prefix: str = "model"
+def _write_shards(
+    folder: Union[str, Path],
+    sizes: Mapping[str, int],
+    write_shard: Callable[[Path, List[str]], None],
+    max_shard_bytes: int,
+    prefix: str,
 ) -> Path:
-    """Writes Hugging Face style shards `{prefix}-0000i-of-0000n.safetensors` plus `{prefix}.safetensors.index.json`.
-
-    Tensors go to shards in sorted-name order; a new shard starts when the next tensor would exceed
-    max_shard_bytes. Returns the index path.
-    """
+    """Groups tensor names into shards in sorted-name order (a new shard starts when the next tensor would exceed
+    max_shard_bytes), has `write_shard` write each, then writes the index; returns the index path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     groups: List[List[str]] = [[]]
     group_bytes = 0
-    for name in sorted(tensors):
-        size = _tensor_nbytes(tensors[name])
-        if groups[-1] and group_bytes + size > max_shard_bytes:
+    for name in sorted(sizes):
+        if groups[-1] and group_bytes + sizes[name] > max_shard_bytes:
             groups.append([])
             group_bytes = 0
         groups[-1].append(name)
-        group_bytes += size
+        group_bytes += sizes[name]
     weight_map: Dict[str, str] = {}
     for number, names in enumerate(groups, start=1):
         shard = f"{prefix}-{number:05d}-of-{len(groups):05d}.safetensors"
-        write_safetensors(folder / shard, {name: tensors[name] for name in names})
+        write_shard(folder / shard, names)
         weight_map.update({name: shard for name in names})
-    total = sum(_tensor_nbytes(value) for value in tensors.values())
-    index = {"metadata": {"total_size": total}, "weight_map": weight_map}
+    index = {"metadata": {"total_size": sum(sizes.values())}, "weight_map": weight_map}
     return write_canonical_json(folder / f"{prefix}.safetensors{INDEX_SUFFIX}", index)
+
+
+def write_sharded_safetensors(
+    folder: Union[str, Path], tensors: Mapping[str, TensorLike], max_shard_bytes: int, prefix: str = "model"
+) -> Path:
+    """Writes Hugging Face style shards `{prefix}-0000i-of-0000n.safetensors` plus `{prefix}.safetensors.index.json`;
+    returns the index path."""
+    sizes = {name: _tensor_nbytes(value) for name, value in tensors.items()}
+    return _write_shards(
+        folder, sizes, lambda path, names: write_safetensors(path, {n: tensors[n] for n in names}), max_shard_bytes, prefix
+    )
+
+
+def write_sharded_safetensors_streamed(
+    folder: Union[str, Path],
+    shapes: Mapping[str, Tuple[int, ...]],
+    produce: Callable[[str], TensorLike],
+    max_shard_bytes: int,
+    prefix: str = "model",
+) -> Path:
+    """write_sharded_safetensors for float32 tensors produced one at a time (see write_safetensors_streamed)."""
+    sizes = {name: int(np.prod(shape, dtype=np.int64)) * 4 for name, shape in shapes.items()}
+    return _write_shards(
+        folder, sizes, lambda path, names: write_safetensors_streamed(path, {n: shapes[n] for n in names}, produce),
+        max_shard_bytes, prefix,
+    )

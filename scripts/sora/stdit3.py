@@ -73,7 +73,8 @@ class LayerNormNoAffine(nn.Module):
     """nn.LayerNorm(elementwise_affine=False) with identical values.
 
     The unit scale and zero shift are passed explicitly because torch 1.13 exports an affine-free layer_norm as
-    a LayerNormalization node with an empty scale input, which the ONNX checker rejects.
+    a LayerNormalization node with an empty scale input, which the ONNX checker rejects. They are made with
+    torch.ones/zeros rather than x.new_ones/new_zeros, which coremltools has no converter for.
     """
 
     def __init__(self, size: int, eps: float = _NORM_EPS) -> None:
@@ -82,7 +83,9 @@ class LayerNormNoAffine(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, (self.size,), x.new_ones(self.size), x.new_zeros(self.size), self.eps)
+        ones = torch.ones(self.size, dtype=x.dtype, device=x.device)
+        zeros = torch.zeros(self.size, dtype=x.dtype, device=x.device)
+        return F.layer_norm(x, (self.size,), ones, zeros, self.eps)
 
 
 class RMSNorm(nn.Module):
@@ -194,7 +197,21 @@ class PatchEmbed3D(nn.Module):
 
     def forward(self, z: torch.Tensor, pad_h: torch.Tensor, pad_w: torch.Tensor) -> torch.Tensor:
         """z [B, C, T, H, W] zero-padded right/bottom by pad_w/pad_h → [B, D, T, h, w]."""
-        return self.proj(F.pad(z, (0, pad_w[0], 0, pad_h[0])))
+        return self.proj(pad_end(pad_end(z, 4, pad_w), 3, pad_h))
+
+
+def pad_end(x: torch.Tensor, axis: int, amount: torch.Tensor) -> torch.Tensor:
+    """x with `amount[0]` (0 or 1) zeros appended along `axis`: the same values as F.pad.
+
+    F.pad with a tensor-valued amount cannot be converted by coremltools, and a zero-sized zeros tensor (amount 0)
+    is not something every runtime accepts; so one zero slice is always appended and the result cut to
+    size + amount.
+    """
+    shape = list(x.shape)
+    size = shape[axis]
+    shape[axis] = 1
+    padded = torch.cat([x, torch.zeros(shape, dtype=x.dtype, device=x.device)], dim=axis)
+    return padded[(slice(None),) * axis + (slice(0, size + amount[0]),)]
 
 
 class TimestepEmbedder(nn.Module):
@@ -241,16 +258,24 @@ class T2IFinalLayer(nn.Module):
 # ============================================================================================
 
 
-def merge_frame_pairs(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+# Written with strided slices, expand and reshape (rank ≤ 5) rather than index_select over computed indices:
+# coremltools converts those indices to float and refuses the gather. Only copies, so values are unchanged.
+
+
+def merge_frame_pairs(x: torch.Tensor) -> torch.Tensor:
     """[B, T, ...] → [B, ⌊T/2⌋, ...]: average of frames 2k and 2k+1; an odd last frame is left out."""
-    even = 2 * torch.arange(frames[0] // 2, device=x.device)
-    return (x.index_select(1, even) + x.index_select(1, even + 1)) / 2
+    odd = x[:, 1::2]  # frames 1, 3, …: ⌊T/2⌋ of them
+    even = x[:, ::2][:, : odd.shape[1]]  # frames 0, 2, …, without an odd T's last frame
+    return (even + odd) / 2
 
 
 def unmerge_frame_pairs(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     """[B, P, ...] → [B, T, ...]: frames 2k, 2k+1 copy pair k; an odd last frame copies the last pair."""
-    source = torch.minimum(torch.arange(frames[0], device=x.device) // 2, frames // 2 - 1)
-    return x.index_select(1, source)
+    padded = torch.cat([x, x[:, -1:]], dim=1)  # [B, P+1, ...]: a copy of the last pair for an odd last frame
+    batch, count = padded.shape[0], padded.shape[1]
+    rest = padded.shape[2:]
+    doubled = padded.unsqueeze(2).expand(batch, count, 2, *rest).reshape(batch, 2 * count, *rest)
+    return doubled[:, : frames[0]]
 
 
 # ============================================================================================
@@ -302,14 +327,14 @@ class STDiT3Block(nn.Module):
 
         h = t2i_modulate(self.norm1(x), shift_msa, scale_msa).reshape(batch, frames[0], space, dim)
         if tdtm:
-            h = unmerge_frame_pairs(self._self_attend(merge_frame_pairs(h, frames)), frames)
+            h = unmerge_frame_pairs(self._self_attend(merge_frame_pairs(h)), frames)
         else:
             h = self._self_attend(h)
         x = x + gate_msa * h.reshape(batch, tokens, dim)
 
         x_frames = x.reshape(batch, frames[0], space, dim)
         if tdtm:
-            c = unmerge_frame_pairs(self.cross_attn(merge_frame_pairs(x_frames, frames), y, attn_mask), frames)
+            c = unmerge_frame_pairs(self.cross_attn(merge_frame_pairs(x_frames), y, attn_mask), frames)
         else:
             c = self.cross_attn(x_frames, y, attn_mask)
         x = x + c.reshape(batch, tokens, dim)
@@ -387,7 +412,8 @@ def stdit_part1(m, z, t, y, mask, fps, height, width, pad_h, pad_w):
     x = patches.flatten(3).permute(0, 2, 3, 1)  # [B, T, S, C], tokens T-major then row then column
 
     scale = torch.sqrt(height * width) / config.input_sq_size
-    base_size = torch.round(torch.sqrt(torch.full((), h * w, dtype=torch.float32, device=z.device)))
+    # Sizes enter tensors by multiplying ones, not through torch.full: coremltools needs full's value to be constant.
+    base_size = torch.round(torch.sqrt(torch.ones(1, dtype=torch.float32, device=z.device) * (h * w)))
     x = x + sincos_pos_embed_2d(dim, h, w, scale, base_size)
 
     # fps is one value for the batch: its [1, C] embedding broadcasts over the B rows upstream repeats.
@@ -398,7 +424,7 @@ def stdit_part1(m, z, t, y, mask, fps, height, width, pad_h, pad_w):
     valid = torch.nonzero(mask[0] != 0).squeeze(1)
     y_tokens = m.y_embedder(y.index_select(2, valid)).reshape(1, -1, dim)
 
-    frame_count = torch.full((1,), frames, dtype=torch.long, device=z.device)
+    frame_count = torch.ones(1, dtype=torch.long, device=z.device) * frames
     return x.reshape(batch, -1, dim), y_tokens, t_mlp, frame_count, t_cond
 
 
@@ -415,8 +441,9 @@ def stdit_part2(m, z, x, t_cond, pad_h, pad_w) -> torch.Tensor:
     frames, height, width = z.shape[2], z.shape[3], z.shape[4]
     h = (height + pad_h[0]) // ph
     w = (width + pad_w[0]) // pw
-    batch = x.shape[0]
-    # Feature layout of each token is (ph, pw, out_channels), as upstream's unpatchify reads it.
-    out = m.final_layer(x, t_cond).reshape(batch, frames, h, w, ph, pw, config.out_channels)
-    out = out.permute(0, 6, 1, 2, 4, 3, 5).reshape(batch, config.out_channels, frames, h * ph, w * pw)
-    return out[:, :, :, :height, :width]
+    batch, channels = x.shape[0], config.out_channels
+    # Feature layout of each token is (ph, pw, out_channels), as upstream's unpatchify reads it. Unpatchified one
+    # patch row at a time so that no intermediate exceeds rank 5 (CoreML's limit); only copies, values unchanged.
+    rows = m.final_layer(x, t_cond).reshape(batch * frames * h, w, ph, pw, channels)
+    out = rows.permute(0, 2, 1, 3, 4).reshape(batch, frames, h * ph, w * pw, channels)
+    return out.permute(0, 4, 1, 2, 3)[:, :, :, :height, :width]

@@ -42,15 +42,23 @@ class CausalConv3d(nn.Module):
 
 class GroupNorm(nn.GroupNorm):
     """nn.GroupNorm minus F.group_norm's Python-side batch-size check, which turns traced sizes into Python
-    booleans (a TracerWarning on every export). Same parameters, same aten op, same ONNX export."""
+    booleans (a TracerWarning on every export). Same parameters, same aten op.
+
+    5-D input [B, C, T, H, W] is normalised as [B, C, T, H·W]: the same groups over the same elements in the same
+    memory order (torch's kernel sees C and one flattened spatial extent either way), but coremltools lowers a
+    5-D group norm through a rank-6 reshape, above CoreML's rank limit of 5.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 5:
+            return torch.group_norm(x.flatten(3), self.num_groups, self.weight, self.bias, self.eps).reshape(x.shape)
         return torch.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
 class DepthToTime(nn.Module):
     """[B, C·s, T, H, W] -> [B, C, T·s, H, W]; channel c·s + j becomes frame t·s + j (upstream einops
-    "B (C ts) T H W -> B C (T ts) H W"). Sizes are read from the tensor so traces stay shape-generic."""
+    "B (C ts) T H W -> B C (T ts) H W"). Sizes are read from the tensor so traces stay shape-generic; batch
+    with channels and height with width are merged so that no intermediate exceeds rank 5 (CoreML's limit)."""
 
     def __init__(self, stride: int):
         super().__init__()
@@ -58,7 +66,7 @@ class DepthToTime(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c_s, t, h, w = x.shape
-        x = x.reshape(b, c_s // self.stride, self.stride, t, h, w).transpose(2, 3)
+        x = x.reshape(b * (c_s // self.stride), self.stride, t, h * w).transpose(1, 2)
         return x.reshape(b, c_s // self.stride, t * self.stride, h, w)
 
 

@@ -20,7 +20,8 @@ from sora.onnx_export import export_units, model_units
 from sora.safetensors_io import write_safetensors, write_sharded_safetensors
 from sora.tiny_model import build_tiny_modules
 from sora.tokenizer_builder import write_tokenizer
-from sora.vae import ENCODER_PREFIXES
+from sora.vae_config import get_vae_config
+from sora.upstream_checkpoints import encoder_stand_ins, write_random_repository, write_tiny_repositories
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_DIR = ROOT / "models" / "tiny"
@@ -33,26 +34,15 @@ def modules():
     return build_tiny_modules()
 
 
-def _vae_checkpoint(modules):
-    """Decoder weights plus one tensor under every encoder prefix, as the released file holds both halves."""
-    state = dict(modules.vae.state_dict())
-    for number, prefix in enumerate(ENCODER_PREFIXES):
-        state[f"{prefix}conv.weight"] = torch.full((2, 2), float(number))
-    return state
-
-
 @pytest.fixture(scope="module")
 def checkpoints(modules, tmp_path_factory):
+    """The three repositories as published (config.json beside the weights; T5 sharded so that every block spans
+    files), holding the tiny model's weights, plus a tokenizer folder of the fast-tokenizer files."""
     root = tmp_path_factory.mktemp("checkpoints")
-    (root / "stdit").mkdir()
-    write_safetensors(root / "stdit" / "model.safetensors", modules.stdit.state_dict())
-    # HF writes the tied T5 embedding once; shards small enough that every block spans files.
-    t5 = {k: v for k, v in modules.t5.state_dict().items() if k != "encoder.embed_tokens.weight"}
-    write_sharded_safetensors(root / "t5", t5, max_shard_bytes=150_000)
-    write_safetensors(root / "vae.safetensors", _vae_checkpoint(modules))
+    repos = write_tiny_repositories(root, modules, tokenizer=False)
     write_tokenizer(root / "tokenizer", modules.t5.config.vocab_size)
     return SimpleNamespace(
-        stdit=root / "stdit", t5=root / "t5" / "model.safetensors.index.json", vae=root / "vae.safetensors",
+        stdit=repos.stdit, t5=repos.t5 / "model.safetensors.index.json", vae=repos.vae / "model.safetensors",
         tokenizer=root / "tokenizer", root=root,
     )
 
@@ -78,6 +68,50 @@ def test_cli_conversion_reproduces_the_direct_export(checkpoints, tmp_path):
     manifest, committed = (json.loads((d / "manifest.json").read_text()) for d in (out, TINY_DIR))
     assert manifest["blocks"] == committed["blocks"] and manifest["tokenizer"] == committed["tokenizer"]
     assert (manifest["defaults"]["numFrames"], manifest["defaults"]["resolution"]) == (68, "256x256")
+
+
+def test_configs_are_chosen_from_config_json_and_progress_is_printed(checkpoints, tmp_path, capsys):
+    out = tmp_path / "converted"
+    args = ["--stdit", checkpoints.stdit, "--t5", checkpoints.t5, "--vae", checkpoints.vae,
+            "--tokenizer", checkpoints.tokenizer, "--out", out, "--name", "tiny"]
+    assert convert_checkpoint.main([str(arg) for arg in args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("config stdit: tiny (config.json: depth 4, hidden_size 64, num_heads 4")
+    assert lines[1].startswith("config t5: tiny (config.json: vocab_size 512, d_model 64")
+    # The VAE's config.json names no sizes: the parameter shapes decide among the configs it agrees with.
+    assert lines[2].startswith("config vae: tiny (config.json: micro_frame_size 17, scale [") and "parameter shapes" in lines[2]
+    progress = [line for line in lines if line.startswith("[")]
+    assert progress[0] == "[1/28] t5embed-tokens" and progress[-1] == "[28/28] vae_spatial_part4"
+    assert "[6/28] stdit3_ST_0+stdit3_TDTM_0" in progress
+    assert [name for name, data in _block_files(out).items() if data != _block_files(TINY_DIR)[name]] == []
+
+
+def test_without_config_json_the_parameter_shapes_decide(checkpoints, tmp_path):
+    bare = tmp_path / "stdit-without-config"
+    bare.mkdir()
+    (bare / "model.safetensors").write_bytes((checkpoints.stdit / "model.safetensors").read_bytes())
+    sources = open_sources(bare, checkpoints.t5, checkpoints.vae, Configs("auto", "tiny", "tiny"))
+    assert sources[0].config == "tiny"
+
+
+def test_a_checkpoint_of_another_model_type_is_named(checkpoints, tmp_path):
+    with pytest.raises(ValueError, match=r"--stdit .*config.json: model_type 't5', expected 'STDiT3'"):
+        open_sources(checkpoints.t5.parent, checkpoints.t5, checkpoints.vae, Configs("auto", "auto", "auto"))
+    stated = json.loads((checkpoints.stdit / "config.json").read_text())
+    odd = tmp_path / "odd-stdit"
+    odd.mkdir()
+    (odd / "config.json").write_text(json.dumps({**stated, "hidden_size": 96}))
+    (odd / "model.safetensors").write_bytes((checkpoints.stdit / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match=r"hidden_size 96.* match none of the known configs"):
+        open_sources(odd, checkpoints.t5, checkpoints.vae, Configs("auto", "tiny", "tiny"))
+
+
+def test_random_repositories_of_a_named_config_validate(tmp_path):
+    folders = [write_random_repository(c, "tiny", tmp_path / c, seed=5) for c in ("stdit", "t5", "vae")]
+    stdit, t5, vae = sources = open_sources(*folders, Configs("auto", "auto", "auto"))
+    validate(sources)
+    assert (stdit.config, t5.config, vae.config) == ("tiny", "tiny", "tiny")
+    assert torch.equal(vae.load("scale"), torch.tensor(get_vae_config("tiny").scale).reshape(vae.expected["scale"]))
 
 
 def test_float16_conversion_equals_the_direct_float16_export(modules, checkpoints, tmp_path):
@@ -144,8 +178,10 @@ def _set(key, value):
         (_set("spatial_blocks.0.attn.extra", torch.zeros(1)), "1 unexpected keys: spatial_blocks.0.attn.extra"),
         (_set("final_layer.linear.bias", torch.zeros(5)), r"1 wrong shapes: final_layer.linear.bias \[5\] \(expected"),
         (_drop("temporal_blocks."), r"missing keys: .* and \d+ more"),
+        (_set("final_layer.linear.bias", torch.zeros(32, dtype=torch.int64)),
+         r"1 wrong dtypes: final_layer.linear.bias I64 \(expected a float type\)"),
     ],
-    ids=["missing", "unexpected", "wrong-shape", "many-missing"],
+    ids=["missing", "unexpected", "wrong-shape", "many-missing", "wrong-dtype"],
 )
 def test_bad_checkpoints_are_rejected_before_anything_is_written(modules, checkpoints, tmp_path, edit, message):
     state = dict(modules.stdit.state_dict())
@@ -155,6 +191,19 @@ def test_bad_checkpoints_are_rejected_before_anything_is_written(modules, checkp
         convert(_write_stdit(tmp_path, state), checkpoints.t5, checkpoints.vae, checkpoints.tokenizer, out,
                 configs=TINY, name="tiny")
     assert "--stdit" in str(raised.value) and not out.exists()
+
+
+def test_cli_refuses_an_integer_weight_in_one_line_writing_nothing(modules, checkpoints, tmp_path, capsys):
+    state = dict(modules.stdit.state_dict())
+    state["final_layer.linear.bias"] = state["final_layer.linear.bias"].long()
+    out = tmp_path / "out"
+    args = ["--stdit", _write_stdit(tmp_path, state), "--t5", checkpoints.t5, "--vae", checkpoints.vae,
+            "--tokenizer", checkpoints.tokenizer, "--out", out,
+            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny"]
+    assert convert_checkpoint.main([str(arg) for arg in args]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "1 wrong dtypes: final_layer.linear.bias I64 (expected a float type)" in lines[0]
+    assert not out.exists()
 
 
 def test_unknown_config_name_is_rejected(checkpoints, tmp_path):
@@ -185,13 +234,26 @@ def test_a_folder_holding_another_model_is_not_overwritten_silently(checkpoints,
     assert json.loads((out / "manifest.json").read_text())["name"] == "tiny"
 
 
+def test_cli_names_the_overwrite_flag_and_the_failure_in_one_line(checkpoints, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text(json.dumps({"name": "other", "architecture": {}}))
+    args = ["--stdit", checkpoints.stdit, "--t5", checkpoints.t5, "--vae", checkpoints.vae,
+            "--tokenizer", checkpoints.tokenizer, "--out", out, "--name", "tiny",
+            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny"]
+    assert convert_checkpoint.main([str(arg) for arg in args]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].endswith("run again with --overwrite to replace it")
+    assert "overwrite=True" not in lines[0]
+
+
 def test_alternative_key_layouts_are_accepted(modules, tmp_path):
     """T5's tied embedding under its other name, STDiT without rope.freqs, PyTorch pickles, VAE encoder keys."""
     stdit_state = {k: v for k, v in modules.stdit.state_dict().items() if k != "rope.freqs"}
     torch.save({"state_dict": stdit_state}, tmp_path / "stdit.pt")
     t5_state = {k: v for k, v in modules.t5.state_dict().items() if k != "shared.weight"}
     write_safetensors(tmp_path / "t5.safetensors", t5_state)
-    torch.save(_vae_checkpoint(modules), tmp_path / "vae.bin")
+    torch.save({**modules.vae.state_dict(), **encoder_stand_ins()}, tmp_path / "vae.bin")
     sources = open_sources(tmp_path / "stdit.pt", tmp_path / "t5.safetensors", tmp_path / "vae.bin", TINY)
     validate(sources)
     stdit, t5, _ = sources
@@ -211,6 +273,12 @@ class KeyListReader:
 
     def shape(self, key):
         return self.shapes[key]
+
+    def dtype(self, key):
+        return "F32"  # the fixtures list no dtypes; the published checkpoints are float32
+
+    def is_floating(self, key):
+        return True
 
 
 def test_full_size_upstream_key_sets_validate(tmp_path, monkeypatch):

@@ -35,7 +35,9 @@ def test_rerun_gives_identical_bytes(fresh):
 
 
 def test_committed_files_equal_a_fresh_run(fresh):
-    """Exact on the machine that wrote them; another CPU may round the last bits differently, hence the tolerance."""
+    """Exact on the machine that wrote them. Another CPU's BLAS kernels round differently, and after a deep VAE
+    stack that reaches a few 1e-6 of the output's scale (2.2e-6 measured on an AMD EPYC), hence the tolerance: still
+    10x tighter than the 1e-4 golden parity the runtime tests promise."""
     assert sorted(path.name for path in GOLDEN_DIR.glob("*.json")) == sorted(fresh)
     for name, expected in fresh.items():
         stored = read_golden(GOLDEN_DIR / name)
@@ -46,7 +48,7 @@ def test_committed_files_equal_a_fresh_run(fresh):
             for key, value in want.items():
                 value = np.asarray(value)
                 scale = float(np.abs(value[np.isfinite(value)]).max(initial=1.0))
-                np.testing.assert_allclose(have[key], value, rtol=1e-5, atol=1e-6 * scale, err_msg=f"{name} {key}")
+                np.testing.assert_allclose(have[key], value, rtol=1e-5, atol=1e-5 * scale, err_msg=f"{name} {key}")
 
 
 def test_block_goldens_fit_their_manifest_signature(fresh):

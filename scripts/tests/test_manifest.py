@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def test_written_bytes_are_canonical_and_identical_on_rerun(folder):
 
 def test_refuses_to_overwrite_a_different_model(folder):
     write_manifest(folder, build(folder))
-    with pytest.raises(ManifestError, match="different model.*overwrite=True"):
+    with pytest.raises(ManifestError, match="different model.*run again with --overwrite to replace it"):
         write_manifest(folder, build(folder, name="other"))
     with pytest.raises(ManifestError, match="different model"):
         write_manifest(folder, build(folder, stdit=FakeSTDiT(depth=2)))
@@ -180,12 +181,32 @@ def test_graph_external_data_must_match_listed_weights(folder):
     (lambda m: m["blocks"].append(copy.deepcopy(m["blocks"][1])), "duplicate block names"),
     (lambda m: m["defaults"].update(numFrames=20), "numFrames 20 is not one of"),
     (lambda m: m["defaults"].update(resolution="64x64"), "resolution '64x64' is not one of"),
+    # Every number has a bound (src/model/limits.ts), carried here by the generated schema.
+    (lambda m: m["tokenizer"].update(maxLength=10**9), "/tokenizer/maxLength: 1000000000 is greater than"),
+    (lambda m: m["blocks"][0].update(weightBytes=10**15), "/blocks/0/weightBytes: 1000000000000000 is greater"),
+    (lambda m: m["blocks"][0]["inputs"][0].update(shape=[1, 10**15]), "/blocks/0/inputs/0/shape/1"),
+    (lambda m: m["blocks"][0]["inputs"][0].update(shape=[2**16, 2**16, 2]), "holds more than 2147483648 elements"),
+    (lambda m: m["defaults"].update(resolution="99999984x16", resolutions=["99999984x16"]), "/defaults/resolution"),
+    (lambda m: m["defaults"].update(steps=99999999999), "/defaults/steps"),
+    (lambda m: m["architecture"]["t5"].update(d_model=10**7), "/architecture/t5/d_model"),
+    (lambda m: m["blocks"][0].update(computeUnits="gpu"), "/blocks/0/computeUnits: 'gpu' is not one of"),
 ])
 def test_schema_and_cross_field_validation(folder, mutate, problem):
     manifest = build(folder)
     mutate(manifest)
     with pytest.raises(ManifestError, match=problem):
         validate_manifest(manifest)
+
+
+def test_compute_units_per_block_are_written_and_checked(folder):
+    listed = blocks()
+    listed[1] = dataclasses.replace(listed[1], compute_units="cpu-gpu")
+    manifest = build(folder, block_list=listed)
+    validate_manifest(manifest)
+    assert [b.get("computeUnits") for b in manifest["blocks"]] == [None, "cpu-gpu", None]
+    listed[2] = dataclasses.replace(listed[2], compute_units="gpu")
+    with pytest.raises(ManifestError, match="block stdit3_TDTM_0: compute_units 'gpu' is not one of all, cpu, cpu-gpu, cpu-ane"):
+        build(folder, block_list=listed)
 
 
 def test_custom_schema_path_is_applied(folder, tmp_path_factory):

@@ -151,7 +151,7 @@ def test_position_embedding_layout():
 def test_tdtm_merge_and_unmerge_odd_frames():
     frames = torch.tensor([5])
     x = torch.arange(5.0).reshape(1, 5, 1, 1)
-    merged = merge_frame_pairs(x, frames)
+    merged = merge_frame_pairs(x)
     assert merged.flatten().tolist() == [0.5, 2.5]
     assert unmerge_frame_pairs(merged, frames).flatten().tolist() == [0.5, 0.5, 2.5, 2.5, 2.5]
 

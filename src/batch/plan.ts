@@ -1,8 +1,8 @@
 /** Where each prompt of a batch goes, and which of them a previous run already finished. */
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { basename, extname, resolve } from 'node:path';
-import { z } from 'zod';
-import { sidecarPathFor } from '../video/sidecar.js';
+import { outputBytes } from '../video/output.js';
+import { readOwnSidecar, sidecarPathFor } from '../video/sidecar.js';
 import type { VideoFormat } from '../video/video-writer.js';
 import type { BatchEntry, LineProblem } from './prompt-file.js';
 
@@ -44,6 +44,17 @@ function outputOf(entry: BatchEntry, folder: string, batchFormat: VideoFormat): 
   return { format: batchFormat, path: resolve(folder, file) };
 }
 
+/**
+ * The names of the batch's own files in its folder: its results, and its trace (`trace.json`, or
+ * `trace-I-of-N.json` for a shard, so that shards writing into one folder never share one).
+ */
+export const RESULTS_FILE = 'results.jsonl';
+const BATCH_FILE = /^(?:results\.jsonl|trace(?:-\d+-of-\d+)?\.json)$/;
+
+export function traceFileName(shard: { readonly index: number; readonly count: number } | undefined): string {
+  return shard === undefined ? 'trace.json' : `trace-${shard.index}-of-${shard.count}.json`;
+}
+
 export function planOutputs(entries: readonly BatchEntry[], folder: string, format: VideoFormat, file: string): Plan {
   const jobs: PlannedJob[] = [];
   const problems: LineProblem[] = [];
@@ -52,8 +63,12 @@ export function planOutputs(entries: readonly BatchEntry[], folder: string, form
     const { format: jobFormat, path } = outputOf(entry, folder, format);
     const sidecarPath = resolve(sidecarPathFor(path));
     const clash = owners.get(path) ?? owners.get(sidecarPath);
-    if (clash !== undefined) {
-      const message = `${file}:${entry.line}: output: ${basename(path)} is also written by line ${clash}`;
+    const taken = [path, sidecarPath].map((name) => basename(name)).find((name) => BATCH_FILE.test(name));
+    if (clash !== undefined || taken !== undefined) {
+      const message =
+        taken !== undefined
+          ? `${file}:${entry.line}: output: ${basename(path)} would write ${taken}, a name the batch keeps for its own file`
+          : `${file}:${entry.line}: output: ${basename(path)} is also written by line ${clash}`;
       problems.push({ index: entry.index, line: entry.line, message });
       continue;
     }
@@ -63,24 +78,21 @@ export function planOutputs(entries: readonly BatchEntry[], folder: string, form
   return { jobs, problems };
 }
 
-/** The fields of a sidecar that tell whether it belongs to this prompt. */
-const FinishedSidecar = z.object({ prompt: z.string(), output: z.object({ path: z.string() }) });
-
 /**
- * A job is finished when its sidecar (renamed into place only after the video) names the same prompt and output,
- * and the output is there. Interrupted runs leave only hidden `.part` files, never a sidecar.
+ * What an earlier run left for a job, for --resume; the files decide, not an earlier results.jsonl.
+ * - `finished`: its sidecar (renamed into place only after the video) is one this tool wrote for the same prompt
+ *   and output, and the output on disk is what the sidecar recorded (its size);
+ * - `damaged`: such a sidecar, but the output is missing or not what it recorded: this tool's own output of this
+ *   very job, to be made again;
+ * - `other`: anything else (nothing there, or files no sidecar of this job vouches for).
+ * Interrupted runs leave only hidden `.part` files, never a sidecar.
  */
-export async function isFinished(job: PlannedJob): Promise<boolean> {
-  try {
-    const sidecar = FinishedSidecar.safeParse(JSON.parse(await readFile(job.sidecarPath, 'utf8')));
-    if (!sidecar.success || sidecar.data.prompt !== job.entry.prompt || resolve(sidecar.data.output.path) !== job.path) {
-      return false;
-    }
-    await access(job.path);
-    return true;
-  } catch {
-    return false;
-  }
+export async function earlierRun(job: PlannedJob): Promise<'finished' | 'damaged' | 'other'> {
+  const sidecar = await readOwnSidecar(job.sidecarPath);
+  if (sidecar === undefined || sidecar.prompt !== job.entry.prompt || resolve(sidecar.output.path) !== job.path) return 'other';
+  const bytes = await outputBytes(job.path).catch(() => 0);
+  const intact = bytes > 0 && (sidecar.output.bytes === undefined || sidecar.output.bytes === bytes);
+  return intact ? 'finished' : 'damaged';
 }
 
 /** Whether the output or its sidecar is there (finished or not). */

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { resolutionFlag } from '../cli/flags.js';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
+import { LIMITS } from '../model/limits.js';
 import { VIDEO_FORMATS } from '../video/video-writer.js';
 
 export const PROMPT_FILE_FORMATS = ['txt', 'jsonl', 'csv'] as const;
@@ -58,8 +59,9 @@ const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 const OUTPUT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.+=-]{0,199}$/;
 const OUTPUT_EXTENSIONS = VIDEO_FORMATS.filter((format) => format !== 'frames').map((format) => `.${format}`);
 
-const integer = (min: number, message: string) =>
-  z.int({ error: (issue) => (issue.input === undefined ? 'is missing' : message) }).min(min, message).max(MAX_INTEGER, message);
+const integer = (min: number, message: string, max: number = MAX_INTEGER) =>
+  z.int({ error: (issue) => (issue.input === undefined ? 'is missing' : message) }).min(min, message).max(max, message);
+const NUM_FRAMES_MESSAGE = `must be a multiple of 17 from 17 to ${LIMITS.numFrames} (the VAE makes 17 frames from 5 latent frames)`;
 
 const LineSchema = z.strictObject(
   {
@@ -68,9 +70,9 @@ const LineSchema = z.strictObject(
       .trim()
       .min(1, 'is empty'),
     seed: integer(0, `must be an integer from 0 to ${MAX_INTEGER}`).optional(),
-    steps: integer(1, 'must be a positive integer').optional(),
-    num_frames: integer(1, 'must be a positive integer')
-      .refine((value) => value % 17 === 0, 'must be a multiple of 17 (the VAE makes 17 frames from 5 latent frames)')
+    steps: integer(1, `must be an integer from 1 to ${LIMITS.steps}`, LIMITS.steps).optional(),
+    num_frames: integer(17, NUM_FRAMES_MESSAGE, LIMITS.numFrames)
+      .refine((value) => value % 17 === 0, NUM_FRAMES_MESSAGE)
       .optional(),
     resolution: resolutionFlag.optional(),
     output: z
@@ -92,20 +94,73 @@ const LineSchema = z.strictObject(
   },
 );
 
+export type PromptLine = Omit<BatchEntry, 'index' | 'line'>;
+
+/**
+ * One prompt line's object (a JSON line, a CSV record, a queued job's line) checked against the schema: the entry,
+ * or the problem as `field: what is wrong, got value`.
+ */
+export function parsePromptLine(value: unknown): PromptLine | string {
+  const result = LineSchema.safeParse(value);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path[0];
+    const given = key === undefined ? undefined : (value as Record<PropertyKey, unknown>)[key];
+    const got = given === undefined ? '' : `, got ${JSON.stringify(given)}`;
+    const field = key === undefined ? '' : `${String(key)}: `;
+    return `${field}${issue.message}${got}`;
+  }
+  const { prompt, seed, steps, num_frames: numFrames, resolution, output } = result.data;
+  return {
+    prompt,
+    ...(seed !== undefined && { seed }),
+    ...(steps !== undefined && { steps }),
+    ...(numFrames !== undefined && { numFrames }),
+    ...(resolution !== undefined && { resolution }),
+    ...(output !== undefined && { output }),
+  };
+}
+
+/** The inverse of parsePromptLine: the object a JSON line would hold for this entry. */
+export function promptLineObject(line: PromptLine): Record<string, unknown> {
+  const { prompt, seed, steps, numFrames, resolution, output } = line;
+  return {
+    prompt,
+    ...(seed !== undefined && { seed }),
+    ...(steps !== undefined && { steps }),
+    ...(numFrames !== undefined && { num_frames: numFrames }),
+    ...(resolution !== undefined && { resolution: `${resolution.width}x${resolution.height}` }),
+    ...(output !== undefined && { output }),
+  };
+}
+
 export async function readPromptFile(path: string): Promise<PromptFile> {
   const format = formatOf(path);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     throw new SoraError('INPUT', `cannot read prompt file ${displayPath(path)}: ${errorMessage(error)}`, { cause: error });
   }
+  const text = textOf(bytes, path);
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
   const parsed = PARSERS[format](lines, displayPath(path));
   if (parsed.entries.length === 0 && parsed.problems.length === 0) {
     throw new SoraError('INPUT', `${displayPath(path)}: no prompts in the file`);
   }
   return { path, ...parsed };
+}
+
+/** The file as UTF-8 text; a binary file (NUL bytes, or bytes that are not UTF-8) is refused, not read as prompts. */
+function textOf(bytes: Buffer, path: string): string {
+  const notText = (why: string): SoraError => new SoraError('INPUT', `${displayPath(path)}: not a text file (${why})`);
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) throw notText(`byte ${nul} is NUL`);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw notText('it is not valid UTF-8');
+  }
 }
 
 function formatOf(path: string): PromptFileFormat {
@@ -129,27 +184,9 @@ class Collector {
 
   add(line: number, value: unknown): void {
     const index = this.#index++;
-    const result = LineSchema.safeParse(value);
-    if (!result.success) {
-      const issue = result.error.issues[0]!;
-      const key = issue.path[0];
-      const given = key === undefined ? undefined : (value as Record<PropertyKey, unknown>)[key];
-      const got = given === undefined ? '' : `, got ${JSON.stringify(given)}`;
-      const field = key === undefined ? '' : `${String(key)}: `;
-      this.problem(index, line, `${field}${issue.message}${got}`);
-      return;
-    }
-    const { prompt, seed, steps, num_frames: numFrames, resolution, output } = result.data;
-    this.entries.push({
-      index,
-      line,
-      prompt,
-      ...(seed !== undefined && { seed }),
-      ...(steps !== undefined && { steps }),
-      ...(numFrames !== undefined && { numFrames }),
-      ...(resolution !== undefined && { resolution }),
-      ...(output !== undefined && { output }),
-    });
+    const parsed = parsePromptLine(value);
+    if (typeof parsed === 'string') this.problem(index, line, parsed);
+    else this.entries.push({ index, line, ...parsed });
   }
 
   /** A line that is a prompt line but cannot be read at all. */

@@ -11,6 +11,8 @@ export const BATCH_STATUSES = ['done', 'skipped', 'invalid', 'failed', 'interrup
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
 
 export interface BatchResult {
+  /** The prompt file (absolute): one folder may hold the results of several prompt files. */
+  readonly file: string;
   readonly line: number;
   readonly status: BatchStatus;
   readonly prompt?: string;
@@ -21,6 +23,9 @@ export interface BatchResult {
   /** Per component, as in the sidecar; the first prompt's include loading the blocks. */
   readonly timingsMs?: Record<string, number>;
   readonly error?: { readonly code: ErrorCode; readonly message: string };
+  /** Queued batches: how often the job was started (retries and workers that died count), and who finished it. */
+  readonly attempts?: number;
+  readonly worker?: string;
 }
 
 export function resultsJsonl(results: readonly BatchResult[]): string {
@@ -60,5 +65,5 @@ export function summaryTable(
     .map((status) => `${counts[status]} ${status}`)
     .join(', ');
   const seconds = results.reduce((sum, result) => sum + (result.status === 'done' ? (result.timingsMs?.total ?? 0) : 0), 0) / 1000;
-  return `${table}\n\n${results.length} prompts: ${tally}; ${seconds.toFixed(1)} s generating; ${displayPath(resultsFile)}`;
+  return `${table}\n\n${results.length} prompt${results.length === 1 ? '' : 's'}: ${tally}; ${seconds.toFixed(1)} s generating; ${displayPath(resultsFile)}`;
 }

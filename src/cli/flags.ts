@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
+import { LIMITS } from '../model/limits.js';
 
 const UNSIGNED = /^\d+$/;
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -36,6 +37,8 @@ export function parseFlags<T>(schema: z.ZodType<T>, options: Record<string, unkn
   throw new SoraError('USAGE', `--${kebab(key)}: ${issue.message}${got}`);
 }
 
+const RESOLUTION_MESSAGE = `width and height must be multiples of 16 from 16 to ${LIMITS.side}`;
+
 /** `WIDTHxHEIGHT` in pixels, both positive multiples of 16 (the VAE scales by 8, the STDiT patches are 2×2). */
 export const resolutionFlag = z
   .string()
@@ -46,6 +49,15 @@ export const resolutionFlag = z
     return { width, height };
   })
   .refine(
-    ({ width, height }) => width > 0 && height > 0 && width % 16 === 0 && height % 16 === 0,
-    'width and height must be positive multiples of 16',
+    ({ width, height }) => [width, height].every((side) => side > 0 && side <= LIMITS.side && side % 16 === 0),
+    RESOLUTION_MESSAGE,
   );
+
+/** Denoising steps: 1 to LIMITS.steps. */
+export const stepsFlag = integerFlag(1, LIMITS.steps, `must be an integer from 1 to ${LIMITS.steps}`);
+
+/** Frames: a multiple of 17 (the VAE makes 17 frames from 5 latent frames), at most LIMITS.numFrames. */
+export const numFramesFlag = integerFlag(17, LIMITS.numFrames, `must be a multiple of 17 from 17 to ${LIMITS.numFrames}`).refine(
+  (value) => value % 17 === 0,
+  `must be a multiple of 17 from 17 to ${LIMITS.numFrames} (the VAE makes 17 frames from 5 latent frames)`,
+);

@@ -21,12 +21,18 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora batch prompts.txt -o videos/ --steps 20',
     'ondevice-sora batch prompts.jsonl -o videos/ --resume       # skip the prompts already done',
     'ondevice-sora batch prompts.csv -o videos/ --shard 2/4      # this machine: prompt lines 2, 6, 10, …',
+    'ondevice-sora batch prompts.jsonl -o /shared/videos --queue redis://:secret@10.0.0.5:6379/vbench   # for workers',
     '',
     'prompts.jsonl, one object per line (fields: prompt, seed, steps, num_frames, resolution, output):',
     '  {"prompt": "a red ball bouncing", "seed": 42, "resolution": "192x192", "output": "ball.mp4"}',
     'prompts.csv, a header line, then one record per line:',
     '  prompt,seed,steps',
     '  "a red ball, bouncing",42,20',
+  ],
+  'batch status': ['ondevice-sora batch status --queue redis://:secret@10.0.0.5:6379/vbench'],
+  worker: [
+    'ondevice-sora worker --queue redis://:secret@10.0.0.5:6379/vbench -o /Volumes/shared/videos',
+    'ondevice-sora worker --queue redis://:secret@10.0.0.5/vbench -o ~/shared/videos --model ~/sora-coreml --backend coreml',
   ],
   bench: [
     'ondevice-sora bench                                      # per block, baseline, 3 sessions',
@@ -47,7 +53,29 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth/             # 28 pairs, ~4.8 GB',
     'ondevice-sora models make-synthetic --preset opensora-1.2 -o synth2/ --depth 2  # paper-wide, 2 pairs',
   ],
-  doctor: ['ondevice-sora doctor', 'ondevice-sora doctor --json'],
+  'models pull': [
+    'ondevice-sora models pull opensora-1.2                      # ~24 GB download, then ONNX blocks in ./opensora-1.2',
+    'ondevice-sora models pull opensora-1.2 --dtype float16 -o sora-fp16/',
+    'ondevice-sora models pull opensora-1.2 --format coreml      # .mlpackage blocks for --backend coreml',
+    'ondevice-sora models pull opensora-1.2 --download-only      # into the Hugging Face cache only',
+    'ondevice-sora models pull opensora-1.2 --revision hpcai-tech/OpenSora-STDiT-v3=main',
+    'ondevice-sora models pull opensora-1.2 -o sora2/            # with HF_HUB_OFFLINE=1: from the cache, no network',
+  ],
+  'models convert': [
+    'ondevice-sora models convert stdit/ t5/ vae/ -o opensora-1.2/    # folders recognised by their config.json',
+    'ondevice-sora models convert --stdit stdit/ --t5 t5/ --vae vae/ -o sora/ --dtype float16 --python /usr/bin/python3',
+  ],
+  'models cache': ['ondevice-sora models cache prune'],
+  'models cache prune': [
+    'ondevice-sora models cache prune                   # stale, unreferenced, and unused for 30 days',
+    'ondevice-sora models cache prune --unused-days 7',
+    'ondevice-sora models cache prune --all             # every compiled model (recompiled when next loaded)',
+  ],
+  doctor: [
+    'ondevice-sora doctor',
+    'ondevice-sora doctor --json',
+    'ondevice-sora doctor --model ~/sora-coreml          # + which macOS its CoreML packages need',
+  ],
 };
 
 function pathOf(command: Command): string {

@@ -1,9 +1,13 @@
 /** CLI entry: runs the program and turns every failure into one line on stderr and the error code's exit status. */
 import { CommanderError } from 'commander';
-import { ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError } from '../errors.js';
+import { errnoCode, ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, systemError } from '../errors.js';
 import { createProgram } from './program.js';
 
+/** The status of a process that SIGPIPE ended (128 + 13), which is what shells report for `yes | head`. */
+export const EXIT_OUTPUT_CLOSED = 141;
+
 export async function main(argv: readonly string[]): Promise<number> {
+  endQuietlyWhenReaderLeaves();
   const program = createProgram();
   try {
     await program.parseAsync([...argv]);
@@ -18,7 +22,7 @@ function report(error: unknown, verbose: boolean): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : ERROR_EXIT_CODES.USAGE;
   const failure = isSoraError(error)
     ? error
-    : new SoraError('INTERNAL', `unexpected error: ${errorMessage(error)}`, { cause: error });
+    : (systemError(error) ?? new SoraError('INTERNAL', `unexpected error: ${errorMessage(error)}`, { cause: error }));
   process.stderr.write(`error: ${failure.message.replace(/\s*\n\s*/g, ' ')}\n`);
   if (verbose) process.stderr.write(`${stackWithCauses(failure)}\n`);
   return failure.exitCode;
@@ -28,4 +32,19 @@ function stackWithCauses(error: unknown): string {
   const own = error instanceof Error ? (error.stack ?? error.message) : String(error);
   const cause = error instanceof Error ? error.cause : undefined;
   return cause === undefined ? own : `${own}\ncaused by: ${stackWithCauses(cause)}`;
+}
+
+/**
+ * A reader that went away (`ondevice-sora --help | head`) ends the process quietly, as SIGPIPE ends other tools.
+ * Node ignores SIGPIPE, so the failed write arrives as an 'error' event, which unhandled prints a stack trace.
+ * Nothing is half-written by this exit: stdout carries results only after the outputs are in place.
+ */
+function endQuietlyWhenReaderLeaves(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') > 0) continue;
+    stream.on('error', (error) => {
+      if (errnoCode(error) !== 'EPIPE') throw error;
+      process.exit(EXIT_OUTPUT_CLOSED);
+    });
+  }
 }

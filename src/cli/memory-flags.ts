@@ -2,24 +2,32 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
+import { COMPONENTS, type Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import type { GenerateResult } from '../pipeline/generate.js';
 import { processMemory } from '../native/memory.js';
-import { refuseBudgetBelowOneBlock, type CidlSettings } from '../pipeline/ci-dl.js';
+import type { CidlSettings } from '../pipeline/ci-dl.js';
+import { latentShapeFor } from '../pipeline/latent.js';
+import { refuseBudgetBeforeWork, runGeometry } from '../pipeline/memory-estimates.js';
+import type { VideoSize } from '../pipeline/timesteps.js';
 import { DEFAULT_BUDGET_FRACTION, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
 import type { Timeline } from '../pipeline/timeline.js';
 import type { Preset } from '../policies/presets.js';
 
-export function addMemoryOptions(command: Command): Command {
-  return command
+export function addMemoryOptions(command: Command, { trace = true } = {}): Command {
+  command
     .option(
       '--memory-budget <size>',
       'cap on peak memory (RSS), e.g. 3.3G or 800M, or -1G for 1G below what is available; turns CI-DL on ' +
         `(default with CI-DL: in use + ${DEFAULT_BUDGET_FRACTION * 100}% of available)`,
     )
     .option('--no-ci', 'CI-DL: do not load the next block while one runs')
-    .option('--no-dl', 'CI-DL: keep no block resident between steps')
-    .option('--trace', 'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json');
+    .option('--no-dl', 'CI-DL: keep no block resident between steps');
+  if (!trace) return command;
+  return command.option(
+    '--trace',
+    'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json',
+  );
 }
 
 /** Zod fields for the flags schema of `generate`; commander gives `ci`/`dl` false for `--no-ci`/`--no-dl`. */
@@ -35,17 +43,32 @@ export type MemoryFlags = z.infer<typeof MemoryFlagsSchema>;
 
 /**
  * CI-DL runs when the preset asks for it (`--preset paper`) or a budget is given; then the budget is resolved and
- * checked against the model before any block is loaded. Without CI-DL every block stays loaded until its
- * component is done, and the ablation flags would change nothing, so they are refused.
+ * checked, before any block is loaded, against the model's blocks and the first runs at each of `sizes` (the videos
+ * the command will make; see memory-estimates.ts). Without CI-DL every block stays loaded until its component is
+ * done, and the ablation flags would change nothing, so they are refused.
  */
-export function cidlSettings(flags: MemoryFlags, preset: Preset, model: Model): CidlSettings | undefined {
+export function cidlSettings(
+  flags: MemoryFlags,
+  preset: Preset,
+  model: Model,
+  sizes: readonly VideoSize[] = [],
+): CidlSettings | undefined {
   if (!preset.cidl && flags.memoryBudget === undefined) {
     const unused = !flags.ci ? '--no-ci' : !flags.dl ? '--no-dl' : null;
     if (unused !== null) throw new SoraError('USAGE', `${unused}: only applies with CI-DL (--preset paper or --memory-budget)`);
     return undefined;
   }
   const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' });
-  refuseBudgetBelowOneBlock(budget, model.blocks.map(blockSource), processMemory().rss);
+  const inUse = processMemory().rss;
+  const blocks = (component: Component) => model.blocks.filter((b) => b.component === component).map(blockSource);
+  for (const latent of sizes.length > 0 ? sizes.map(latentShapeFor) : [undefined]) {
+    const components = COMPONENTS.map((label) => ({
+      label,
+      blocks: blocks(label),
+      geometry: latent && runGeometry(model, latent, label),
+    }));
+    refuseBudgetBeforeWork(budget, inUse, components);
+  }
   return { budget, concurrent: flags.ci, dynamicLoading: flags.dl };
 }
 

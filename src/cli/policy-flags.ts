@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
+import { LIMITS } from '../model/limits.js';
 import { DEFAULT_LPL_PATIENCE, DEFAULT_LPL_TOLERANCE, type LplSetting } from '../policies/lpl.js';
 import { PRESET_NAMES, PRESETS, type Preset } from '../policies/presets.js';
 import { integerFlag, numberFlag } from './flags.js';
@@ -15,16 +16,16 @@ export function addPolicyOptions(command: Command): Command {
     .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none');
 }
 
-const LPL_MESSAGE = 'must be a step number ≥ 1, auto or off';
-const TDTM_MESSAGE = 'must be a number of steps ≥ 0, or all';
-const MAX_STEPS = Number.MAX_SAFE_INTEGER;
+const MAX_STEPS = LIMITS.steps;
+const LPL_MESSAGE = `must be a step number from 1 to ${MAX_STEPS}, auto or off`;
+const TDTM_MESSAGE = `must be a number of steps from 0 to ${MAX_STEPS}, or all`;
 
 /** Zod fields for the flags schema of `generate`. */
 export const POLICY_FLAGS = {
   preset: z.enum(PRESET_NAMES, `must be one of: ${PRESET_NAMES.join(', ')}`),
   lpl: z.union([z.enum(['auto', 'off']), integerFlag(1, MAX_STEPS, LPL_MESSAGE)], LPL_MESSAGE).optional(),
   lplTolerance: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
-  lplPatience: integerFlag(1, MAX_STEPS, 'must be a positive integer').optional(),
+  lplPatience: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
   tdtm: z.union([z.literal('all'), integerFlag(0, MAX_STEPS, TDTM_MESSAGE)], TDTM_MESSAGE).optional(),
 };
 

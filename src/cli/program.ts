@@ -3,12 +3,13 @@ import { Command, Option } from 'commander';
 import { LOG_LEVELS } from '../logging.js';
 import { VERSION } from '../version.js';
 import { addExamples } from './help-examples.js';
-import { register as registerBatch } from './commands/batch.js';
+import { register as registerBatch } from './commands/batch-queue.js';
 import { register as registerBench } from './commands/bench.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerGenerate } from './commands/generate.js';
 import { register as registerModels } from './commands/models.js';
+import { register as registerWorker } from './commands/worker.js';
 
 export function createProgram(): Command {
   const program = new Command('ondevice-sora')
@@ -21,7 +22,7 @@ export function createProgram(): Command {
     // Errors come back to main() as exceptions instead of commander calling process.exit; subcommands created
     // after this inherit it.
     .exitOverride();
-  for (const register of [registerGenerate, registerBatch, registerBench, registerEval, registerModels, registerDoctor]) register(program);
+  for (const register of [registerGenerate, registerBatch, registerWorker, registerBench, registerEval, registerModels, registerDoctor]) register(program);
   addExamples(program);
   return program;
 }

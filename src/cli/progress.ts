@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { GenerateProgress } from '../pipeline/generate.js';
 
 /**
@@ -11,6 +12,12 @@ export interface ProgressDisplay {
 }
 
 const BAR_WIDTH = 24;
+
+/** `[#####-------]` for a share done. */
+export function drawBar(done: number, total: number): string {
+  const filled = total > 0 ? Math.min(BAR_WIDTH, Math.round((done / total) * BAR_WIDTH)) : 0;
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}]`;
+}
 
 export function progressDisplay(stream: NodeJS.WriteStream, now: () => number = Date.now): ProgressDisplay {
   const tty = stream.isTTY === true;
@@ -32,8 +39,7 @@ export function progressDisplay(stream: NodeJS.WriteStream, now: () => number = 
     if (counting?.label !== label) counting = { label, start: now(), done };
     const count = `${done}/${total} ${unit}`;
     if (!tty) return `${label} ${count}`;
-    const filled = Math.round((done / total) * BAR_WIDTH);
-    const bar = `${label.padEnd(9)} [${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${count}`;
+    const bar = `${label.padEnd(9)} ${drawBar(done, total)} ${count}`;
     if (done === counting.done || done >= total) return bar;
     const perItem = (now() - counting.start) / (done - counting.done);
     return `${bar}  ETA ${formatDuration(perItem * (total - done))}`;
@@ -66,6 +72,32 @@ export function formatDuration(ms: number): string {
   const m = Math.floor((seconds % 3600) / 60);
   const s = String(seconds % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+const count = z.int().min(0);
+/** Progress as it comes back from a queue worker: checked before it is shown. */
+const ProgressSchema = z.discriminatedUnion('phase', [
+  z.object({ phase: z.literal('text') }),
+  z.object({ phase: z.literal('denoise'), step: count, steps: count }),
+  z.object({ phase: z.literal('decode'), frames: count, total: count }),
+  z.object({ phase: z.literal('write') }),
+]);
+
+/** One short phrase for a progress event (`denoising 3/10`), or undefined for anything that is not one. */
+export function describeProgress(value: unknown): string | undefined {
+  const progress = ProgressSchema.safeParse(value);
+  if (!progress.success) return undefined;
+  const event = progress.data;
+  switch (event.phase) {
+    case 'text':
+      return 'encoding prompt';
+    case 'denoise':
+      return `denoising ${event.step}/${event.steps}`;
+    case 'decode':
+      return `decoding ${event.frames}/${event.total}`;
+    case 'write':
+      return 'writing video';
+  }
 }
 
 /**

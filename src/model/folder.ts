@@ -6,7 +6,3 @@ export function isInside(root: string, path: string): boolean {
   const rel = relative(root, path);
   return rel !== '' && !isAbsolute(rel) && rel.split(sep)[0] !== '..';
 }
-
-export function errnoCode(error: unknown): string | undefined {
-  return error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-}

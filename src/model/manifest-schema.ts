@@ -4,9 +4,11 @@
  * documents (a stripped unknown key here would be an error there).
  */
 import { z } from 'zod';
+import { COMPUTE_UNITS } from '../native/coreml.js';
 import { TIMESTEP_TRANSFORMS } from '../pipeline/timesteps.js';
 import { BLOCK_FORMATS, TENSOR_DTYPES } from '../runtime/backend.js';
 import { BLOCK_KINDS, COMPONENTS } from './contract.js';
+import { LIMITS, positiveIntegerUpTo } from './limits.js';
 
 const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hexadecimal digits');
 
@@ -19,43 +21,65 @@ const relativePath = z
     "escapes the model folder (must be a relative path inside it, without '..')",
   );
 
-const bytes = z.int().min(0);
+// Every number has a bound (src/model/limits.ts): max() reaches the JSON Schema, so the Python exporter holds to it.
+const bytes = z.int().min(0).max(LIMITS.bytes);
 
 const fileEntry = z.strictObject({ path: relativePath, bytes, sha256 });
+
+export const MAX_ELEMENTS_KEYWORD = 'x-maxElements';
+
+/** Elements of a shape's fixed dimensions; also checked by scripts/sora/manifest.py (a JSON Schema cannot multiply). */
+export function fixedElements(shape: readonly (number | string)[]): number {
+  return shape.reduce<number>((product, dim) => (typeof dim === 'number' ? product * dim : product), 1);
+}
 
 const tensorSpec = z.strictObject({
   name: z.string().min(1),
   dtype: z.enum(TENSOR_DTYPES),
   // Numbers are fixed sizes; strings name a symbolic size (`N`, `B`) that depends on the request.
-  shape: z.array(z.union([z.int().min(0), z.string().min(1)])),
+  shape: z
+    .array(z.union([z.int().min(0).max(LIMITS.dimension), z.string().min(1)]))
+    .max(LIMITS.rank)
+    .refine((shape) => fixedElements(shape) <= LIMITS.elements, `holds more than ${LIMITS.elements} elements`)
+    // The refinement does not reach the JSON Schema; this keyword carries its bound to scripts/sora/manifest.py.
+    .meta({ [MAX_ELEMENTS_KEYWORD]: LIMITS.elements }),
 });
 
 const block = z.strictObject({
   name: z.string().min(1),
   component: z.enum(COMPONENTS),
   kind: z.enum(BLOCK_KINDS),
-  index: z.int().min(0),
-  // `coreml` blocks are package folders (.mlmodelc / .mlpackage); only manifests derived from the published layout
-  // hold them (src/model/published-layout.ts), because a folder has no sha256 for manifest.json to record.
+  index: z.int().min(0).max(LIMITS.layers),
+  // A `coreml` block's one file entry is its package folder (.mlpackage / .mlmodelc): `bytes` is the total of the
+  // files inside and `sha256` the package digest (packageContentHash in src/runtime/coreml-cache.ts), absent in a
+  // derived manifest.
   format: z.enum(BLOCK_FORMATS),
+  // onnx: how weights are stored (float16 weights are computed in float32); coreml: the compute precision.
   dtype: z.enum(['float32', 'float16']),
   files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
   weightBytes: bytes,
   inputs: z.array(tensorSpec).min(1),
   outputs: z.array(tensorSpec).min(1),
+  // MLComputeUnits this block runs with on the CoreML backend (ignored by ONNX Runtime); `--compute-units`
+  // overrides it for every block, and a block without it runs with `all`.
+  computeUnits: z.enum(COMPUTE_UNITS).optional(),
 });
 
 // Architecture sections are filled from the Python exporter's config dataclasses (`dataclasses.asdict`), so they
 // are open records; only the sizes the contract checks need are required here.
-const scalar = z.union([z.number(), z.string(), z.boolean()]);
+const configNumber = z.number().min(-LIMITS.configMagnitude).max(LIMITS.configMagnitude);
+const scalar = z.union([configNumber, z.string(), z.boolean()]);
 const configValue = z.union([scalar, z.array(scalar)]);
 const configEntry = z.union([configValue, z.record(z.string(), configValue)]);
-const positive = z.int().min(1);
-const count = z.int().min(0);
+const positiveUpTo = (max: number) => z.int().min(1).max(max);
+const layers = positiveUpTo(LIMITS.layers);
+const width = positiveUpTo(LIMITS.width);
+const heads = positiveUpTo(LIMITS.heads);
+const tokenId = z.int().min(0).max(LIMITS.tokenId);
 
 const architecture = z.strictObject({
-  t5: z.object({ num_layers: positive, d_model: positive, num_heads: positive }).catchall(configEntry),
-  stdit: z.object({ depth: positive, hidden_size: positive, num_heads: positive }).catchall(configEntry),
+  t5: z.object({ num_layers: layers, d_model: width, num_heads: heads }).catchall(configEntry),
+  stdit: z.object({ depth: layers, hidden_size: width, num_heads: heads }).catchall(configEntry),
   vae: z.record(z.string(), configEntry),
 });
 
@@ -65,7 +89,7 @@ const architecture = z.strictObject({
  */
 const quirks = z.strictObject({
   // Upper bound of the flexible `y`/`outY` row axis (2L): prompts longer than maxCaptionRows/2 − 1 tokens + EOS fail.
-  maxCaptionRows: positive,
+  maxCaptionRows: positiveUpTo(2 * LIMITS.tokens),
   // The TDTM graphs add frame pairs without a leftover-frame rule, so they need an even number of latent frames.
   evenTdtmOnly: z.boolean(),
   // The timestep transform the authors' app used; the tool's default stays `opensora`.
@@ -82,20 +106,36 @@ const vocabulary = z.strictObject({
   // The words among them that name an object ("circle", "square").
   objectWords: z.array(z.string().regex(/^[a-z]+$/, 'must be a lowercase word')),
   // The most objects one of its videos shows.
-  maxObjects: positive,
+  maxObjects: positiveUpTo(64),
 });
 
-const resolution = z.string().regex(/^[1-9][0-9]*x[1-9][0-9]*$/, 'must look like 256x256');
+/**
+ * Where a converted model's weights came from: per component the Hugging Face repository, the revision asked for
+ * and the commit it resolved to, or only the folder's name for checkpoints that were not in the hub cache.
+ */
+const checkpoint = z.strictObject({
+  component: z.enum(COMPONENTS),
+  repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'must be org/name').optional(),
+  revision: z.string().min(1).optional(),
+  commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a 40-digit commit hash').optional(),
+  folder: z.string().min(1).optional(),
+});
+
+const side = positiveIntegerUpTo(LIMITS.side);
+const resolution = z
+  .string()
+  .regex(new RegExp(`^${side}x${side}$`), `must look like 256x256, each side at most ${LIMITS.side}`);
+const numFrames = positiveUpTo(LIMITS.numFrames);
 
 const defaults = z.strictObject({
-  steps: positive,
-  cfgScale: z.number().min(0),
-  fps: z.number().positive(),
-  aestheticScore: z.number(),
+  steps: positiveUpTo(LIMITS.steps),
+  cfgScale: z.number().min(0).max(LIMITS.cfgScale),
+  fps: z.number().positive().max(LIMITS.fps),
+  aestheticScore: z.number().min(0).max(LIMITS.aestheticScore),
   resolution,
-  numFrames: positive,
+  numFrames,
   resolutions: z.array(resolution).min(1),
-  numFramesChoices: z.array(positive).min(1),
+  numFramesChoices: z.array(numFrames).min(1),
 });
 
 export const ManifestSchema = z
@@ -107,13 +147,14 @@ export const ManifestSchema = z
     architecture,
     tokenizer: z.strictObject({
       files: z.array(fileEntry).min(1),
-      maxLength: positive,
-      padId: count,
-      eosId: count,
+      maxLength: positiveUpTo(LIMITS.tokens),
+      padId: tokenId,
+      eosId: tokenId,
     }),
     blocks: z.array(block).min(1),
     defaults,
     quirks: quirks.optional(),
+    checkpoints: z.array(checkpoint).optional(),
     vocabulary: vocabulary.optional(),
   })
   .meta({
@@ -126,6 +167,7 @@ export type ManifestBlock = Manifest['blocks'][number];
 export type ManifestFile = z.infer<typeof fileEntry>;
 export type TensorSpec = z.infer<typeof tensorSpec>;
 export type Quirks = z.infer<typeof quirks>;
+export type CheckpointOrigin = z.infer<typeof checkpoint>;
 export type Vocabulary = z.infer<typeof vocabulary>;
 
 /** A file as the loader works with it: read from manifest.json it has a sha256; derived from a folder it has none. */

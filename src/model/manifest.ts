@@ -3,16 +3,17 @@
  * resolved to an absolute path that provably stays inside the folder. Messages name the manifest file and the
  * field (`models/x/manifest.json: blocks[3].files[0].path: …`) so a broken export is found without a debugger.
  * A folder of the published CoreML packages needs no manifest.json: its manifest is derived (published-layout.ts).
+ * A CoreML block's file entry is its package folder: `bytes` totals the files inside, `sha256` is the package digest.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { displayPath } from '../display-path.js';
-import { errorMessage, SoraError, type ErrorCode } from '../errors.js';
+import { errnoCode, errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { BlockSource } from '../runtime/backend.js';
+import { packageContentHash } from '../runtime/coreml-cache.js';
 import { componentOf, contractIO, contractName, nameMismatch, requiredBlocks } from './contract.js';
-import { errnoCode, isInside } from './folder.js';
+import { checkHashesOnFirstUse, hashMismatch, recordVerifiedFile, sha256File, type HashCheck } from './file-hashes.js';
+import { isInside } from './folder.js';
 import {
   ManifestSchema,
   type BlockDescription,
@@ -20,7 +21,13 @@ import {
   type Manifest,
   type ModelDescription,
 } from './manifest-schema.js';
-import { checkPackageStructure, derivePublishedManifest, type PublishedLayout } from './published-layout.js';
+import {
+  checkPackageStructure,
+  derivePublishedManifest,
+  isPackagePath,
+  packageBytes,
+  type PublishedLayout,
+} from './published-layout.js';
 
 export interface ModelFile {
   /** Absolute path (inside the model folder). */
@@ -32,6 +39,8 @@ export interface ModelFile {
   readonly sha256?: string;
   /** Manifest field that names this file, e.g. `blocks[3].files[0]`. */
   readonly field: string;
+  /** A CoreML package folder rather than a file. */
+  readonly isPackage?: boolean;
 }
 
 export interface ModelBlock extends Omit<BlockDescription, 'files'> {
@@ -93,11 +102,10 @@ async function checkIsFolder(dir: string): Promise<void> {
 async function manifestModel(dir: string, manifestPath: string, text: string): Promise<Model> {
   const problems = new ManifestProblems(manifestPath);
   const manifest = parseManifest(text, manifestPath);
-  rejectCoreMLBlocks(manifest, problems);
   checkContract(manifest, problems);
   const context = { dir, realDir: await realpath(dir), problems };
   const model = { ...manifest, dir, manifestPath, source: { kind: 'manifest' } as const };
-  return assemble(model, (entry, field) => resolveModelFile(context, entry, field));
+  return assemble(model, (entry, field, isPackage) => resolveModelFile(context, entry, field, isPackage));
 }
 
 /** The derivation already measured every package and file and refused paths leading out of the folder. */
@@ -105,15 +113,16 @@ async function publishedModel(dir: string, { manifest, ignored }: PublishedLayou
   // Our own derivation must satisfy the same contract as any manifest.json; a failure here is a bug in it.
   checkContract(manifest, new ManifestProblems(dir));
   const model = { ...manifest, dir, manifestPath: dir, source: { kind: 'published-coreml', ignored } as const };
-  return assemble(model, async (entry, field) => ({
+  return assemble(model, async (entry, field, isPackage) => ({
     path: join(dir, entry.path),
     relativePath: entry.path,
     bytes: entry.bytes,
     field,
+    isPackage,
   }));
 }
 
-type FileResolver = (entry: FileRef, field: string) => Promise<ModelFile>;
+type FileResolver = (entry: FileRef, field: string, isPackage: boolean) => Promise<ModelFile>;
 
 async function assemble(
   model: Omit<Model, 'tokenizer' | 'blocks'> & Pick<ModelDescription, 'tokenizer' | 'blocks'>,
@@ -122,12 +131,14 @@ async function assemble(
   // Sequential on purpose: the first broken entry in manifest order is the one reported.
   const tokenizerFiles: ModelFile[] = [];
   for (const [i, entry] of model.tokenizer.files.entries()) {
-    tokenizerFiles.push(await resolveFile(entry, `tokenizer.files[${i}]`));
+    tokenizerFiles.push(await resolveFile(entry, `tokenizer.files[${i}]`, false));
   }
   const blocks: ModelBlock[] = [];
   for (const [i, block] of model.blocks.entries()) {
     const files: ModelFile[] = [];
-    for (const [j, entry] of block.files.entries()) files.push(await resolveFile(entry, `blocks[${i}].files[${j}]`));
+    for (const [j, entry] of block.files.entries()) {
+      files.push(await resolveFile(entry, `blocks[${i}].files[${j}]`, block.format === 'coreml'));
+    }
     const graph = files[block.files.findIndex((entry) => entry.role === 'graph')];
     if (graph === undefined) throw new SoraError('INTERNAL', `${block.name}: no graph file after checkContract`);
     blocks.push({ ...block, files, graph, field: `blocks[${i}]` });
@@ -157,18 +168,6 @@ function fieldOf(path: readonly PropertyKey[]): string {
   return path
     .map((key, i) => (typeof key === 'number' ? `[${key}]` : i === 0 ? String(key) : `.${String(key)}`))
     .join('');
-}
-
-/** A CoreML package is a folder, which has no sha256 for manifest.json to record: only a derived manifest lists one. */
-function rejectCoreMLBlocks(manifest: Manifest, problems: ManifestProblems): void {
-  const index = manifest.blocks.findIndex((block) => block.format === 'coreml');
-  if (index < 0) return;
-  throw problems.error(
-    'MANIFEST',
-    `blocks[${index}].format`,
-    'is "coreml", which manifest.json cannot list (a package folder has no sha256); ' +
-      'a folder of the published CoreML packages is used without manifest.json',
-  );
 }
 
 /** Checks that need more than one field: block names, I/O names and the complete set of blocks. */
@@ -222,6 +221,9 @@ function checkBlock(block: BlockDescription, field: string, problems: ManifestPr
   if (graphs !== 1) {
     throw problems.error('MANIFEST', `${field}.files`, `needs exactly one file with role "graph", found ${graphs}`);
   }
+  if (block.format === 'coreml' && (block.files.length !== 1 || !isPackagePath(block.files[0]?.path ?? ''))) {
+    throw problems.error('MANIFEST', `${field}.files`, 'a coreml block lists exactly one .mlpackage or .mlmodelc folder');
+  }
 }
 
 interface FolderContext {
@@ -230,7 +232,7 @@ interface FolderContext {
   readonly problems: ManifestProblems;
 }
 
-async function resolveModelFile(context: FolderContext, entry: FileRef, field: string): Promise<ModelFile> {
+async function resolveModelFile(context: FolderContext, entry: FileRef, field: string, isPackage: boolean): Promise<ModelFile> {
   const { dir, realDir, problems } = context;
   const path = join(dir, entry.path);
   let real: string;
@@ -245,11 +247,15 @@ async function resolveModelFile(context: FolderContext, entry: FileRef, field: s
     throw problems.error('MANIFEST', `${field}.path`, `${entry.path} escapes the model folder (it resolves to ${real})`);
   }
   const info = await stat(real);
-  if (!info.isFile()) throw problems.error('MODEL', `${field}.path`, `${entry.path} is not a file`);
-  if (info.size !== entry.bytes) {
-    throw problems.error('MODEL', `${field}.bytes`, `${entry.path} has ${info.size} bytes, the manifest says ${entry.bytes}`);
+  if (isPackage ? !info.isDirectory() : !info.isFile()) {
+    throw problems.error('MODEL', `${field}.path`, `${entry.path} is not a ${isPackage ? 'package folder' : 'file'}`);
   }
-  return { path, relativePath: entry.path, bytes: entry.bytes, sha256: entry.sha256, field };
+  // Every file inside a package is resolved through its symlinks: one leading out of the folder is refused.
+  const size = isPackage ? await packageBytes(path, realDir) : info.size;
+  if (size !== entry.bytes) {
+    throw problems.error('MODEL', `${field}.bytes`, `${entry.path} has ${size} bytes, the manifest says ${entry.bytes}`);
+  }
+  return { path, relativePath: entry.path, bytes: entry.bytes, sha256: entry.sha256, field, isPackage };
 }
 
 export interface VerifyResult {
@@ -260,14 +266,15 @@ export interface VerifyResult {
 }
 
 /**
- * Checks the sha256 of every file the manifest names (a weight file shared by two blocks is read once); a derived
- * manifest has none to compare, so its packages are checked for the files every CoreML package holds instead.
+ * Checks the sha256 of every file the manifest names (a weight file shared by two blocks is read once), and the
+ * digest of every CoreML package; a derived manifest has none to compare, so its packages are checked for the files
+ * every CoreML package holds instead. CoreML packages are never opened here (that needs macOS).
  */
 export async function verifyModel(model: Model, onFile?: (file: ModelFile) => void): Promise<VerifyResult> {
   if (model.source.kind === 'published-coreml') {
     return { checked: 'structure', ...(await checkPackageStructure(model, onFile)) };
   }
-  const entries = [...model.tokenizer.files, ...model.blocks.flatMap((block) => block.files)];
+  const entries = modelFiles(model);
   const hashes = new Map<string, string>();
   const mismatches: { file: ModelFile; actual: string }[] = [];
   let bytes = 0;
@@ -275,28 +282,32 @@ export async function verifyModel(model: Model, onFile?: (file: ModelFile) => vo
     let actual = hashes.get(file.path);
     if (actual === undefined) {
       onFile?.(file);
-      actual = await sha256File(file.path);
+      actual = file.isPackage === true ? await packageContentHash(file.path) : await sha256File(file.path);
       hashes.set(file.path, actual);
       bytes += file.bytes;
     }
     if (actual !== file.sha256) mismatches.push({ file, actual });
+    else await recordVerifiedFile(file.path, actual);
   }
   const [first, ...rest] = mismatches;
   if (first !== undefined) {
     const more = rest.length > 0 ? ` (and ${rest.length} more mismatching file entr${rest.length > 1 ? 'ies' : 'y'})` : '';
-    throw new ManifestProblems(model.manifestPath).error(
-      'MODEL',
-      `${first.file.field}.sha256`,
-      `${first.file.relativePath} has sha256 ${first.actual}, the manifest says ${first.file.sha256}${more}`,
-    );
+    throw hashMismatch(model.manifestPath, first.file, first.actual, more);
   }
+  await checkPackageStructure(model);
   return { checked: 'sha256', files: hashes.size, bytes };
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+function modelFiles(model: Model): ModelFile[] {
+  return [...model.tokenizer.files, ...model.blocks.flatMap((block) => block.files)];
+}
+
+/**
+ * Before a model is used: sizes were compared when it loaded; contents are hashed on first use of each file version
+ * and remembered (src/model/file-hashes.ts). A derived manifest records no hashes: nothing to compare.
+ */
+export function checkModelHashes(model: Model, cacheDir?: string): Promise<HashCheck> {
+  return checkHashesOnFirstUse(model.manifestPath, modelFiles(model), cacheDir);
 }
 
 /** What the backend needs to load a block and check it against the contract. */
@@ -308,5 +319,6 @@ export function blockSource(block: ModelBlock): BlockSource {
     weightBytes: block.weightBytes,
     inputs: block.inputs.map((spec) => spec.name),
     outputs: block.outputs.map((spec) => spec.name),
+    ...(block.computeUnits !== undefined && { computeUnits: block.computeUnits }),
   };
 }

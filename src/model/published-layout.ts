@@ -7,9 +7,9 @@
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { displayPath } from '../display-path.js';
-import { errorMessage, SoraError } from '../errors.js';
+import { errnoCode, errorMessage, SoraError } from '../errors.js';
 import { componentOf, requiredBlocks, type BlockKind } from './contract.js';
-import { errnoCode, isInside } from './folder.js';
+import { isInside } from './folder.js';
 import type { Manifest, ModelDescription, TensorSpec } from './manifest-schema.js';
 import type { Model, ModelFile } from './manifest.js';
 
@@ -108,6 +108,21 @@ const DEFAULTS: Manifest['defaults'] = {
   resolutions: ['256x256', '192x192'],
   numFramesChoices: [68],
 };
+
+type ComputeUnits = NonNullable<Manifest['blocks'][number]['computeUnits']>;
+
+// The app's compute units (SoraPipeline.swift, VAEDecoder.swift): CPU and GPU for T5 and STDiT; CPU only for the
+// temporal VAE but part2_2, and for the spatial VAE's part3_3 and part3_4_*. The packages are float32, which the
+// Neural Engine does not run, so `all` would only add planning work.
+const CPU_ONLY_VAE_PARTS: Readonly<Record<'vae-temporal' | 'vae-spatial', readonly number[]>> = {
+  'vae-temporal': [0, 1, 3, 4, 5, 6, 7, 8], // every part but part2_2 (index 2)
+  'vae-spatial': [4, 5, 6, 7], // part3_3, part3_4_1, part3_4_2, part3_4_3
+};
+
+function appComputeUnits(kind: BlockKind, index: number): ComputeUnits {
+  if (kind !== 'vae-temporal' && kind !== 'vae-spatial') return 'cpu-gpu';
+  return CPU_ONLY_VAE_PARTS[kind].includes(index) ? 'cpu' : 'cpu-gpu';
+}
 
 const QUIRKS: NonNullable<Manifest['quirks']> = { maxCaptionRows: 300, evenTdtmOnly: true, appTimestepTransform: 'ios' };
 
@@ -251,6 +266,7 @@ export async function derivePublishedManifest(dir: string): Promise<PublishedLay
       files: [{ path: file.name, bytes, role: 'graph' }],
       weightBytes,
       ...publishedIO(block.kind, block.index),
+      computeUnits: appComputeUnits(block.kind, block.index),
     });
   }
   const tokenizerFiles = [];
@@ -288,12 +304,22 @@ function formOf(name: string): PackageForm | undefined {
   return PACKAGE_FORMS.find((form) => form.extension === extname(name));
 }
 
+/** Whether a path names a CoreML package folder (.mlmodelc or .mlpackage). */
+export function isPackagePath(path: string): boolean {
+  return formOf(path) !== undefined;
+}
+
+/** Total bytes of the files in a package folder; refuses any entry that resolves outside realDir. */
+export async function packageBytes(path: string, realDir: string): Promise<number> {
+  return treeBytes(path, realDir, new Set());
+}
+
 /** Total bytes of the package's files, and of its weight file (0 when the package has none). */
 async function measurePackage(dir: string, realDir: string, file: PackageFile): Promise<{ bytes: number; weightBytes: number }> {
   const path = join(dir, file.name);
   const info = await stat(await realInside(path, realDir));
   if (!info.isDirectory()) throw new SoraError('MODEL', `${displayPath(path)}: is not a folder (a CoreML package is one)`);
-  const bytes = await treeBytes(path, realDir, new Set());
+  const bytes = await packageBytes(path, realDir);
   const weights = await stat(join(path, file.form.weights)).catch((error: unknown) => {
     if (errnoCode(error) === 'ENOENT') return undefined;
     throw folderError(error, join(path, file.form.weights));
@@ -345,12 +371,12 @@ export interface StructureResult {
 }
 
 /**
- * What `models verify` can check without sha256: every package holds the files of its form. Tokenizer files and
- * package paths were already checked by loadModel.
+ * What `models verify` can check without opening a package: every CoreML block's package holds the files of its
+ * form. Tokenizer files and package paths were already checked by loadModel.
  */
 export async function checkPackageStructure(model: Model, onFile?: (file: ModelFile) => void): Promise<StructureResult> {
   const problems: string[] = [];
-  for (const block of model.blocks) {
+  for (const block of model.blocks.filter((candidate) => candidate.format === 'coreml')) {
     const form = formOf(block.graph.path);
     if (form === undefined) throw new SoraError('INTERNAL', `${block.name}: ${block.graph.path} is not a CoreML package`);
     onFile?.(block.graph);

@@ -16,10 +16,19 @@ export type ComputeUnits = (typeof COMPUTE_UNITS)[number];
 export type BridgeDataType = 'float32' | 'float16' | 'int32' | 'float64';
 export type BridgeInputType = 'float32' | 'float16' | 'int32';
 
-/** MLMultiArrayShapeConstraint: ranges are per-axis [min, max], max -1 when unbounded. */
+/**
+ * One axis of MLMultiArrayShapeConstraint.sizeRangeForDimension, exactly as CoreML reports it: an NSRange.
+ * Which sizes it allows is read in src/runtime/coreml-tensors.ts (sizeBounds), which handles both readings.
+ */
+export interface SizeRange {
+  readonly location: number;
+  readonly length: number;
+}
+
+/** MLMultiArrayShapeConstraint: for `range`, one raw NSRange per axis. */
 export type ShapeConstraint =
   | { readonly kind: 'unspecified' }
-  | { readonly kind: 'range'; readonly ranges: readonly (readonly [number, number])[] }
+  | { readonly kind: 'range'; readonly ranges: readonly SizeRange[] }
   | { readonly kind: 'enumerated'; readonly shapes: readonly (readonly number[])[] };
 
 /** One input or output as the model declares it; dataType null for features that are not multi-arrays. */
@@ -37,7 +46,10 @@ export interface LoadedModel {
   readonly outputs: readonly FeatureDescription[];
 }
 
-/** A dense row-major input. CoreML reads `data` in place, so it must not change until predict settles. */
+/**
+ * A dense row-major input. The bridge copies `data` into memory of its own before predict() returns, so the caller
+ * may change, reuse or transfer the buffer as soon as the call returned (the Promise need not have settled).
+ */
 export interface BridgeInput {
   readonly name: string;
   readonly dataType: BridgeInputType;
@@ -45,11 +57,13 @@ export interface BridgeInput {
   readonly data: Float32Array | Uint16Array | Int32Array;
 }
 
-/** A dense row-major copy of an output (strides already resolved by the bridge). */
+/** A dense row-major output (strides already resolved by the bridge). */
 export interface BridgeOutput {
   readonly dataType: BridgeDataType;
   readonly shape: readonly number[];
   readonly data: ArrayBuffer;
+  /** True when CoreML wrote straight into the buffer the bridge offered (outputBackings), so no copy was made. */
+  readonly inPlace?: boolean;
 }
 
 export interface CoreMLBridge {
@@ -58,7 +72,15 @@ export interface CoreMLBridge {
   compileModel(name: string, packagePath: string, compiledPath: string): Promise<void>;
   /** Loads a compiled model on its own serial dispatch queue. */
   loadModel(name: string, compiledPath: string, computeUnits: ComputeUnits): Promise<LoadedModel>;
-  predict(id: number, inputs: readonly BridgeInput[]): Promise<Record<string, BridgeOutput>>;
+  /**
+   * `outputShapes`: the shape each output will have (known from an earlier prediction with the same input shapes);
+   * the bridge then offers CoreML buffers of that shape to write into (MLPredictionOptions.outputBackings).
+   */
+  predict(
+    id: number,
+    inputs: readonly BridgeInput[],
+    outputShapes?: Readonly<Record<string, readonly number[]>>,
+  ): Promise<Record<string, BridgeOutput>>;
   /** Releases the model after the predictions already queued for it. */
   unloadModel(id: number): Promise<void>;
 }
@@ -74,7 +96,7 @@ export interface BridgeError extends Error {
   readonly errorCode?: number;
 }
 
-const API_VERSION = 1;
+const API_VERSION = 2;
 const BRIDGE_PATH = fileURLToPath(new URL('../../build/Release/sora_coreml.node', import.meta.url));
 const NOT_MAC = 'the CoreML backend needs macOS on Apple silicon; use --backend onnx';
 
@@ -92,7 +114,8 @@ function load(): { bridge: CoreMLBridge | null; status: BridgeStatus } {
   if (process.platform !== 'darwin') return unavailable(NOT_MAC);
   if (!existsSync(BRIDGE_PATH)) {
     return unavailable(
-      'the CoreML bridge is not built; run `npm run build:native` (needs macOS 13+ and the Xcode command line tools)',
+      'the CoreML bridge is not built; run `npm run build:native` (needs macOS 13+, the Xcode command line tools: ' +
+        '`xcode-select --install`, and cmake: `brew install cmake`)',
     );
   }
   try {

@@ -45,18 +45,31 @@ export interface ByteRange {
 /** The JS API of sora_memory.node (native/memory/addon.cc). */
 export interface MemoryAddon {
   readonly apiVersion: number;
-  readonly capabilities: { readonly mallocTrim: boolean; readonly resetPeakRss: boolean; readonly pageCache: boolean };
+  readonly capabilities: {
+    readonly mallocTrim: boolean;
+    readonly resetPeakRss: boolean;
+    readonly mmapThreshold: boolean;
+    readonly pageCache: boolean;
+  };
   processMemory(): { rss: number; anonymous: number; fileBacked: number; footprint: number };
   peakRss(): number;
   resetPeakRss(): boolean;
   availableMemory(): AvailableMemory;
   mallocTrim(): boolean;
+  setMmapThreshold(bytes: number): boolean;
   prefetchFile(path: string, offset: number, length: number): Promise<number>;
   evictFile(path: string): Promise<void>;
   residentBytes(path: string): Promise<number>;
 }
 
-export type FunctionName = 'processMemory' | 'peakRss' | 'resetPeakRss' | 'availableMemory' | 'mallocTrim' | 'pageCache';
+export type FunctionName =
+  | 'processMemory'
+  | 'peakRss'
+  | 'resetPeakRss'
+  | 'availableMemory'
+  | 'mallocTrim'
+  | 'mmapThreshold'
+  | 'pageCache';
 
 export interface FunctionStatus {
   readonly available: boolean;
@@ -79,6 +92,11 @@ export interface MemoryApi {
   availableMemory(): AvailableMemory;
   /** Returns freed heap pages to the OS; true when some were returned, false also when unsupported. */
   mallocTrim(): boolean;
+  /**
+   * Makes every later allocation of at least `bytes` a mapping of its own, given back to the OS by free() (glibc
+   * mallopt; fixing the threshold also stops glibc from raising it). False where unsupported.
+   */
+  setMmapThreshold(bytes: number): boolean;
   /** Reads the range into the page cache on a background thread; resolves with the bytes read (0 without the addon). */
   prefetchFile(path: string, range?: ByteRange): Promise<number>;
   /** Drops the file's cached pages on a background thread; false without the addon. */
@@ -88,7 +106,7 @@ export interface MemoryApi {
   nativeStatus(): NativeStatus;
 }
 
-const API_VERSION = 1;
+const API_VERSION = 2;
 const ADDON_PATH = fileURLToPath(new URL('../../build/Release/sora_memory.node', import.meta.url));
 const REBUILD_HINT = 'run `npm run build:native` (needs cmake and a C++17 compiler)';
 const IS_LINUX = process.platform === 'linux';
@@ -273,6 +291,7 @@ function describeFunctions(addon: MemoryAddon | null, loadError: string | null):
       resetPeakRss: nativeIf(capabilities.resetPeakRss, 'this OS cannot reset the peak RSS counter'),
       availableMemory: NATIVE,
       mallocTrim: nativeIf(capabilities.mallocTrim, 'the C library has no malloc_trim'),
+      mmapThreshold: nativeIf(capabilities.mmapThreshold, 'the C library has no M_MMAP_THRESHOLD (not needed by macOS malloc)'),
       pageCache: nativeIf(capabilities.pageCache, 'no page-cache control on this OS'),
     };
   }
@@ -283,6 +302,7 @@ function describeFunctions(addon: MemoryAddon | null, loadError: string | null):
     resetPeakRss: IS_LINUX ? fallback() : missing(notLoaded),
     availableMemory: fallback(IS_LINUX ? null : 'os.freemem() ignores reclaimable cache and underestimates'),
     mallocTrim: missing(notLoaded),
+    mmapThreshold: missing(notLoaded),
     pageCache: missing(notLoaded),
   };
 }
@@ -300,6 +320,7 @@ export function createMemoryApi(addon: MemoryAddon | null, loadError: string | n
       resetPeakRss: fallbackResetPeakRss,
       availableMemory: fallbackAvailableMemory,
       mallocTrim: () => false,
+      setMmapThreshold: () => false,
       prefetchFile: async (_path, range) => {
         checkedRange(range);
         return 0;
@@ -315,6 +336,7 @@ export function createMemoryApi(addon: MemoryAddon | null, loadError: string | n
     resetPeakRss: () => addon.resetPeakRss(),
     availableMemory: () => addon.availableMemory(),
     mallocTrim: () => addon.mallocTrim(),
+    setMmapThreshold: (bytes) => addon.setMmapThreshold(bytes),
     prefetchFile: async (path, range) => asIoError(addon.prefetchFile(path, ...checkedRange(range))),
     evictFile: async (path) => {
       await asIoError(addon.evictFile(path));
@@ -348,6 +370,7 @@ export const peakRss = memory.peakRss;
 export const resetPeakRss = memory.resetPeakRss;
 export const availableMemory = memory.availableMemory;
 export const mallocTrim = memory.mallocTrim;
+export const setMmapThreshold = memory.setMmapThreshold;
 export const prefetchFile = memory.prefetchFile;
 export const evictFile = memory.evictFile;
 export const residentBytes = memory.residentBytes;

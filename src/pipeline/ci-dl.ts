@@ -3,50 +3,54 @@
  * the memory budget by keeping only the first blocks of the sequence resident and loading the others for their turn,
  * each while the block before it runs. One scheduler per component; T5 layers, STDiT blocks and VAE parts alike.
  *
- * Where the paper's app guesses 170 MB per block and plans once, this plans from measurements, every window:
- * - A window is the time between two releases, i.e. one block's turn. Its peak RSS P is read from the kernel's
- *   high-water mark, which is reset at every release.
- * - A loaded block costs c = its manifest weight bytes + σ, σ being the largest RSS growth beyond the weights that
- *   a load with nothing else running has shown so far (ORT session, prepacking).
- * - What is not blocks is F = P − Σ c over the blocks loaded during the window: the process before this component
- *   (base) plus the working set of a run, measured on the first block and kept at the highest value seen since.
- * - With R the resident blocks and ĉ the largest cost among the blocks that are streamed, the peak of a later step
- *   is predicted as F + Σ_R c + lanes·ĉ, lanes = 2 with CI (the running block and the one loading) and 1 without.
- *   At each release the block just run stays resident if every block before it in this step is resident and the
- *   prediction with it still fits the budget minus twice the reserve. So the first K blocks stay, K being the
- *   largest with base + W + Σ_{i<K} c_i + lanes·max_{i≥K} c_i ≤ budget − 2·reserve (the app's rule,
- *   `remain − load > need + 2·load`, with measured numbers). When a window's peak goes past budget − reserve, or
- *   the prediction past the budget itself, resident blocks are unloaded from the end of the sequence, then overlap
- *   is given up; a budget that cannot hold F + ĉ is refused.
- * - A step (cycle) ends where a block already used in it is acquired again; resident blocks that a whole step did
- *   not use (TDTM blocks after the merge steps, temporal VAE parts during spatial decoding) are unloaded then.
+ * The budget is a promise about the process's RSS as anyone watching it sees it, so every step that makes the process
+ * grow is admitted first, the way a database admits a query into its memory grant:
+ * - A load of block b grows RSS by at most L_b (its weights, plus ORT's staging of the external data file and the
+ *   prepacked copy of the tensor being packed); a run by at most W_b, its working set (activations, kernel scratch).
+ * - Before a load or a run starts, RSS now + what loads and runs under way were admitted for + its own L or W must
+ *   fit the budget less a reserve (JS heap growth and allocations between two admissions). What does not fit first
+ *   has the dead JS tensors of every thread collected, then unloads resident blocks from the end of the step (then a
+ *   block loaded ahead), waiting until their memory is back; when nothing is left to free, the run stops there with
+ *   a MEMORY error: refused before the budget is crossed, never after. A load ahead (CI) only starts if it fits
+ *   beside the run it overlaps.
+ * - L_b and W_b are measured: the first load and the first run of a block, or of a twin (same kind and weight
+ *   bytes: ST_0, ST_1, …), happen with nothing else loading or running, from a trimmed heap, between two readings
+ *   of the kernel's high-water mark. Until then they are estimated (memory-estimates.ts: L from the weight bytes, W
+ *   from the run's inputs and the component's tensors at the job's size). A run on bigger inputs than any measured
+ *   one is scaled up and measured again. So step 0 runs one block at a time until a block's kind has been measured.
+ * - The allocator gives every allocation of 1 MiB or more its own mapping: glibc's default raises that threshold
+ *   after the first large free() and then keeps freed activations in the heap, which made a run's growth depend on
+ *   what ran before (88–102 MiB vs 42 MiB for the same paper-width STDiT block at 128×128). ORT's first session in
+ *   each worker (~26 MiB) is made before the first admission (the backend's ready()), not during a measured load.
+ *
+ * Which blocks stay resident (DL) is a plan on top of that: at each release the block just run stays if every block
+ * before it in this step stayed and the step's predicted peak, F + Σ_resident held + max over the step's blocks of
+ * (W + held if streamed + L of the block loaded meanwhile), still fits the budget less twice the reserve; F is RSS not
+ * held by blocks. A plan that turns out wrong costs time (the admission unloads), never the budget.
+ * A step (cycle) ends where a block already used in it is acquired again; resident blocks that a whole step did not
+ * use (TDTM blocks after the merge steps, temporal VAE parts during spatial decoding) are unloaded then.
  *
  * Streamed blocks are unloaded after their turn, then malloc_trim returns the freed heap to the OS and their files
- * are dropped from the page cache, so the next load reads the disk as it would on a device short of memory.
- * Block i+1 is loaded while block i runs, from the second block of step 0 on (the first block's run is the
- * measurement); loads run in the backend's worker threads. The files of the block after that are read into the page
- * cache meanwhile, on the native addon's thread, once a step has shown which block that is.
+ * are dropped from the page cache, so the next load reads the disk as it would on a device short of memory. While
+ * block i+1 loads, the files of the block after it are read into the page cache on the native addon's thread (page
+ * cache is not process memory).
  */
 import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
-import type { Component } from '../model/contract.js';
+import type { BlockKind, Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
-import { evictFile, mallocTrim, prefetchFile, processMemory } from '../native/memory.js';
-import type { Backend, BlockHandle, BlockSource } from '../runtime/backend.js';
+import { evictFile, mallocTrim, peakRss, prefetchFile, processMemory, setMmapThreshold } from '../native/memory.js';
+import { memoryHooks, type Backend, type BlockHandle, type BlockSource, type NamedTensors, type RunOptions } from '../runtime/backend.js';
 import type { BlockProvider } from './block-provider.js';
-import { formatBytes, takeWindowPeak, type MemoryBudget } from './memory-budget.js';
+import { budgetReserve, collectGarbage, formatBytes, takeWindowPeak, type MemoryBudget } from './memory-budget.js';
+import { loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
+import { tensorBytes } from './tensors.js';
 import type { Timeline } from './timeline.js';
 
-/**
- * Kept free by the plan: JS heap growth and tensors the pipeline allocates between two measurements, and the
- * allocator's slack. The tests check the peak against the budget plus the same amount.
- */
-const RESERVE_BYTES = 16 * 2 ** 20;
-const RESERVE_FRACTION = 0.02;
+const MiB = 2 ** 20;
 
-export function budgetReserve(budget: number): number {
-  return RESERVE_BYTES + RESERVE_FRACTION * budget;
-}
+/** Allocations from this size on get a mapping of their own, unmapped by free() (see the header). */
+export const MMAP_THRESHOLD = MiB;
 
 export interface CidlSettings {
   readonly budget: MemoryBudget;
@@ -58,6 +62,8 @@ export interface CidlSettings {
 
 export interface ScheduledBlock {
   readonly source: BlockSource;
+  /** Blocks of one kind with the same weight bytes are twins (ST_0, ST_1, …): one's measurements stand for all. */
+  readonly kind: BlockKind;
   /** The block's files (graph and weights), for page-cache prefetch and eviction. */
   readonly files: readonly { readonly path: string; readonly bytes: number }[];
 }
@@ -65,12 +71,18 @@ export interface ScheduledBlock {
 export function scheduledBlocks(model: Model, component: Component): ScheduledBlock[] {
   return model.blocks
     .filter((block) => block.component === component)
-    .map((block) => ({ source: blockSource(block), files: block.files.map(({ path, bytes }) => ({ path, bytes })) }));
+    .map((block) => ({
+      source: blockSource(block),
+      kind: block.kind,
+      files: block.files.map(({ path, bytes }) => ({ path, bytes })),
+    }));
 }
 
 export interface CidlOptions extends CidlSettings {
   /** The component, for messages and logs. */
   readonly label: string;
+  /** What the pipeline knows of this component's tensors at the job's size (src/pipeline/memory-estimates.ts). */
+  readonly geometry?: RunGeometry;
   readonly timeline?: Timeline;
   readonly logger?: Logger;
 }
@@ -79,16 +91,16 @@ export interface CidlOptions extends CidlSettings {
 export interface CidlReport {
   readonly label: string;
   readonly budget: number;
-  /** False when CI was asked for but the budget left no room for a second block. */
+  /** False when CI was asked for but no block was ever loaded while another ran (the budget left no room). */
   readonly concurrent: boolean;
   readonly dynamicLoading: boolean;
   /** RSS when the component started. */
   readonly baseRss: number;
-  /** F − base: memory of a run beyond the loaded blocks, highest seen. */
+  /** Largest RSS growth of a run (W), measured. */
   readonly workingSet: number;
-  /** σ: RSS growth of a load beyond the block's weight bytes, highest seen. */
+  /** Largest RSS growth of a load beyond the block's weight bytes (L − weights), measured. */
   readonly loadOverhead: number;
-  /** Highest window peak RSS. */
+  /** Highest RSS of the process while this component ran. */
   readonly peakRss: number;
   /** Blocks resident at the end, in step order (K = length). */
   readonly resident: readonly string[];
@@ -111,95 +123,105 @@ interface Slot {
   fresh: boolean;
   loads: number;
   acquired: number;
+  /** L: peak RSS growth of a load, measured on a load with nothing else under way. */
+  loadPeak: number | undefined;
+  /** RSS the loaded block holds, measured with L; until then its weight bytes. */
+  held: number | undefined;
+  /** W: peak RSS growth of a run, and the input bytes of the run it was measured on. */
+  run: { readonly bytes: number; readonly inputBytes: number } | undefined;
 }
 
 const name = (slot: Slot): string => slot.block.source.name;
 
-/** Whether any block was loaded in this process yet: the first load also maps ORT's libraries (see #load). */
-let processHasLoaded = false;
-
-/** Refuses, before anything is loaded, a budget that cannot hold the memory in use plus the largest block. */
-export function refuseBudgetBelowOneBlock(budget: MemoryBudget, blocks: readonly BlockSource[], inUse: number): void {
-  const largest = blocks.reduce<BlockSource | undefined>((max, b) => (max && max.weightBytes >= b.weightBytes ? max : b), undefined);
-  if (largest === undefined || inUse + largest.weightBytes <= budget.bytes) return;
-  throw new SoraError(
-    'MEMORY',
-    `memory budget ${formatBytes(budget.bytes)} (${budget.source}) is below one block plus the working set: ` +
-      `${formatBytes(inUse)} in use + ${formatBytes(largest.weightBytes)} of weights for ${largest.name} ` +
-      `= ${formatBytes(inUse + largest.weightBytes)} before any working set`,
-  );
-}
-
 export class CidlScheduler implements BlockProvider {
+  /** The backend as pipeline code sees it: each run is admitted first (see the header). */
+  readonly backend: Backend;
+  readonly #inner: Backend;
   readonly #options: CidlOptions;
   readonly #slots: ReadonlyMap<string, Slot>;
   readonly #base: number;
-  #concurrent: boolean;
-  /** F: the highest window peak not explained by loaded blocks; undefined until the first window ends. */
-  #fixed: number | undefined;
-  #loadOverhead = 0;
   #peak = 0;
-  /** Blocks loaded, or loading, at any time in the current window. */
-  #window = new Set<Slot>();
+  /** F: RSS not held by loaded blocks, read whenever nothing was under way; the base until then. */
+  #unheld: number;
+  /** RSS that loads and runs under way were admitted for. */
+  #admitted = 0;
+  /** Loads under way (a prefetch, or the load of an acquire), and their count from the moment each is admitted. */
+  readonly #loading = new Set<Promise<unknown>>();
+  #loadsUnderWay = 0;
+  #running = 0;
+  /** Loads and runs started so far: a measurement is clean when no other started meanwhile. */
+  #started = 0;
   /** Unloads under way; a failed one stays, so that the next load reports it. */
   readonly #unloads = new Set<Promise<void>>();
   #evicting: Promise<void> = Promise.resolve();
+  #overlapped = false;
+  #overlapRefused = false;
+  #backendReady: Promise<void> | undefined;
   #cycle: Slot[] = [];
   #previousCycle: Slot[] = [];
   #cycles = 0;
   #prefixIntact = true;
-  /** Whether a release of the current step has measured its window (see #steady). */
-  #measuredInCycle = false;
   readonly #blocksPerCycle: number[] = [0];
   readonly #loadsPerCycle: number[] = [0];
   readonly #residentPerCycle: number[] = [];
   readonly #successor = new Map<string, string>();
 
-  constructor(
-    readonly backend: Backend,
-    blocks: readonly ScheduledBlock[],
-    options: CidlOptions,
-  ) {
+  constructor(backend: Backend, blocks: readonly ScheduledBlock[], options: CidlOptions) {
+    this.#inner = backend;
     this.#options = options;
-    this.#concurrent = options.concurrent;
     this.#slots = new Map(
-      blocks.map((block) => [block.source.name, { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0 }]),
+      blocks.map((block) => [
+        block.source.name,
+        { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0, loadPeak: undefined, held: undefined, run: undefined },
+      ]),
     );
+    const scheduler = this;
+    this.backend = {
+      kind: backend.kind,
+      get device() {
+        return backend.device;
+      },
+      load: (block) => backend.load(block),
+      run: (handle, inputs, runOptions) => scheduler.#run(handle, inputs, runOptions),
+      unload: (handle) => backend.unload(handle),
+      stats: () => backend.stats(),
+      close: () => backend.close(),
+      ...memoryHooks(backend),
+    };
+    setMmapThreshold(MMAP_THRESHOLD);
     mallocTrim();
     this.#base = processMemory().rss;
-    refuseBudgetBelowOneBlock(options.budget, blocks.map((b) => b.source), this.#base);
-    takeWindowPeak(); // the first window starts clean, without the previous component's peak
+    this.#unheld = this.#base;
+    const sources = blocks.map((b) => b.source);
+    refuseBudgetBeforeWork(options.budget, this.#base, [{ label: options.label, blocks: sources, geometry: options.geometry }]);
+    this.#foldPeak(takeWindowPeak()); // the component's peak starts here, without the previous component's
   }
 
   async acquire(blockName: string, next?: string): Promise<BlockHandle> {
     const slot = this.#slot(blockName);
     this.#enterCycle(slot);
     if (next !== undefined) this.#successor.set(blockName, next);
-    slot.handle ??= this.#load(slot, { quiet: true });
+    if (slot.handle === undefined) {
+      // The backend's threads load their runtime as they start: that memory is in use before the first admission.
+      await (this.#backendReady ??= this.#inner.ready?.() ?? Promise.resolve());
+      await this.#admit(slot, 'load', this.#loadNeed(slot));
+      slot.handle = this.#load(slot);
+    }
     const handle = await slot.handle;
     slot.acquired++;
     if (slot.fresh) this.#loadsPerCycle[this.#cycles]!++;
     slot.fresh = false;
-    // The first window measures one block on its own; from then on the plan has room for a block loading.
-    if (this.#concurrent && this.#fixed !== undefined && next !== undefined) this.#prefetch(next);
+    if (next !== undefined && this.#options.concurrent) {
+      await Promise.all(this.#unloads); // the block before this one is on its way out: its memory is not in the way
+      this.#prefetch(slot, next);
+    }
     return handle;
   }
 
   async release(blockName: string): Promise<void> {
     const slot = this.#slot(blockName);
-    if (this.#steady(slot)) return;
-    this.#measuredInCycle = true;
-    // The run freed its activations into the allocator's per-thread arenas: hand them back to the OS, so the next
-    // window starts from what is really in use.
-    mallocTrim();
-    const peak = takeWindowPeak();
-    this.#measure(peak);
-    this.#fit(peak);
     this.#decide(slot);
     if (!slot.resident) this.#unload(slot, { evict: true });
-    // Blocks being unloaded do not count: the next load waits for them, and the run starts as they go. Should the
-    // peak still catch one, F comes out too high, which errs on the safe side.
-    this.#window = new Set([...this.#slots.values()].filter((s) => s.handle !== undefined));
   }
 
   async close(): Promise<void> {
@@ -216,20 +238,21 @@ export class CidlScheduler implements BlockProvider {
 
   report(): CidlReport {
     const inOrder = [...this.#cycle, ...[...this.#slots.values()].filter((slot) => !this.#cycle.includes(slot))];
+    const slots = [...this.#slots.values()];
     return {
       label: this.#options.label,
       budget: this.#options.budget.bytes,
-      concurrent: this.#concurrent,
+      concurrent: this.#options.concurrent && this.#overlapped,
       dynamicLoading: this.#options.dynamicLoading,
       baseRss: this.#base,
-      workingSet: Math.max(0, (this.#fixed ?? this.#base) - this.#base),
-      loadOverhead: this.#loadOverhead,
-      peakRss: this.#peak,
+      workingSet: Math.max(0, ...slots.map((slot) => slot.run?.bytes ?? 0)),
+      loadOverhead: Math.max(0, ...slots.map((slot) => (slot.loadPeak ?? 0) - slot.block.source.weightBytes)),
+      peakRss: Math.max(this.#peak, peakRss()),
       resident: inOrder.filter((slot) => slot.resident).map(name),
       blocksPerCycle: [...this.#blocksPerCycle],
       loadsPerCycle: [...this.#loadsPerCycle],
       residentPerCycle: [...this.#residentPerCycle, this.#residents().size],
-      loads: Object.fromEntries([...this.#slots.values()].filter((s) => s.loads > 0).map((s) => [name(s), s.loads])),
+      loads: Object.fromEntries(slots.filter((s) => s.loads > 0).map((s) => [name(s), s.loads])),
     };
   }
 
@@ -247,43 +270,237 @@ export class CidlScheduler implements BlockProvider {
       this.#cycle = [];
       this.#cycles++;
       this.#prefixIntact = true;
-      this.#measuredInCycle = false;
       this.#blocksPerCycle.push(0);
       this.#loadsPerCycle.push(0);
       for (const stale of this.#slots.values()) {
         if (stale.resident && !this.#previousCycle.includes(stale)) this.#demote(stale);
       }
+      this.#replan();
     }
     this.#cycle.push(slot);
     this.#blocksPerCycle[this.#cycles]!++;
   }
 
-  /**
-   * `quiet`: nothing runs meanwhile (the load of an acquire, not a prefetch), so the RSS growth is the block's own
-   * and measures σ. The first load of the process is not measured: it also maps ORT's libraries (~40 MB).
-   */
-  async #load(slot: Slot, { quiet }: { quiet: boolean }): Promise<BlockHandle> {
-    await Promise.all(this.#unloads); // what earlier turns released is gone before more is loaded
-    this.#window.add(slot);
-    const measured = quiet && processHasLoaded;
-    processHasLoaded = true;
-    const before = processMemory().rss;
-    const handle = await this.backend.load(slot.block.source);
-    const overhead = processMemory().rss - before - slot.block.source.weightBytes;
-    if (measured) this.#loadOverhead = Math.max(this.#loadOverhead, overhead);
-    slot.loads++;
-    slot.fresh = true;
-    return handle;
+  #limit(): number {
+    const { bytes } = this.#options.budget;
+    return bytes - budgetReserve(bytes);
   }
 
-  #prefetch(blockName: string): void {
-    const slot = this.#slots.get(blockName);
-    if (slot === undefined || slot.handle !== undefined) return; // an unknown name fails when it is acquired
-    slot.handle = this.#load(slot, { quiet: false });
-    slot.handle.catch(() => {}); // reported by the acquire that awaits it
-    const after = this.#successor.get(blockName);
+  #foldPeak(peak: number): void {
+    this.#peak = Math.max(this.#peak, peak);
+  }
+
+  /** The block and its twins (same kind, same weight bytes), whose measurements stand for each other. */
+  #twins(slot: Slot): Slot[] {
+    const { kind, source } = slot.block;
+    return [...this.#slots.values()].filter((s) => s.block.kind === kind && s.block.source.weightBytes === source.weightBytes);
+  }
+
+  /** L of a block: measured on it or a twin, else estimated from its weights. */
+  #loadNeed(slot: Slot): number {
+    const measured = this.#twins(slot).flatMap((s) => (s.loadPeak === undefined ? [] : [s.loadPeak]));
+    return measured.length > 0 ? Math.max(...measured) : loadEstimate(slot.block.source.weightBytes);
+  }
+
+  /** Runs of the block and its twins measured so far. */
+  #runs(slot: Slot): { readonly bytes: number; readonly inputBytes: number }[] {
+    return this.#twins(slot).flatMap((s) => (s.run === undefined ? [] : [s.run]));
+  }
+
+  /** W of a run on `inputBytes` of inputs: measured on the block or a twin (scaled to bigger inputs), else estimated. */
+  #runNeed(slot: Slot, inputBytes: number): number {
+    const runs = this.#runs(slot);
+    if (runs.length === 0) return runEstimate(inputBytes, this.#options.geometry);
+    return Math.max(...runs.map((run) => run.bytes * Math.max(1, inputBytes / Math.max(1, run.inputBytes))));
+  }
+
+  #held(slot: Slot): number {
+    return slot.held ?? slot.block.source.weightBytes;
+  }
+
+  /**
+   * Waits until RSS now + what is under way + `need` fits the budget less its reserve: first has dead JS tensors
+   * freed, then unloads residents (then a block loaded ahead) and lets loads under way finish; throws when nothing
+   * is left to free.
+   */
+  async #admit(slot: Slot, action: 'load' | 'run', need: number): Promise<void> {
+    let collected = false;
+    for (;;) {
+      await Promise.all(this.#unloads); // memory on its way out is not counted as in use
+      const inUse = processMemory().rss;
+      this.#foldPeak(inUse);
+      if (inUse + this.#admitted + need <= this.#limit()) {
+        // With nothing under way, what blocks do not hold is read as it is now (JS heaps and allocator included).
+        if (this.#loadsUnderWay === 0 && this.#running === 0 && this.#unloads.size === 0) this.#unheld = inUse - this.#heldByLoaded();
+        return;
+      }
+      if (!collected) {
+        collected = true;
+        await this.#collectGarbage();
+        continue;
+      }
+      if (this.#shed(slot)) continue;
+      if (this.#loading.size > 0) {
+        await Promise.allSettled([...this.#loading]);
+        continue;
+      }
+      throw this.#cannotHold(slot, action, need, inUse);
+    }
+  }
+
+  /** Each thread's dead tensors (run inputs in the workers, outputs here), then the heap pages they leave. */
+  async #collectGarbage(): Promise<void> {
+    collectGarbage();
+    await this.#inner.collectGarbage?.();
+    mallocTrim();
+  }
+
+  /** Starts unloading one block other than `keep`: the last resident, else one loaded ahead. False when none. */
+  #shed(keep: Slot): boolean {
+    const victim = this.#lastResident(keep);
+    if (victim !== undefined) {
+      this.#demote(victim);
+      return true;
+    }
+    const ahead = [...this.#slots.values()].find((s) => s !== keep && s.handle !== undefined && !s.resident);
+    if (ahead === undefined) return false;
+    this.#options.logger?.debug({ component: this.#options.label, block: name(ahead) }, 'block loaded ahead unloaded to make room');
+    this.#unload(ahead, { evict: false });
+    return true;
+  }
+
+  #cannotHold(slot: Slot, action: 'load' | 'run', need: number, inUse: number): SoraError {
+    const { budget, label } = this.#options;
+    const measured = action === 'load' ? this.#twins(slot).some((s) => s.loadPeak !== undefined) : this.#runs(slot).length > 0;
+    const what = action === 'load' ? 'to load it' : 'working set of its run';
+    const how = measured ? 'measured' : action === 'load' ? 'estimated from its weights' : 'estimated from its tensors';
+    const underWay = this.#admitted > 0 ? ` + ${formatBytes(this.#admitted)} for loads under way` : '';
+    return new SoraError(
+      'MEMORY',
+      `memory budget ${formatBytes(budget.bytes)} (${budget.source}) cannot ${action} ${label} block ${name(slot)} ` +
+        `at this size: ${formatBytes(inUse)} in use + ${formatBytes(need)} ${what} (${how})${underWay} ` +
+        `> ${formatBytes(this.#limit())} (the budget less ${formatBytes(budgetReserve(budget.bytes))} kept in reserve); ` +
+        'stopped before going over it',
+    );
+  }
+
+  /**
+   * Starts the load, admitted for L. A load with nothing else under way measures L (high-water mark) and what the
+   * block holds once loaded.
+   */
+  async #load(slot: Slot): Promise<BlockHandle> {
+    const need = this.#loadNeed(slot);
+    this.#admitted += need;
+    this.#loadsUnderWay++;
+    const started = ++this.#started;
+    const load = (async () => {
+      await Promise.all(this.#unloads);
+      const alone = this.#loadsUnderWay === 1 && this.#running === 0;
+      let before = 0;
+      if (alone) {
+        mallocTrim();
+        this.#foldPeak(takeWindowPeak());
+        before = processMemory().rss;
+        this.#unheld = before - this.#heldByLoaded(slot);
+      }
+      const handle = await this.#inner.load(slot.block.source);
+      if (alone && this.#started === started) {
+        const peak = takeWindowPeak();
+        this.#foldPeak(peak);
+        slot.loadPeak = Math.max(slot.loadPeak ?? 0, peak - before);
+        slot.held = Math.max(0, processMemory().rss - before);
+      }
+      slot.loads++;
+      slot.fresh = true;
+      return handle;
+    })();
+    this.#loading.add(load);
+    try {
+      return await load;
+    } finally {
+      this.#loading.delete(load);
+      this.#loadsUnderWay--;
+      this.#admitted -= need;
+    }
+  }
+
+  /** RSS held by the blocks loaded now, `except` one. */
+  #heldByLoaded(except?: Slot): number {
+    let sum = 0;
+    for (const slot of this.#slots.values()) if (slot !== except && slot.handle !== undefined) sum += this.#held(slot);
+    return sum;
+  }
+
+  /**
+   * The admitted run: a first run (or one on bigger inputs than the measured one) is measured with nothing else
+   * under way, from a trimmed heap, so that W is what the run itself needs.
+   */
+  async #run(handle: BlockHandle, inputs: NamedTensors, options?: RunOptions): Promise<NamedTensors> {
+    const slot = this.#slot(handle.name);
+    const inputBytes = tensorBytes(inputs); // before the call: transferInputs detaches the buffers
+    const measure = !this.#runs(slot).some((run) => run.inputBytes >= inputBytes);
+    const need = this.#runNeed(slot, inputBytes);
+    await this.#admit(slot, 'run', need);
+    let before = 0;
+    if (measure) {
+      await Promise.allSettled([...this.#loading]);
+      mallocTrim();
+      this.#foldPeak(takeWindowPeak());
+      before = processMemory().rss;
+      this.#unheld = before - this.#heldByLoaded();
+    }
+    this.#admitted += need;
+    this.#running++;
+    if (this.#loading.size > 0) this.#overlapped = true;
+    try {
+      const outputs = await this.#inner.run(handle, inputs, options);
+      if (measure) {
+        const peak = takeWindowPeak();
+        this.#foldPeak(peak);
+        // A load started meanwhile only makes W larger than it is: the safe side.
+        slot.run = { bytes: Math.max(peak - before, slot.run?.bytes ?? 0), inputBytes: Math.max(inputBytes, slot.run?.inputBytes ?? 0) };
+      }
+      return outputs;
+    } finally {
+      this.#running--;
+      this.#admitted -= need;
+    }
+  }
+
+  /**
+   * CI: loads `nextName` while `current` runs, if both fit. Only once runs like current's have been measured (the
+   * first is measured alone), and never by unloading anything: the block is loaded at its turn instead.
+   */
+  #prefetch(current: Slot, nextName: string): void {
+    const next = this.#slots.get(nextName);
+    const runs = this.#runs(current);
+    if (next === undefined || next.handle !== undefined || runs.length === 0) return;
+    const need = this.#loadNeed(next) + Math.max(...runs.map((run) => run.bytes));
+    const fits = (): boolean => processMemory().rss + this.#admitted + need <= this.#limit();
+    if (!fits()) {
+      // This thread's dead tensors only: the workers' collection would wait behind the run it is meant to overlap.
+      collectGarbage();
+      mallocTrim();
+    }
+    if (!fits()) {
+      this.#noRoomToOverlap(current, next, need);
+      return;
+    }
+    next.handle = this.#load(next);
+    next.handle.catch(() => {}); // reported by the acquire that awaits it
+    const after = this.#successor.get(nextName);
     const pages = after === undefined ? undefined : this.#slots.get(after);
     if (pages !== undefined && pages.handle === undefined && !pages.resident) this.#prefetchPages(pages);
+  }
+
+  #noRoomToOverlap(current: Slot, next: Slot, need: number): void {
+    if (this.#overlapRefused) return;
+    this.#overlapRefused = true;
+    const numbers = { inUse: formatBytes(processMemory().rss), admitted: formatBytes(this.#admitted), need: formatBytes(need) };
+    this.#options.logger?.warn(
+      { component: this.#options.label, budget: formatBytes(this.#options.budget.bytes), running: name(current), next: name(next), ...numbers },
+      'the memory budget leaves no room to load a block while another runs; loading it at its turn',
+    );
   }
 
   #prefetchPages(slot: Slot): void {
@@ -302,7 +519,7 @@ export class CidlScheduler implements BlockProvider {
     const unload = (async () => {
       const loaded = await handle.catch(() => undefined); // a failed load has nothing to unload
       if (loaded === undefined) return;
-      await this.backend.unload(loaded);
+      await this.#inner.unload(loaded);
       mallocTrim();
       // Page cache is not process memory: the next load need not wait for it to be dropped.
       if (evict) this.#evicting = this.#evicting.then(() => this.#evict(slot));
@@ -325,117 +542,70 @@ export class CidlScheduler implements BlockProvider {
     }
   }
 
-  #cost(slot: Slot): number {
-    return slot.block.source.weightBytes + this.#loadOverhead;
-  }
-
-  #measure(peak: number): void {
-    const loaded = [...this.#window].reduce((sum, slot) => sum + this.#cost(slot), 0);
-    this.#fixed = Math.max(this.#fixed ?? 0, peak - loaded);
-    this.#peak = Math.max(this.#peak, peak);
-    this.#options.timeline?.sample('peak RSS', peak);
-  }
-
-  /** Blocks that take turns: in step 0 any non-resident block may come; later only those used before. */
-  #streamed(resident: ReadonlySet<Slot>): Slot[] {
-    return [...this.#slots.values()].filter((slot) => !resident.has(slot) && (this.#cycles === 0 || slot.acquired > 0));
-  }
-
-  #predictedPeak(resident: ReadonlySet<Slot>): { peak: number; largest: Slot | undefined } {
-    const streamed = this.#streamed(resident);
-    const largest = streamed.reduce<Slot | undefined>((max, s) => (max && this.#cost(max) >= this.#cost(s) ? max : s), undefined);
-    const lanes = Math.min(streamed.length, this.#concurrent ? 2 : 1);
-    const residentCost = [...resident].reduce((sum, slot) => sum + this.#cost(slot), 0);
-    const largestCost = largest === undefined ? 0 : this.#cost(largest);
-    return { peak: (this.#fixed ?? this.#base) + residentCost + lanes * largestCost, largest };
-  }
-
   #residents(): Set<Slot> {
     return new Set([...this.#slots.values()].filter((slot) => slot.resident));
   }
 
   /**
-   * Sheds resident blocks from the end, then overlap, while the window just measured went past the reserve or the
-   * prediction goes past the budget itself. (A prediction only inside the reserve is no reason: F̂ keeps the
-   * highest window, garbage the JS heaps had not yet collected included, and would unload blocks step after step.)
-   * Refuses a budget that cannot hold one block plus the working set.
+   * The peak of a step with `resident` kept: F + what the residents hold + the largest moment of the step, a block's
+   * run (plus the block itself when streamed, plus the load of the block after it when that one is streamed and CI
+   * is on). Blocks not yet run count with the largest W measured so far; the admission covers the rest.
    */
-  #fit(peak: number): void {
-    const { budget, logger, label } = this.#options;
-    const limit = budget.bytes - budgetReserve(budget.bytes);
-    let shed = 0;
-    const over = (): boolean => peak - shed > limit || this.#predictedPeak(this.#residents()).peak > budget.bytes;
-    for (let victim = this.#lastResident(); victim !== undefined && over(); victim = this.#lastResident()) {
-      this.#demote(victim);
-      shed += this.#cost(victim);
+  #plannedPeak(resident: ReadonlySet<Slot>): number {
+    const steps = this.#cycles === 0 ? [...this.#slots.values()] : this.#previousCycle;
+    const knownWork = Math.max(0, ...[...this.#slots.values()].map((s) => s.run?.bytes ?? 0));
+    let moment = 0;
+    for (const slot of steps) {
+      const after = this.#slots.get(this.#successor.get(name(slot)) ?? '');
+      const ahead = this.#options.concurrent && after !== undefined && !resident.has(after) ? this.#loadNeed(after) : 0;
+      const own = resident.has(slot) ? 0 : this.#held(slot);
+      const runs = this.#runs(slot);
+      const work = runs.length > 0 ? Math.max(...runs.map((run) => run.bytes)) : knownWork;
+      moment = Math.max(moment, work + own + ahead);
     }
-    if (this.#concurrent && over()) {
-      this.#concurrent = false;
-      logger?.warn(
-        { component: label, budget: formatBytes(budget.bytes) },
-        'the memory budget leaves no room to load a block while another runs; loading one at a time',
-      );
-    }
-    const { peak: predicted, largest } = this.#predictedPeak(this.#residents());
-    if (predicted > budget.bytes && largest !== undefined) throw this.#tooSmall(largest);
-  }
-
-  #tooSmall(largest: Slot): SoraError {
-    const { budget, label } = this.#options;
-    const workingSet = (this.#fixed ?? this.#base) - this.#base;
-    const total = this.#base + workingSet + this.#cost(largest);
-    return new SoraError(
-      'MEMORY',
-      `memory budget ${formatBytes(budget.bytes)} (${budget.source}) is below one ${label} block plus the working set: ` +
-        `${formatBytes(this.#base)} in use + ${formatBytes(workingSet)} working set (measured) + ` +
-        `${formatBytes(this.#cost(largest))} for ${name(largest)} (${formatBytes(largest.block.source.weightBytes)} weights) ` +
-        `= ${formatBytes(total)}`,
-    );
+    const residentBytes = [...resident].reduce((sum, slot) => sum + this.#held(slot), 0);
+    return this.#unheld + residentBytes + moment;
   }
 
   /**
    * Stale residents first, then the one furthest along the step (blocks not yet used in this step come after the
    * used ones, in the previous step's order), so the resident set stays a prefix.
    */
-  #lastResident(): Slot | undefined {
+  #lastResident(keep?: Slot): Slot | undefined {
     const position = (slot: Slot): number => {
       const index = this.#cycle.indexOf(slot);
       if (index >= 0) return index;
       const previous = this.#previousCycle.indexOf(slot);
       return previous < 0 ? Number.POSITIVE_INFINITY : this.#cycle.length + previous;
     };
-    return [...this.#residents()].sort((a, b) => position(b) - position(a))[0];
+    return [...this.#residents()].filter((slot) => slot !== keep).sort((a, b) => position(b) - position(a))[0];
+  }
+
+  /**
+   * At the start of a step: residents the plan no longer fits under the admission's own limit (the process's memory
+   * outside the blocks grew) are let go from the end, so that loads ahead still fit. One reserve below where #decide
+   * keeps blocks, so that the two do not undo each other from one step to the next.
+   */
+  #replan(): void {
+    for (let victim = this.#lastResident(); victim !== undefined; victim = this.#lastResident()) {
+      if (this.#plannedPeak(this.#residents()) <= this.#limit()) return;
+      this.#demote(victim);
+    }
   }
 
   #decide(slot: Slot): void {
-    // A block that #fit has just unloaded is not taken back: it would have to be loaded again.
     if (this.#options.dynamicLoading && !slot.resident && slot.handle !== undefined && this.#prefixIntact) {
       const withSlot = this.#residents().add(slot);
-      // Twice the reserve, where shedding starts at once: the working set keeps creeping up for a few steps (JS
-      // garbage, allocator fragmentation), and a block kept at the edge would be unloaded again a step later.
-      const limit = this.#options.budget.bytes - 2 * budgetReserve(this.#options.budget.bytes);
-      if (this.#predictedPeak(withSlot).peak <= limit) {
+      // Twice the reserve: the process's own memory keeps creeping up for a few steps (JS garbage, allocator
+      // fragmentation), and a block kept at the edge would be unloaded again a step later.
+      const { bytes } = this.#options.budget;
+      if (this.#plannedPeak(withSlot) <= bytes - 2 * budgetReserve(bytes)) {
         slot.resident = true;
         this.#residencyChanged();
         this.#options.logger?.debug({ component: this.#options.label, block: name(slot), resident: withSlot.size }, 'block stays resident');
       }
     }
     if (!slot.resident) this.#prefixIntact = false;
-  }
-
-  /**
-   * A turn with nothing to decide: the block was resident before it ran, nothing but resident blocks was loaded since
-   * the last measurement, no unload is under way, and the plan is far from the budget. Such a release skips the
-   * malloc_trim and the peak reading (each costs more than a small block's run, and a trim hands the next run's
-   * activations back to the OS). The kernel's high-water mark is not reset meanwhile, so the next window measured
-   * still sees the peak of the turns skipped, with every block loaded in them; and one release per step measures.
-   */
-  #steady(slot: Slot): boolean {
-    if (!slot.resident || this.#fixed === undefined || !this.#measuredInCycle || this.#unloads.size > 0) return false;
-    for (const other of this.#window) if (!other.resident || other.handle === undefined) return false;
-    for (const other of this.#slots.values()) if (!other.resident && other.handle !== undefined) return false;
-    const { bytes } = this.#options.budget;
-    return Math.max(this.#peak, this.#predictedPeak(this.#residents()).peak) <= bytes - 4 * budgetReserve(bytes);
   }
 
   #residencyChanged(): void {

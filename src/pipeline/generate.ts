@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import type { Model } from '../model/manifest.js';
-import type { Backend } from '../runtime/backend.js';
+import { memoryHooks, type Backend } from '../runtime/backend.js';
 import { buildPrompt } from '../text/prompt.js';
 import { encodeText, type TextEncoding } from '../text/text-encoder.js';
 import { PromptTokenizer } from '../text/tokenizer.js';
@@ -11,6 +11,7 @@ import { componentSources, ResidentBlockProvider, type BlockProvider } from './b
 import { CidlScheduler, scheduledBlocks, type CidlReport, type CidlSettings } from './ci-dl.js';
 import { latentLength, latentShapeFor, type LatentShape } from './latent.js';
 import { processPeakRss } from './memory-budget.js';
+import { runGeometry } from './memory-estimates.js';
 import { gaussianNoise } from './rng.js';
 import { sample, type SampleResult, type StepPolicy } from './sampler.js';
 import { StditRunner } from './stdit-runner.js';
@@ -68,7 +69,8 @@ export interface GenerateJob {
 }
 
 export interface ComponentProviders {
-  provider(component: Component): BlockProvider;
+  /** `settings`: the job that asks first (a provider made for it plans memory for its size). */
+  provider(component: Component, settings: GenerateSettings): BlockProvider;
 }
 
 /** A job while it runs: what each component's CI-DL scheduler reported when it closed. */
@@ -116,8 +118,7 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
   onProgress?.({ phase: 'text' });
   const promptText = buildPrompt(settings.prompt, settings.aestheticScore);
   const [tokens, tokenizerMs] = await timed(async () => {
-    const files = PromptTokenizer.filesIn(model.dir, model.tokenizer.files);
-    return (await PromptTokenizer.load(files, model.tokenizer, job.logger)).encode(promptText);
+    return (await PromptTokenizer.forModel(model, job.logger)).encode(promptText);
   });
   const [text, textEncoderMs] = await timed(() =>
     withProvider(run, 't5', (provider) => encodeText(provider, tokens, model.architecture.t5.num_layers)),
@@ -187,8 +188,8 @@ function writeFrames(job: GenerateJob, frames: readonly RgbFrame[]): Promise<voi
  * afterwards, also on failure.
  */
 async function withProvider<T>(job: Run, component: Component, work: (provider: BlockProvider) => Promise<T>): Promise<T> {
-  const shared = job.providers?.provider(component);
-  const provider = shared ?? blockProvider(jobBackend(job.backend, job), job, component);
+  const shared = job.providers?.provider(component, job.settings);
+  const provider = shared ?? blockProvider(jobBackend(job.backend, job), job, component, job.settings);
   try {
     return await work(provider);
   } finally {
@@ -203,16 +204,17 @@ export function jobBackend(backend: Backend, job: Pick<GenerateJob, 'signal' | '
   return job.timeline === undefined ? interruptibleBackend : recordedBackend(interruptibleBackend, job.timeline);
 }
 
-/** One component's provider: every block resident until close(), or the CI-DL scheduler. */
+/** One component's provider: every block resident until close(), or the CI-DL scheduler, planned for `settings`. */
 export function blockProvider(
   backend: Backend,
   job: Pick<GenerateJob, 'model' | 'cidl' | 'timeline' | 'logger'>,
   component: Component,
+  settings: GenerateSettings,
 ): BlockProvider {
   const { model, cidl, timeline, logger } = job;
-  return cidl === undefined
-    ? new ResidentBlockProvider(backend, componentSources(model, component))
-    : new CidlScheduler(backend, scheduledBlocks(model, component), { ...cidl, label: component, logger, timeline });
+  if (cidl === undefined) return new ResidentBlockProvider(backend, componentSources(model, component));
+  const geometry = runGeometry(model, latentShapeFor(settings), component);
+  return new CidlScheduler(backend, scheduledBlocks(model, component), { ...cidl, label: component, logger, timeline, geometry });
 }
 
 /**
@@ -236,6 +238,7 @@ function interruptible(backend: Backend, signal: () => AbortSignal | undefined):
     },
     unload: (handle) => backend.unload(handle),
     stats: () => backend.stats(),
+    ...memoryHooks(backend),
     close: () => backend.close(),
   };
 }

@@ -1,10 +1,8 @@
+import { FRAMES_PER_CHUNK, LATENT_CHANNELS, LATENT_FRAMES_PER_CHUNK, SPATIAL_FACTOR } from '../model/io-contract.js';
 import type { VideoSize } from './timesteps.js';
 
-/** The Open-Sora VAE v1.2 geometry: 17 frames ↔ 5 latent frames, 8× spatial, 4 latent channels. */
-const FRAMES_PER_CHUNK = 17;
-export const LATENTS_PER_CHUNK = 5;
-const SPATIAL_FACTOR = 8;
-const LATENT_CHANNELS = 4;
+/** The Open-Sora VAE v1.2 geometry (src/model/io-contract.ts): 17 frames ↔ 5 latent frames, 8× spatial, 4 channels. */
+export const LATENTS_PER_CHUNK = LATENT_FRAMES_PER_CHUNK;
 
 /** [1, C, T, H, W] of one latent video. */
 export interface LatentShape {

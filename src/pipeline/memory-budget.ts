@@ -2,6 +2,8 @@
  * The memory budget of a run (`--memory-budget`): a cap on the process's peak RSS, and the peak-RSS bookkeeping that
  * checks it. Sizes are binary (1G = 1024³ bytes), as in `free -g` and container limits.
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { availableMemory, peakRss, processMemory, resetPeakRss } from '../native/memory.js';
@@ -60,6 +62,17 @@ export function resolveBudget(spec: BudgetSpec): MemoryBudget {
   return { bytes, source: `${formatBytes(inUse)} in use + ${formatBytes(available)} available - ${formatBytes(spec.bytes)}` };
 }
 
+/**
+ * Kept free by every admission of CI-DL: JS heap growth and tensors the pipeline allocates between two admissions,
+ * and the allocator's slack; its plan keeps twice as much.
+ */
+const RESERVE_BYTES = 16 * 2 ** 20;
+const RESERVE_FRACTION = 0.02;
+
+export function budgetReserve(budget: number): number {
+  return RESERVE_BYTES + RESERVE_FRACTION * budget;
+}
+
 export function formatBytes(bytes: number): string {
   const sign = bytes < 0 ? '-' : '';
   const size = Math.abs(bytes);
@@ -85,4 +98,22 @@ export function takeWindowPeak(): number {
 /** The highest RSS of this process so far, across every window. */
 export function processPeakRss(): number {
   return Math.max(runPeak, peakRss());
+}
+
+let collector: (() => void) | undefined;
+
+/**
+ * Exposes V8's garbage collector to this thread and to every worker started afterwards (call it before the backend
+ * starts its workers), so that a memory budget can have dead tensors freed when it needs the room. Flags set at run
+ * time reach contexts made after them; `gc` is what `node --expose-gc` would give.
+ */
+export function enableGarbageCollection(): void {
+  if (collector !== undefined) return;
+  v8.setFlagsFromString('--expose-gc');
+  collector = vm.runInNewContext('gc') as () => void;
+}
+
+/** A full collection on this thread; nothing before enableGarbageCollection(). */
+export function collectGarbage(): void {
+  collector?.();
 }

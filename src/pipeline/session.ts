@@ -2,11 +2,13 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import type { Backend } from '../runtime/backend.js';
+import { CoreMLBackend } from '../runtime/coreml-backend.js';
 import { createBackend, type BackendChoice } from '../runtime/create-backend.js';
 import type { BlockProvider } from './block-provider.js';
-import type { Model } from '../model/manifest.js';
+import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
-import { budgetReserve, type CidlSettings } from './ci-dl.js';
+import type { CidlSettings } from './ci-dl.js';
+import { budgetReserve, enableGarbageCollection } from './memory-budget.js';
 import {
   blockProvider,
   generate,
@@ -14,6 +16,7 @@ import {
   type ComponentProviders,
   type GenerateJob,
   type GenerateResult,
+  type GenerateSettings,
 } from './generate.js';
 
 /**
@@ -42,7 +45,29 @@ export function createJobBackend(
   // Under a budget that binds, a resident ONNX block must hold only its weights, not also an arena of its largest
   // activations; under an ample one the arenas are kept, as without CI-DL.
   const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
+  if (cidl !== undefined) enableGarbageCollection(); // before the backend starts its workers
   return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
+}
+
+/**
+ * createJobBackend, then the checks a backend can make on the whole model before any work: CoreML refuses a folder
+ * whose packages need a newer macOS than this Mac's, naming the package and both versions.
+ */
+export async function createCheckedJobBackend(
+  choice: Omit<BackendChoice, 'logger' | 'onnx'>,
+  cidl: CidlSettings | undefined,
+  model: Model,
+  logger: Logger,
+): Promise<Backend> {
+  const backend = createJobBackend(choice, cidl, model, logger);
+  if (!(backend instanceof CoreMLBackend)) return backend;
+  try {
+    await backend.checkBlocks(model.blocks.map(blockSource));
+    return backend;
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
 }
 
 /** What stays the same for every job of a session. */
@@ -91,10 +116,10 @@ export class GenerateSession implements ComponentProviders {
     }
   }
 
-  provider(component: Component): BlockProvider {
+  provider(component: Component, settings: GenerateSettings): BlockProvider {
     let provider = this.#providers.get(component);
     if (provider === undefined) {
-      provider = blockProvider(this.#backend, this.#setup, component);
+      provider = blockProvider(this.#backend, this.#setup, component, settings);
       this.#providers.set(component, provider);
     }
     return provider;

@@ -20,6 +20,11 @@ export function float32Output(outputs: NamedTensors, block: string, name: string
   return tensor as Float32Tensor;
 }
 
+/** Bytes of the tensors' data. */
+export function tensorBytes(tensors: NamedTensors): number {
+  return Object.values(tensors).reduce((sum, tensor) => sum + tensor.data.byteLength, 0);
+}
+
 export function float32Tensor(dims: readonly number[], data: Float32Array): Float32Tensor {
   return tensor('float32', dims, data) as Float32Tensor;
 }

@@ -4,7 +4,8 @@
  * trace format (chrome://tracing, Perfetto), and the CI-DL benchmark sums it.
  */
 import { performance } from 'node:perf_hooks';
-import type { Backend, BlockHandle, BlockSource, NamedTensors, RunOptions } from '../runtime/backend.js';
+import { memoryHooks, type Backend, type BlockHandle, type BlockSource, type NamedTensors, type RunOptions } from '../runtime/backend.js';
+import { tensorBytes } from './tensors.js';
 
 export const TIMELINE_KINDS = ['load', 'run', 'unload', 'prefetch', 'evict'] as const;
 export type TimelineKind = (typeof TIMELINE_KINDS)[number];
@@ -113,10 +114,6 @@ export class Timeline {
   }
 }
 
-function tensorBytes(tensors: NamedTensors): number {
-  return Object.values(tensors).reduce((sum, tensor) => sum + tensor.data.byteLength, 0);
-}
-
 /** `backend` with every load, run and unload recorded in `timeline`; the block provider above is unaware. */
 export function recordedBackend(backend: Backend, timeline: Timeline): Backend {
   const weights = new Map<number, number>();
@@ -142,6 +139,7 @@ export function recordedBackend(backend: Backend, timeline: Timeline): Backend {
       weights.delete(handle.id);
     },
     stats: () => backend.stats(),
+    ...memoryHooks(backend),
     close: () => backend.close(),
   };
 }

@@ -4,7 +4,7 @@ import { LATENTS_PER_CHUNK, type LatentShape } from './latent.js';
 import { float32Output, float32Tensor, type Float32Tensor } from './tensors.js';
 
 /** Open-Sora's spatial micro-batch: the 2-D VAE decodes 4 frames at a time. */
-const SPATIAL_CHUNK_FRAMES = 4;
+export const SPATIAL_CHUNK_FRAMES = 4;
 
 /** One decoded frame, packed RGB24 (row-major, 3 bytes per pixel). */
 export type RgbFrame = Uint8Array;

@@ -2,6 +2,8 @@
  * The one interface every block runtime implements (ONNX Runtime here, CoreML on macOS).
  * A "block" is one file of the model contract (models/README.md), e.g. `stdit3_ST_3`.
  */
+import type { ComputeUnits } from '../native/coreml.js';
+
 export const TENSOR_DTYPES = ['float32', 'float16', 'int64', 'int32'] as const;
 export type TensorDType = (typeof TENSOR_DTYPES)[number];
 
@@ -32,6 +34,8 @@ export interface BlockSource {
   /** Input and output names the contract requires; when given, load() rejects a graph whose names differ. */
   readonly inputs?: readonly string[];
   readonly outputs?: readonly string[];
+  /** CoreML compute units the manifest gives this block; the CoreML backend's own setting overrides it. */
+  readonly computeUnits?: ComputeUnits;
 }
 
 export interface BlockHandle {
@@ -61,6 +65,24 @@ export interface Backend {
   run(handle: BlockHandle, inputs: NamedTensors, options?: RunOptions): Promise<NamedTensors>;
   unload(handle: BlockHandle): Promise<void>;
   stats(): BlockStats[];
+  /**
+   * Resolves once the backend's threads have started and set up their runtime (never rejects), so that a memory
+   * budget sees that memory in use before it admits the first load. Absent: nothing starts in the background.
+   */
+  ready?(): Promise<void>;
+  /**
+   * Has the backend's threads free their unreachable JS memory now (tensors of finished runs), where they can; never
+   * rejects. V8 frees such buffers only when its own heuristics say so, which a memory budget cannot wait for.
+   */
+  collectGarbage?(): Promise<void>;
   /** Releases every loaded block and background thread. */
   close(): Promise<void>;
+}
+
+/** The optional memory hooks of `backend`, for a wrapper that forwards them. */
+export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage'> {
+  return {
+    ...(backend.ready && { ready: () => backend.ready!() }),
+    ...(backend.collectGarbage && { collectGarbage: () => backend.collectGarbage!() }),
+  };
 }

@@ -1,14 +1,11 @@
 /**
  * The Backend on CoreML (macOS), over the Objective-C++ bridge in native/coreml-bridge. Each block is a
- * compiled model (.mlmodelc), or an .mlpackage compiled once into a cache folder keyed by its content hash.
- * Loads and predictions run on one serial dispatch queue per model, so loading the next block overlaps the
- * current block's prediction (CI-DL) and the JS thread never waits.
+ * compiled model (.mlmodelc), or an .mlpackage compiled once into a cache (coreml-cache.ts). Loads and
+ * predictions run on one serial dispatch queue per model, so loading the next block overlaps the current
+ * block's prediction (CI-DL) and the JS thread never waits. Each block runs with the compute units its manifest
+ * entry gives (the published packages get the authors' app's), unless `--compute-units` sets them for all.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { basename, join, relative, sep } from 'node:path';
+import { existsSync } from 'node:fs';
 
 import { displayPath } from '../display-path.js';
 import { errorMessage, isSoraError, SoraError } from '../errors.js';
@@ -22,13 +19,30 @@ import {
   loadCoreMLBridge,
 } from '../native/coreml.js';
 import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors } from './backend.js';
+import { CoreMLCompileCache, defaultCoreMLCacheDir } from './coreml-cache.js';
+import {
+  checkMacosFor,
+  macosSatisfies,
+  macosVersion,
+  modelRequirement,
+  packageRequirement,
+  tooOldError,
+  type ModelRequirement,
+} from './coreml-package.js';
 import { fromModelOutput, toModelInput } from './coreml-tensors.js';
 
+export { defaultCoreMLCacheDir };
+
+/** MLComputeUnits of a block whose manifest entry names none, and no --compute-units: CoreML's own default. */
+const DEFAULT_COMPUTE_UNITS: ComputeUnits = 'all';
+
 export interface CoreMLBackendOptions {
-  /** MLComputeUnits for every model (default all). */
+  /** MLComputeUnits for every block, over the manifest's per-block values (`--compute-units`). */
   readonly computeUnits?: ComputeUnits;
   /** Where compiled .mlpackage files are cached (default defaultCoreMLCacheDir()). */
   readonly cacheDir?: string;
+  /** This Mac's macOS version (default: the system's); a package needing a newer one is refused before loading. */
+  readonly macosVersion?: string | null;
 }
 
 /** `--compute-units` value check. */
@@ -40,30 +54,41 @@ export function parseComputeUnits(value: string): ComputeUnits {
   return units;
 }
 
-/** ~/Library/Caches/ondevice-sora/coreml on macOS, $XDG_CACHE_HOME (or ~/.cache)/ondevice-sora/coreml elsewhere. */
-export function defaultCoreMLCacheDir(): string {
-  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Caches', 'ondevice-sora', 'coreml');
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'ondevice-sora', 'coreml');
-}
-
 /** The CoreML backend over the native bridge; on anything but macOS a one-line DEPENDENCY error. */
 export function createCoreMLBackend(options: CoreMLBackendOptions = {}): CoreMLBackend {
   return new CoreMLBackend(loadCoreMLBridge(), options);
 }
 
+interface CoreMLBlockStats {
+  name: string;
+  device: ComputeUnits;
+  loadMs: number;
+  compileMs: number;
+  runMs: number[];
+  weightBytes: number;
+}
+
 interface LoadedBlock {
   readonly source: BlockSource;
   readonly model: LoadedModel;
-  readonly stats: { name: string; loadMs: number; runMs: number[]; weightBytes: number };
+  readonly stats: CoreMLBlockStats;
+  /** Output shapes seen per input-shape signature: offered to CoreML as output backings next time. */
+  readonly outputShapes: Map<string, Record<string, readonly number[]>>;
+  /** Set when a prediction with output backings failed: this block gets none again. */
+  backingsRefused: boolean;
 }
 
 export class CoreMLBackend implements Backend {
   readonly kind = 'coreml';
-  readonly device: ComputeUnits;
+  /** The compute units every block runs with, or "per-block" when the manifest decides. */
+  readonly device: string;
+  /** The compile cache; its events say what loading cost (compiles, full hashes). */
+  readonly cache: CoreMLCompileCache;
   readonly #bridge: CoreMLBridge;
-  readonly #cacheDir: string;
+  readonly #override: ComputeUnits | undefined;
+  readonly #macos: string | null;
   readonly #blocks = new Map<number, LoadedBlock>();
-  readonly #stats: LoadedBlock['stats'][] = [];
+  readonly #stats: CoreMLBlockStats[] = [];
   /** One compilation per package at a time, shared by concurrent loads of it. */
   readonly #compiling = new Map<string, Promise<string>>();
   #nextHandle = 1;
@@ -71,27 +96,49 @@ export class CoreMLBackend implements Backend {
   /** `bridge` is the native module (createCoreMLBackend), or a fake in tests. */
   constructor(bridge: CoreMLBridge, options: CoreMLBackendOptions = {}) {
     this.#bridge = bridge;
-    this.device = options.computeUnits ?? 'all';
-    this.#cacheDir = options.cacheDir ?? defaultCoreMLCacheDir();
+    this.#override = options.computeUnits;
+    this.device = options.computeUnits ?? 'per-block';
+    this.cache = new CoreMLCompileCache(options.cacheDir ?? defaultCoreMLCacheDir());
+    this.#macos = options.macosVersion === undefined ? macosVersion() : options.macosVersion;
+  }
+
+  /**
+   * Before any work: what the blocks' packages need, refused with a one-line DEPENDENCY error when this macOS is
+   * older than the newest requirement (the macOS version unknown: nothing refused, CoreML has the last word).
+   */
+  async checkBlocks(blocks: readonly BlockSource[]): Promise<ModelRequirement> {
+    return this.#macos === null ? modelRequirement(blocks) : checkMacosFor(blocks, this.#macos);
+  }
+
+  /** The compute units a block runs with: --compute-units, else its manifest entry's, else CoreML's default. */
+  computeUnitsFor(block: BlockSource): ComputeUnits {
+    return this.#override ?? block.computeUnits ?? DEFAULT_COMPUTE_UNITS;
   }
 
   async load(block: BlockSource): Promise<BlockHandle> {
     const started = performance.now();
     const compiledPath = await this.#compiledModel(block);
-    const model = await bridgeCall(block.name, () => this.#bridge.loadModel(block.name, compiledPath, this.device));
+    const compiled = performance.now();
+    const units = this.computeUnitsFor(block);
+    const model = await bridgeCall(block.name, () => this.#bridge.loadModel(block.name, compiledPath, units));
     const mismatch = contractMismatch(block, model);
     if (mismatch !== undefined) {
       await bridgeCall(block.name, () => this.#bridge.unloadModel(model.id));
       throw new SoraError('MODEL', `${displayPath(block.path)}: block ${block.name}: ${mismatch}`);
     }
-    const stats = { name: block.name, loadMs: performance.now() - started, runMs: [], weightBytes: block.weightBytes };
+    const loadMs = performance.now() - started;
+    const stats = { name: block.name, device: units, loadMs, compileMs: compiled - started, runMs: [], weightBytes: block.weightBytes };
     this.#stats.push(stats);
     const handle = { id: this.#nextHandle++, name: block.name };
-    this.#blocks.set(handle.id, { source: block, model, stats });
+    this.#blocks.set(handle.id, { source: block, model, stats, outputShapes: new Map(), backingsRefused: false });
     return handle;
   }
 
-  /** Inputs are read in place by CoreML (zero copy) unless a conversion is needed, so transferInputs changes nothing. */
+  /**
+   * The bridge copies the inputs before predict returns, so the caller's buffers are free again at once and
+   * transferInputs changes nothing. Outputs come without a copy from the second prediction with the same input
+   * shapes on: the bridge then offers CoreML buffers of the shapes the first one produced (output backings).
+   */
   async run(handle: BlockHandle, inputs: NamedTensors): Promise<NamedTensors> {
     const block = this.#loaded(handle);
     const name = block.source.name;
@@ -102,9 +149,19 @@ export class CoreMLBackend implements Backend {
       if (value === undefined) throw new SoraError('BACKEND', `${name}: input ${feature.name} is missing`);
       return toModelInput(name, feature, value);
     });
+    const signature = JSON.stringify(feeds.map((feed) => [feed.name, feed.shape]));
+    const expected = block.backingsRefused ? undefined : block.outputShapes.get(signature);
     const started = performance.now();
-    const outputs = await bridgeCall(name, () => this.#bridge.predict(block.model.id, feeds));
+    const predict = (shapes: typeof expected) => bridgeCall(name, () => this.#bridge.predict(block.model.id, feeds, shapes));
+    const outputs = await predict(expected).catch((error: unknown) => {
+      if (expected === undefined) throw error;
+      // CoreML refused a backing it should have taken (Apple: a backing must pass the output's isAllowedValue:);
+      // predictions are pure, so the same one again without backings costs only time.
+      block.backingsRefused = true;
+      return predict(undefined);
+    });
     block.stats.runMs.push(performance.now() - started);
+    block.outputShapes.set(signature, Object.fromEntries(Object.entries(outputs).map(([output, value]) => [output, value.shape])));
     return Object.fromEntries(Object.entries(outputs).map(([output, value]) => [output, fromModelOutput(value)]));
   }
 
@@ -114,7 +171,13 @@ export class CoreMLBackend implements Backend {
     await bridgeCall(block.source.name, () => this.#bridge.unloadModel(block.model.id));
   }
 
-  stats(): BlockStats[] {
+  /** What the loaded model declares about its inputs and outputs, shape constraints as CoreML reports them. */
+  features(handle: BlockHandle): Pick<LoadedModel, 'inputs' | 'outputs'> {
+    const { inputs, outputs } = this.#loaded(handle).model;
+    return { inputs, outputs };
+  }
+
+  stats(): (BlockStats & { readonly device: ComputeUnits; readonly compileMs: number })[] {
     return this.#stats.map((stats) => ({ ...stats, runMs: [...stats.runMs] }));
   }
 
@@ -129,29 +192,28 @@ export class CoreMLBackend implements Backend {
     return block;
   }
 
-  /** The .mlmodelc to load: the block's own, or its package compiled into the cache. */
+  /** The .mlmodelc to load: the block's own, or its package compiled into the cache; refused if macOS is too old. */
   async #compiledModel(block: BlockSource): Promise<string> {
     const file = displayPath(block.path);
     if (!existsSync(block.path)) throw new SoraError('MODEL', `${file}: block ${block.name}: model does not exist`);
-    if (block.path.endsWith('.mlmodelc')) return block.path;
-    if (!block.path.endsWith('.mlpackage')) {
+    if (!block.path.endsWith('.mlmodelc') && !block.path.endsWith('.mlpackage')) {
       throw new SoraError('MODEL', `${file}: block ${block.name}: a CoreML block is an .mlmodelc or .mlpackage folder`);
     }
+    // Before CoreML sees it: an older macOS fails such a package with a spec-version error, or not at all until
+    // a prediction.
+    const requirement = await packageRequirement(block.path);
+    if (this.#macos !== null && requirement.macos !== null && !macosSatisfies(this.#macos, requirement.macos)) {
+      throw tooOldError({ name: block.name, path: block.path, ...requirement }, this.#macos);
+    }
+    if (block.path.endsWith('.mlmodelc')) return block.path;
     let compiling = this.#compiling.get(block.path);
     if (compiling === undefined) {
-      compiling = this.#compileIntoCache(block).finally(() => this.#compiling.delete(block.path));
+      compiling = this.cache
+        .compiled(block.path, (compiledPath) => bridgeCall(block.name, () => this.#bridge.compileModel(block.name, block.path, compiledPath)))
+        .finally(() => this.#compiling.delete(block.path));
       this.#compiling.set(block.path, compiling);
     }
     return compiling;
-  }
-
-  async #compileIntoCache(block: BlockSource): Promise<string> {
-    const hash = await cachedContentHash(block.path, this.#cacheDir);
-    const compiledPath = join(this.#cacheDir, `${basename(block.path, '.mlpackage')}-${hash.slice(0, 32)}.mlmodelc`);
-    if (!existsSync(compiledPath)) {
-      await bridgeCall(block.name, () => this.#bridge.compileModel(block.name, block.path, compiledPath));
-    }
-    return compiledPath;
   }
 }
 
@@ -176,49 +238,4 @@ function contractMismatch(block: BlockSource, model: LoadedModel): string | unde
     if (mismatch !== undefined) return `model ${side} do not match the contract: ${mismatch} (model has ${actual.join(', ')})`;
   }
   return undefined;
-}
-
-// ------------------------------------------------------------------------------------------------
-// Content hash of an .mlpackage folder, remembered per (paths, sizes, mtimes) so that multi-GB packages
-// are read once, not at every load.
-
-async function packageFiles(root: string): Promise<string[]> {
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((entry) => entry.isFile())
-    .map((entry) => relative(root, join(entry.parentPath, entry.name)).split(sep).join('/'))
-    .sort();
-}
-
-/** SHA-256 over every file's relative path, size and bytes, in path order. */
-export async function packageContentHash(root: string): Promise<string> {
-  const hash = createHash('sha256');
-  for (const file of await packageFiles(root)) {
-    const { size } = await stat(join(root, file));
-    hash.update(`${file}\0${size}\0`);
-    for await (const chunk of createReadStream(join(root, file))) hash.update(chunk as Buffer);
-  }
-  return hash.digest('hex');
-}
-
-async function packageStamp(root: string): Promise<string> {
-  const stamp = createHash('sha256').update(root);
-  for (const file of await packageFiles(root)) {
-    const { size, mtimeMs } = await stat(join(root, file));
-    stamp.update(`\0${file}\0${size}\0${mtimeMs}`);
-  }
-  return stamp.digest('hex');
-}
-
-async function cachedContentHash(root: string, cacheDir: string): Promise<string> {
-  const stampFile = join(cacheDir, 'stamps', await packageStamp(root));
-  const known = await readFile(stampFile, 'utf8').catch(() => undefined);
-  if (known !== undefined && /^[0-9a-f]{64}$/.test(known)) return known;
-  const hash = await packageContentHash(root);
-  await mkdir(join(cacheDir, 'stamps'), { recursive: true });
-  // Written aside and renamed, so a concurrent reader never sees half a hash.
-  const partial = `${stampFile}.${process.pid}`;
-  await writeFile(partial, hash);
-  await rename(partial, stampFile);
-  return hash;
 }

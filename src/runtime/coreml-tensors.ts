@@ -10,6 +10,41 @@ import { elementCount, float16BitsToFloat32, float32ToFloat16Bits, tensor } from
 
 type BridgeArray = BridgeInput['data'];
 
+/** NSRange lengths at or beyond this mean "no upper bound" (coremltools writes -1; CoreML reports a huge length). */
+const UNBOUNDED_LENGTH = 2 ** 31;
+
+/** How a model's size ranges read: NSRange membership (Apple's documentation), or length = max − min. */
+export type RangeReading = 'nsrange' | 'span';
+
+/**
+ * Which reading of sizeRangeForDimension a range-constrained feature follows. Apple documents each size as one
+ * that "must fall within" the axis' NSRange: membership is location ≤ size < location + length, so the largest size
+ * is location + length − 1 and a fixed axis has length 1. Code that reads length as max − min exists too (a fixed
+ * axis would then have length 0). The two can be told apart where the feature shows it: a length of 0 contains
+ * nothing, and a default size (MLMultiArrayConstraint.shape) at location + length lies outside the NSRange; either
+ * switches the feature to the other reading. Elsewhere the documented reading stands, and the Mac self-check
+ * (npm run check:mac) prints the raw ranges of a package with a fixed axis inside a range to settle it.
+ */
+export function rangeReading(feature: FeatureDescription): RangeReading {
+  const constraint = feature.shapeConstraint;
+  if (constraint.kind !== 'range') return 'nsrange';
+  const span = constraint.ranges.some(
+    ({ location, length }, axis) =>
+      length === 0 || (length < UNBOUNDED_LENGTH && feature.shape[axis] === location + length),
+  );
+  return span ? 'span' : 'nsrange';
+}
+
+/** Per axis [min, max] of a range constraint, max -1 when unbounded; [] for other constraints. */
+export function sizeBounds(feature: FeatureDescription): readonly (readonly [number, number])[] {
+  const constraint = feature.shapeConstraint;
+  if (constraint.kind !== 'range') return [];
+  const exclusiveEnd = rangeReading(feature) === 'nsrange' ? 1 : 0;
+  return constraint.ranges.map(({ location, length }) =>
+    length >= UNBOUNDED_LENGTH ? [location, -1] : [location, location + length - exclusiveEnd],
+  );
+}
+
 /** Largest integer magnitude each input type holds exactly. */
 const EXACT_INTEGER_LIMIT: Record<BridgeInputType, number> = { int32: 2 ** 31 - 1, float32: 2 ** 24, float16: 2 ** 11 };
 
@@ -79,7 +114,7 @@ function accepts(feature: FeatureDescription, dims: readonly number[]): boolean 
     case 'range':
       return (
         constraint.ranges.length === dims.length &&
-        constraint.ranges.every(([min, max], axis) => {
+        sizeBounds(feature).every(([min, max], axis) => {
           const size = dims[axis] ?? -1;
           return size >= min && (max < 0 || size <= max);
         })
@@ -96,7 +131,7 @@ function fixedSize(feature: FeatureDescription, axis: number): number | undefine
   const constraint = feature.shapeConstraint;
   switch (constraint.kind) {
     case 'range': {
-      const [min, max] = constraint.ranges[axis] ?? [-1, -1];
+      const [min, max] = sizeBounds(feature)[axis] ?? [-1, -1];
       return min === max ? min : undefined;
     }
     case 'enumerated': {
@@ -112,7 +147,7 @@ function describeAccepted(feature: FeatureDescription): string {
   const constraint = feature.shapeConstraint;
   switch (constraint.kind) {
     case 'range': {
-      const axes = constraint.ranges.map(([min, max]) => (min === max ? `${min}` : `${min}..${max < 0 ? '' : max}`));
+      const axes = sizeBounds(feature).map(([min, max]) => (min === max ? `${min}` : `${min}..${max < 0 ? '' : max}`));
       return `[${axes.join(', ')}]`;
     }
     case 'enumerated':

@@ -24,6 +24,7 @@ import { nameMismatch } from '../model/contract.js';
 import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors, RunOptions } from './backend.js';
 import type {
   CloseRequest,
+  GraphValue,
   LoadResult,
   RunResult,
   WorkerData,
@@ -32,6 +33,7 @@ import type {
   WorkerRequest,
   WorkerSessionOptions,
 } from './onnx-worker.js';
+import { disableOrtTelemetry } from './ort-telemetry.js';
 
 /** Not a value of onnx-worker.ts: importing that module outside a worker would start its message loop. */
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const;
@@ -64,6 +66,7 @@ export interface OnnxBackendOptions {
  * so the source case registers tsx inside the worker first.
  */
 function startWorker(workerData: WorkerData): Worker {
+  disableOrtTelemetry();
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./onnx-worker.js', here), { workerData });
   const tsx = createRequire(here).resolve('tsx/cjs/api');
@@ -178,7 +181,16 @@ interface LoadedBlock {
   readonly source: BlockSource;
   readonly channel: WorkerChannel;
   readonly session: number;
+  readonly graph: GraphIO;
   readonly stats: { name: string; loadMs: number; runMs: number[]; weightBytes: number };
+}
+
+export type { GraphValue };
+
+/** What a graph declares it takes and returns. */
+export interface GraphIO {
+  readonly inputs: readonly GraphValue[];
+  readonly outputs: readonly GraphValue[];
 }
 
 export class OnnxBackend implements Backend {
@@ -190,6 +202,7 @@ export class OnnxBackend implements Backend {
   readonly #blocks = new Map<number, LoadedBlock>();
   readonly #stats: LoadedBlock['stats'][] = [];
   #nextHandle = 1;
+  #warm: Promise<void> | undefined;
 
   constructor(options: OnnxBackendOptions = {}) {
     this.#provider = options.executionProvider ?? 'cpu';
@@ -236,7 +249,8 @@ export class OnnxBackend implements Backend {
       const stats = { name: block.name, loadMs: loaded.ms, runMs: [], weightBytes: block.weightBytes };
       this.#stats.push(stats);
       const handle = { id: this.#nextHandle++, name: block.name };
-      this.#blocks.set(handle.id, { source: block, channel, session: loaded.session, stats });
+      const graph = { inputs: loaded.inputs, outputs: loaded.outputs };
+      this.#blocks.set(handle.id, { source: block, channel, session: loaded.session, graph, stats });
       this.#logger.debug({ block: block.name, loadMs: loaded.ms, device: this.#provider }, 'block loaded');
       return handle;
     } catch (error) {
@@ -266,8 +280,25 @@ export class OnnxBackend implements Backend {
     if (!reply.ok) throw new SoraError('BACKEND', `block ${block.source.name}: unload failed: ${reply.message}`);
   }
 
+  /** The inputs and outputs a loaded block's graph declares (types and shapes), for checks against the contract. */
+  graphIO(handle: BlockHandle): GraphIO {
+    return this.#loaded(handle).graph;
+  }
+
   stats(): BlockStats[] {
     return this.#stats.map((stats) => ({ ...stats, runMs: [...stats.runMs] }));
+  }
+
+  /** Starts ORT in every worker (see onnx-worker's warm()); a worker that cannot fails its first real load instead. */
+  ready(): Promise<void> {
+    this.#warm ??= Promise.all(
+      this.#channels.map((channel) => channel.request({ type: 'warm', options: this.#options }).catch(() => undefined)),
+    ).then(() => undefined);
+    return this.#warm;
+  }
+
+  async collectGarbage(): Promise<void> {
+    await Promise.all(this.#channels.map((channel) => channel.request({ type: 'gc' }).catch(() => undefined)));
   }
 
   async close(): Promise<void> {

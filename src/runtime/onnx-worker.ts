@@ -12,8 +12,7 @@ import { errorMessage } from '../errors.js';
 import { TENSOR_DTYPES, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
 // Type-only: importing a value from the backend module would load it into every worker.
 import type { ExecutionProvider } from './onnx-backend.js';
-
-
+import { disableOrtTelemetry } from './ort-telemetry.js';
 
 export interface WorkerSessionOptions {
   readonly intraOpThreads?: number;
@@ -27,14 +26,26 @@ export interface WorkerData {
 }
 
 export type WorkerRequest =
+  | { type: 'warm'; id: number; options: WorkerSessionOptions }
+  | { type: 'gc'; id: number }
   | { type: 'load'; id: number; path: string; provider: ExecutionProvider; options: WorkerSessionOptions }
   | { type: 'run'; id: number; session: number; inputs: NamedTensors }
   | { type: 'unload'; id: number; session: number };
+
+/** An input or output as the graph declares it: element type, and fixed sizes or symbolic names per dimension. */
+export interface GraphValue {
+  readonly name: string;
+  /** `float32`, `int64`…, or what ONNX Runtime calls a non-tensor value (`map`, `sequence`). */
+  readonly type: string;
+  readonly shape: readonly (number | string)[];
+}
 
 export interface LoadResult {
   readonly session: number;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
+  readonly inputs: readonly GraphValue[];
+  readonly outputs: readonly GraphValue[];
   readonly ms: number;
   /** Set when the requested provider failed and the session runs on CPU instead. */
   readonly fallbackReason?: string;
@@ -60,6 +71,8 @@ export interface ReadyMessage {
 export type WorkerMessage = WorkerReply | ReadyMessage;
 
 const port = parentPortOrThrow();
+// The backend set it in the main thread before starting this worker; this only checks (see ort-telemetry.ts).
+disableOrtTelemetry();
 const { ortLogLevel } = workerData as WorkerData;
 ort.env.logLevel = ortLogLevel;
 
@@ -87,10 +100,26 @@ async function handle(request: WorkerRequest): Promise<void> {
     const message = errorMessage(error).replace(/\s*\n\s*/g, ' ').trim();
     port.postMessage({ id: request.id, ok: false, message } satisfies WorkerReply);
   }
+  if (request.type === 'run') setImmediate(collectRunInputs);
+}
+
+/**
+ * A run's input buffers are dead once it has replied, but V8 frees buffers only when its own heuristics call for a
+ * collection, which under a memory budget left tens of MiB of them resident. A scavenge (~1 ms: they are young)
+ * frees them. `gc` exists only where the process exposed it for a memory budget (enableGarbageCollection).
+ */
+function collectRunInputs(): void {
+  (globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
 }
 
 async function dispatch(request: WorkerRequest): Promise<{ result: unknown; transfer: ArrayBuffer[] }> {
   switch (request.type) {
+    case 'warm':
+      await warm(request.options);
+      return { result: null, transfer: [] };
+    case 'gc':
+      (globalThis as { gc?: () => void }).gc?.(); // see collectRunInputs
+      return { result: null, transfer: [] };
     case 'load':
       return { result: await load(request.path, request.provider, request.options), transfer: [] };
     case 'run':
@@ -151,9 +180,29 @@ async function load(path: string, provider: ExecutionProvider, options: WorkerSe
     session: id,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
+    inputs: session.inputMetadata.map(graphValue),
+    outputs: session.outputMetadata.map(graphValue),
     ms,
     ...(fallbackReason === undefined ? {} : { fallbackReason }),
   };
+}
+
+function graphValue(value: ort.InferenceSession.ValueMetadata): GraphValue {
+  if (!value.isTensor) return { name: value.name, type: 'non-tensor', shape: [] };
+  // A dimension without a name or size comes as -1 or ''; both are symbolic.
+  return { name: value.name, type: value.type, shape: value.shape.map((dim) => (typeof dim === 'number' && dim < 0 ? '?' : dim)) };
+}
+
+/**
+ * A one-node graph (Identity, float [1]; 83 bytes written by onnx.helper). Creating a session of it sets up what
+ * ORT's first session in a thread sets up (26 MiB here: its environment, allocators, kernel registry), so that this
+ * memory is in use before a memory budget admits the first real load, instead of appearing during it.
+ */
+const WARM_UP_MODEL = 'CAgSDW9uZGV2aWNlLXNvcmE6OgoQCgF4EgF5IghJZGVudGl0eRIEd2FybVoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0=';
+
+async function warm(options: WorkerSessionOptions): Promise<void> {
+  const session = await ort.InferenceSession.create(Buffer.from(WARM_UP_MODEL, 'base64'), sessionOptions(options, 'cpu'));
+  await session.release();
 }
 
 async function run(session: ort.InferenceSession, inputs: NamedTensors): Promise<{ result: RunResult; transfer: ArrayBuffer[] }> {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
+import type { Model } from '../model/manifest.js';
 
 /** Token-level facts from the model's manifest (`tokenizer` section). */
 export interface TokenizerSettings {
@@ -28,7 +29,17 @@ export interface TokenizerFiles {
   readonly config: string;
 }
 
-const tokenizerJsonSchema = z.looseObject({ model: z.looseObject({ type: z.string() }) });
+/**
+ * Files written by older `tokenizers` versions (the authors' published CoreML set ships one) have no `model.type`;
+ * their Unigram model is recognised by its vocabulary of [piece, score] pairs, as tokenizers.js does.
+ */
+const tokenizerJsonSchema = z.looseObject({
+  model: z
+    .looseObject({ type: z.string().optional(), vocab: z.unknown().optional() })
+    .refine((model) => model.type !== undefined || Array.isArray(model.vocab), {
+      message: 'has no type and no Unigram vocabulary ([piece, score] pairs) to infer it from',
+    }),
+});
 const tokenizerConfigSchema = z.looseObject({});
 
 export class PromptTokenizer {
@@ -48,6 +59,18 @@ export class PromptTokenizer {
       const message = `${displayPath(files.tokenizer)}: unusable tokenizer: ${errorMessage(error)}`;
       throw new SoraError('MODEL', message, { cause: error });
     }
+  }
+
+  /** The tokenizer a model folder lists in its manifest, with the manifest's token settings. */
+  static forModel(model: Pick<Model, 'dir' | 'tokenizer'>, logger: Logger): Promise<PromptTokenizer> {
+    return PromptTokenizer.load(PromptTokenizer.filesIn(model.dir, model.tokenizer.files), model.tokenizer, logger);
+  }
+
+  /** Ids this tokenizer can produce: one more than the largest id in its vocabulary, added tokens included. */
+  get vocabularySize(): number {
+    let largest = -1;
+    for (const id of this.tokenizer.get_vocab(true).values()) largest = Math.max(largest, id);
+    return largest + 1;
   }
 
   /** The tokenizer files a model folder lists in its manifest (found by file name, wherever they are). */

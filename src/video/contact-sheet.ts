@@ -1,4 +1,3 @@
-import sharp from 'sharp';
 import type { Frames } from './video-writer.js';
 
 /** A sheet shows at most this many frames, evenly spaced, the first and the last included. */
@@ -50,6 +49,7 @@ export function sheetLayout(frameCount: number, width: number, height: number): 
 /** A PNG grid of downscaled frames (packed RGB24, `width`×`height`), for a glance at a video without playing it. */
 export async function contactSheetPng(frames: Frames, width: number, height: number): Promise<Buffer> {
   const layout = sheetLayout(frames.length, width, height);
+  const { default: sharp } = await import('sharp'); // on first use: libvips costs ~100 ms at every start
   const thumbs = await Promise.all(
     layout.frames.map((index) =>
       sharp(frames[index]!, { raw: { width, height, channels: 3 } })

@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { delimiter, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { errorMessage, SoraError } from '../errors.js';
+import { findOnPath, isExecutable } from './executables.js';
 
 export type FfmpegSource = '--ffmpeg' | 'FFMPEG_PATH' | 'PATH' | '@ffmpeg-installer/ffmpeg';
 
@@ -16,7 +15,6 @@ export interface Ffmpeg {
 }
 
 const run = promisify(execFile);
-const BINARY = process.platform === 'win32' ? 'ffmpeg.exe' : 'ffmpeg';
 
 /**
  * The ffmpeg to encode with, in order: `--ffmpeg`, `FFMPEG_PATH`, `ffmpeg` on PATH, the binary bundled by
@@ -26,7 +24,7 @@ const BINARY = process.platform === 'win32' ? 'ffmpeg.exe' : 'ffmpeg';
 export async function findFfmpeg(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Ffmpeg> {
   if (flag !== undefined) return probe(flag, '--ffmpeg');
   if (env.FFMPEG_PATH) return probe(env.FFMPEG_PATH, 'FFMPEG_PATH');
-  const onPath = await searchPath(env.PATH ?? '');
+  const onPath = findOnPath('ffmpeg', env.PATH ?? '');
   if (onPath !== undefined) return probe(onPath, 'PATH');
   const bundled = bundledFfmpeg();
   if (bundled !== undefined) return probe(bundled, '@ffmpeg-installer/ffmpeg');
@@ -45,20 +43,6 @@ async function probe(path: string, source: FfmpegSource): Promise<Ffmpeg> {
   }
 }
 
-async function searchPath(pathList: string): Promise<string | undefined> {
-  for (const dir of pathList.split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, BINARY);
-    try {
-      await access(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined;
-}
-
 function bundledFfmpeg(): string | undefined {
   try {
     // The package throws (a string) on platforms it has no binary for.
@@ -67,4 +51,14 @@ function bundledFfmpeg(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The ffprobe that goes with an ffmpeg: the one beside it, else the first on PATH; undefined when there is none
+ * (the bundled ffmpeg comes without one). Used to count the frames of what ffmpeg wrote.
+ */
+export function findFfprobe(ffmpegPath: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const name = process.platform === 'win32' ? 'ffprobe.exe' : 'ffprobe';
+  const beside = join(dirname(ffmpegPath), name);
+  return isExecutable(beside) ? beside : findOnPath('ffprobe', env.PATH ?? '');
 }

@@ -1,97 +1,167 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { displayPath } from '../display-path.js';
-import { ERROR_EXIT_CODES, errorMessage, SoraError } from '../errors.js';
+import { errorMessage, SoraError } from '../errors.js';
+import { claimPath, type Claim } from './claim.js';
+import { folderError } from './folder-errors.js';
+import { watchInterruption } from './interruption.js';
+import { checkReplaceable, fileOutput, framesOutput, SIDECAR_OUTPUT, type OutputKind } from './replaceable.js';
 
-export type OutputKind = 'file' | 'directory';
+/** A video is one file; `frames` is a folder of PNG files. */
+export type OutputShape = 'file' | 'directory';
 
 /**
- * The output and its sidecar, written under temporary names in the destination folder and renamed into place only
- * when complete, so a failed or interrupted run never leaves a partial video that looks finished. Same folder, so
- * the rename is atomic (one file system).
+ * The output and its sidecar. Both are claimed before any work (claim.ts: a second run writing either fails at
+ * once, naming this one), written under the claims' temporary names in the destination folder and renamed into
+ * place only when complete, so a failed or interrupted run never leaves a partial video that looks finished. Same
+ * folder, so the rename is atomic (one file system). The video is renamed first and the sidecar last: a sidecar in
+ * place means its video is complete.
  *
- * SIGINT/SIGTERM remove the temporary files at once, then fire `interrupted`: the job stops at its next block and
- * fails with the INTERRUPTED error (exit 130). It does not exit on the spot because ending the process while an
- * ONNX Runtime call runs in a worker thread aborts it (the binding throws during teardown: SIGABRT, exit 134).
- * A second signal exits immediately.
+ * SIGINT/SIGTERM remove the temporary files at once, then fire `interrupted` (interruption.ts).
  */
 export class OutputFiles {
-  private readonly interruption = new AbortController();
-  /** Aborted, with the INTERRUPTED SoraError as reason, on the first SIGINT/SIGTERM. */
-  readonly interrupted: AbortSignal = this.interruption.signal;
-  private readonly onSignal = (): void => {
-    this.removeTemporaries();
-    if (this.interrupted.aborted) process.exit(ERROR_EXIT_CODES.INTERRUPTED);
-    this.interruption.abort(new SoraError('INTERRUPTED', 'interrupted; nothing was written'));
-  };
+  private readonly watch = watchInterruption();
+  /** Aborted, with the INTERRUPTED or TERMINATED SoraError as reason, on the first SIGINT/SIGTERM. */
+  readonly interrupted: AbortSignal = this.watch.signal;
   private settled = false;
 
   private constructor(
     readonly path: string,
     readonly sidecarPath: string,
-    private readonly kind: OutputKind,
-    /** Where the video (or the frames folder) is written until commit(). */
-    readonly tempPath: string,
-    private readonly sidecarTempPath: string,
+    private readonly shape: OutputShape,
+    private readonly video: Claim,
+    private readonly sidecar: Claim,
   ) {
-    process.on('SIGINT', this.onSignal);
-    process.on('SIGTERM', this.onSignal);
+    this.watch.onSignal(() => this.removeTemporaries());
+  }
+
+  /** Where the video (or the frames folder) is written until commit(). */
+  get tempPath(): string {
+    return this.video.partPath;
   }
 
   /**
-   * Checks the destination before any model work: an existing output or sidecar is refused unless `overwrite`;
-   * the folder must exist and be writable, which is proven by creating the temporary output there.
+   * Claims the output and its sidecar; `command` names this run to a second claimant, `job` the queue job it
+   * writes for (claim.ts: a later attempt of that job takes the claims over).
    */
-  static async prepare(path: string, sidecarPath: string, kind: OutputKind, overwrite: boolean): Promise<OutputFiles> {
-    const target = resolve(path);
-    const sidecar = resolve(sidecarPath);
-    await refuseExisting(target, kind, overwrite);
-    await refuseExisting(sidecar, 'file', overwrite);
-    const folder = dirname(target);
-    const tempPath = temporaryName(target);
+  static async claim(path: string, sidecarPath: string, shape: OutputShape, command: string, job?: string): Promise<OutputFiles> {
+    const options = { command, ...(job !== undefined && { job }) };
+    const video = await claimPath(path, options);
+    const sidecar = await claimPath(sidecarPath, options).catch((error: unknown) => {
+      video.release();
+      throw error;
+    });
+    return new OutputFiles(resolve(path), resolve(sidecarPath), shape, video, sidecar);
+  }
+
+  /**
+   * Checks the destination before any model work (claim, then what is there, then a temporary created in the
+   * folder, which proves it takes new files).
+   */
+  static async prepare(path: string, sidecarPath: string, shape: OutputShape, overwrite: boolean, command: string): Promise<OutputFiles> {
+    const output = await OutputFiles.claim(path, sidecarPath, shape, command);
     try {
-      if (kind === 'directory') await mkdir(tempPath);
-      else await (await open(tempPath, 'wx')).close();
+      await output.checkExisting(overwrite);
+      await output.open();
     } catch (error) {
-      throw folderError(folder, error);
+      await output.discard();
+      throw error;
     }
-    return new OutputFiles(target, sidecar, kind, tempPath, temporaryName(sidecar));
+    return output;
+  }
+
+  /** An existing output or sidecar: replaced only with `overwrite`, and only if this tool wrote it (replaceable.ts). */
+  async checkExisting(overwrite: boolean): Promise<void> {
+    await checkReplaceable(this.path, this.outputKind(), overwrite);
+    await checkReplaceable(this.sidecarPath, SIDECAR_OUTPUT, overwrite);
+  }
+
+  /** Creates the temporary output. */
+  async open(): Promise<void> {
+    try {
+      if (this.shape === 'directory') await mkdir(this.tempPath);
+      else await (await open(this.tempPath, 'wx')).close();
+    } catch (error) {
+      throw await folderError(dirname(this.path), error);
+    }
+  }
+
+  /** Bytes written so far (a frames folder: its files together); the sidecar records them for --resume. */
+  async writtenBytes(): Promise<number> {
+    return outputBytes(this.tempPath);
   }
 
   /** Writes the sidecar, then moves the output and the sidecar into place (unless interrupted meanwhile). */
   async commit(sidecarJson: string): Promise<void> {
     this.interrupted.throwIfAborted();
     try {
-      await writeFile(this.sidecarTempPath, sidecarJson, { flag: 'wx' });
-      // rename() cannot replace a non-empty folder: an overwritten frames folder is removed first.
-      if (this.kind === 'directory') await rm(this.path, { recursive: true, force: true });
+      await writeFile(this.sidecar.partPath, sidecarJson, { flag: 'wx' });
+      // rename() cannot replace a non-empty folder: a replaced frames folder is removed first, once it is checked
+      // again that nothing but this tool's frames went into it meanwhile.
+      if (this.shape === 'directory') await this.removeReplacedFolder();
       await rename(this.tempPath, this.path);
-      await rename(this.sidecarTempPath, this.sidecarPath);
+      await rename(this.sidecar.partPath, this.sidecarPath);
     } catch (error) {
       await this.discard();
+      if (error instanceof SoraError) throw error;
       throw new SoraError('IO', `cannot write ${displayPath(this.path)}: ${errorMessage(error)}`, { cause: error });
     }
     this.settle();
   }
 
-  /** Removes whatever was written; the destination stays as it was. */
+  /** Removes whatever was written and gives the claims back; the destination stays as it was. */
   async discard(): Promise<void> {
+    if (this.settled) return;
     this.removeTemporaries();
     this.settle();
   }
 
+  private outputKind(): OutputKind {
+    return this.shape === 'directory' ? framesOutput(this.sidecarPath) : fileOutput('a video file');
+  }
+
+  private async removeReplacedFolder(): Promise<void> {
+    const stats = await lstat(this.path).catch(() => undefined);
+    if (stats === undefined) return;
+    const problem = await this.outputKind().inTheWay(this.path, stats);
+    if (problem !== undefined) throw new SoraError('IO', `${displayPath(this.path)} ${problem}; not replaced`);
+    await rm(this.path, { recursive: true });
+  }
+
   private removeTemporaries(): void {
-    rmSync(this.tempPath, { recursive: true, force: true });
-    rmSync(this.sidecarTempPath, { force: true });
+    rmSync(this.video.partPath, { recursive: true, force: true });
+    rmSync(this.sidecar.partPath, { force: true });
   }
 
   private settle(): void {
     if (this.settled) return;
     this.settled = true;
-    process.off('SIGINT', this.onSignal);
-    process.off('SIGTERM', this.onSignal);
+    this.video.release();
+    this.sidecar.release();
+    this.watch.dispose();
+  }
+}
+
+/** The size of a video file, or of the files of a frames folder together. */
+export async function outputBytes(path: string): Promise<number> {
+  const stats = await stat(path);
+  if (!stats.isDirectory()) return stats.size;
+  let total = 0;
+  for (const name of await readdir(path)) total += await outputBytes(join(path, name));
+  return total;
+}
+
+/** Writes a claimed file: its temporary, renamed into place, then the claim given back. */
+export async function writeClaimed(claim: Claim, data: string | Uint8Array): Promise<void> {
+  try {
+    await writeFile(claim.partPath, data, { flag: 'wx' });
+    await rename(claim.partPath, claim.path);
+  } catch (error) {
+    throw new SoraError('IO', `cannot write ${displayPath(claim.path)}: ${errorMessage(error)}`, { cause: error });
+  } finally {
+    claim.release();
   }
 }
 
@@ -101,7 +171,7 @@ export class OutputFiles {
  */
 export async function writeFileAtomically(path: string, data: string | Uint8Array): Promise<void> {
   const target = resolve(path);
-  const tempPath = temporaryName(target);
+  const tempPath = join(dirname(target), `.${basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.part`);
   try {
     await writeFile(tempPath, data, { flag: 'wx' });
     await rename(tempPath, target);
@@ -109,42 +179,4 @@ export async function writeFileAtomically(path: string, data: string | Uint8Arra
     await rm(tempPath, { force: true });
     throw new SoraError('IO', `cannot write ${displayPath(target)}: ${errorMessage(error)}`, { cause: error });
   }
-}
-
-/** Makes an output folder and any parents (nothing if it exists); IO error naming it otherwise. */
-export async function makeOutputFolder(folder: string): Promise<void> {
-  try {
-    await mkdir(folder, { recursive: true });
-  } catch (error) {
-    throw new SoraError('IO', `cannot make output folder ${displayPath(resolve(folder))}: ${errorMessage(error)}`, { cause: error });
-  }
-}
-
-export async function refuseExisting(path: string, kind: OutputKind, overwrite: boolean): Promise<void> {
-  const existing = await lstat(path).catch(() => undefined);
-  if (existing === undefined) return;
-  if (!overwrite) throw new SoraError('IO', `${displayPath(path)} already exists (pass --overwrite to replace it)`);
-  const isDirectory = existing.isDirectory();
-  if (isDirectory !== (kind === 'directory')) {
-    const replacement = kind === 'directory' ? 'a folder of frames' : 'a video file';
-    const what = isDirectory ? 'a folder' : 'a file';
-    throw new SoraError('IO', `${displayPath(path)} is ${what}; cannot replace it with ${replacement}`);
-  }
-}
-
-function temporaryName(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.part`);
-}
-
-function folderError(folder: string, error: unknown): SoraError {
-  const code = (error as NodeJS.ErrnoException).code;
-  const reason =
-    code === 'ENOENT'
-      ? 'does not exist'
-      : code === 'ENOTDIR'
-        ? 'is not a folder'
-        : code === 'EACCES' || code === 'EPERM' || code === 'EROFS'
-          ? 'is not writable'
-          : errorMessage(error);
-  return new SoraError('IO', `output folder ${displayPath(folder)} ${reason}`, { cause: error });
 }

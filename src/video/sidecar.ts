@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
+import { z } from 'zod';
 import { VERSION } from '../version.js';
 
 /** `out.mp4` → `out.json`, `frames/` → `frames.json`: beside the output, same stem. */
@@ -32,7 +34,8 @@ function onnxRuntimeVersion(): string | null {
 
 /** Everything needed to reproduce and judge a run; written as `<output stem>.json`. */
 export interface Sidecar {
-  readonly output: { readonly path: string; readonly format: string };
+  /** `bytes`: what was written (a frames folder: its files together), so a later run can tell it is intact. */
+  readonly output: { readonly path: string; readonly format: string; readonly bytes: number };
   readonly prompt: string;
   /** The text actually tokenized (prompt plus aesthetic-score suffix). */
   readonly promptText: string;
@@ -48,4 +51,22 @@ export interface Sidecar {
 
 export function sidecarJson(sidecar: Sidecar): string {
   return `${JSON.stringify(sidecar, null, 2)}\n`;
+}
+
+/** The fields that mark a JSON file as a sidecar this tool wrote, and those a later run reads back. */
+const OwnSidecar = z.object({
+  output: z.object({ path: z.string(), format: z.string(), bytes: z.number().int().nonnegative().optional() }),
+  prompt: z.string(),
+  versions: z.object({ tool: z.string() }),
+});
+export type OwnSidecar = z.infer<typeof OwnSidecar>;
+
+/** The sidecar at `path` if it is one this tool wrote; undefined if missing, unreadable or anything else. */
+export async function readOwnSidecar(path: string): Promise<OwnSidecar | undefined> {
+  try {
+    const parsed = OwnSidecar.safeParse(JSON.parse(await readFile(path, 'utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -1,9 +1,13 @@
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import sharp from 'sharp';
+import { promisify } from 'node:util';
+import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
+import { findFfprobe } from './ffmpeg.js';
+import { spawnTiedToParent } from './tied-child.js';
 
 export const VIDEO_FORMATS = ['mp4', 'webm', 'gif', 'frames'] as const;
 export type VideoFormat = (typeof VIDEO_FORMATS)[number];
@@ -53,10 +57,26 @@ export function pngFrameName(index: number): string {
 
 async function writePngFrames(frames: Frames, spec: VideoSpec, { path, signal }: VideoTarget): Promise<void> {
   const raw = { width: spec.width, height: spec.height, channels: 3 } as const;
+  const { default: sharp } = await import('sharp'); // on first use: libvips costs ~100 ms at every start
   for (const [index, frame] of frames.entries()) {
     signal?.throwIfAborted();
-    await sharp(frame, { raw }).png().toFile(join(path, pngFrameName(index)));
+    const file = join(path, pngFrameName(index));
+    await sharp(frame, { raw })
+      .png()
+      .toFile(file)
+      .catch((error: unknown) => {
+        throw new SoraError('IO', `cannot write ${displayPath(file)}: ${libvipsReason(error)}`, { cause: error });
+      });
   }
+}
+
+/**
+ * sharp's errors carry no errno code, only libvips' lines (`…: write error`, `system error: No space left on
+ * device`, …): the system's own words are the useful part.
+ */
+function libvipsReason(error: unknown): string {
+  const message = errorMessage(error);
+  return /system error: (.+)/.exec(message)?.[1]?.trim() ?? message.split('\n')[0]!;
 }
 
 async function encodeWithFfmpeg(
@@ -72,7 +92,8 @@ async function encodeWithFfmpeg(
     ...ENCODER_ARGS[format],
     ...['-y', path],
   ];
-  const child = spawn(ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'], ...(signal && { signal }) });
+  const child = spawnTiedToParent(ffmpegPath, args, { stdio: ['pipe', 'ignore', 'pipe'], ...(signal && { signal }) });
+  if (child.stdin === null || child.stderr === null) throw new SoraError('INTERNAL', 'ffmpeg started without pipes');
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {
@@ -104,5 +125,34 @@ async function encodeWithFfmpeg(
   }
   if (writeError !== undefined) {
     throw new SoraError('IO', `cannot send frames to ffmpeg: ${errorMessage(writeError)}`, { cause: writeError });
+  }
+  // An exit status of 0 is not proof: an empty file is never a video.
+  const bytes = (await stat(path).catch(() => undefined))?.size ?? 0;
+  if (bytes === 0) throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but wrote no ${format} data`);
+}
+
+const runProbe = promisify(execFile);
+
+/**
+ * Before an output is committed: where an ffprobe is found, the video must hold every frame that was sent. Kept out
+ * of writeVideo (and so out of the timings bench reports): starting ffprobe costs about as much as encoding a short
+ * clip.
+ */
+export async function checkFrameCount(path: string, format: VideoFormat, expectedFrames: number, ffmpegPath: string | undefined): Promise<void> {
+  if (format === 'frames' || ffmpegPath === undefined) return;
+  const ffprobe = findFfprobe(ffmpegPath);
+  if (ffprobe === undefined) return;
+  const args = ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', path];
+  let frames: number;
+  try {
+    const { stdout } = await runProbe(ffprobe, args, { timeout: 60_000 });
+    frames = Number.parseInt(stdout.trim(), 10);
+  } catch (error) {
+    const reason = errorMessage(error).trim().split('\n').pop();
+    throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but ${ffprobe} cannot read what it wrote: ${reason}`, { cause: error });
+  }
+  if (frames !== expectedFrames) {
+    const wrote = Number.isNaN(frames) ? 'no' : String(frames);
+    throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but wrote ${wrote} of ${expectedFrames} frames`);
   }
 }

@@ -15,14 +15,14 @@ import { ROOT } from './cli.js';
 const PYTHON = '/usr/bin/python3';
 const run = promisify(execFile);
 
-/** Why the model cannot be made here, or null. */
+/** Why the model cannot be made here (what scripts/sora/dependencies.py finds missing), or null. */
 export async function syntheticModelProblem(): Promise<string | null> {
-  if (!existsSync(PYTHON)) return `${PYTHON} not found (install python3-torch, see .ci/run)`;
+  if (!existsSync(PYTHON)) return `${PYTHON} not found (install python3-torch and friends, see .ci/run)`;
   try {
-    await run(PYTHON, ['-c', 'import torch, onnx']);
+    await run(PYTHON, [join(ROOT, 'scripts', 'sora', 'dependencies.py')]);
     return null;
-  } catch {
-    return `${PYTHON} cannot import torch and onnx (install python3-torch and python3-onnx, see .ci/run)`;
+  } catch (error) {
+    return String((error as { stdout?: unknown }).stdout ?? error).trim();
   }
 }
 

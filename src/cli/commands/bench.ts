@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import sharp from 'sharp';
 import { z } from 'zod';
 import { componentRows, matrixRows } from '../../bench/analyze.js';
 import { componentsCsv, matrixCsv, matrixSvg, reportText } from '../../bench/render.js';
@@ -18,18 +17,17 @@ import {
 import { runBench, type SessionRun } from '../../bench/run.js';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
-import { loadModel } from '../../model/manifest.js';
 import type { ChromeTrace } from '../../pipeline/timeline.js';
 import { PRESETS } from '../../policies/presets.js';
 import { findFfmpeg } from '../../video/ffmpeg.js';
-import { makeOutputFolder, writeFileAtomically } from '../../video/output.js';
+import { makeOutputFolder } from '../../video/folder-errors.js';
+import { writeFileAtomically } from '../../video/output.js';
 import { collectVersions } from '../../video/sidecar.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
+import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
 import { jobLines } from '../progress.js';
-import { defaultModelDir } from '../../model/default-model.js';
-import { JOB_FLAGS, MODEL_HELP, settingsFor } from './generate.js';
 
 /** Fixed, so runs on different machines or days generate the same thing. */
 const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
@@ -88,11 +86,11 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
     throw new SoraError('USAGE', '--trace: needs -o <folder> to write trace.json into');
   }
   const configs: MatrixConfig[] = ['baseline', ...(flags.matrix ?? []).filter((config) => config !== 'baseline')];
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   // The model's defaults for everything but what the flags set (bench has no --cfg-scale, --fps, --aes).
   const settings = settingsFor(BENCH_PROMPT, { ...flags, timestepTransform: 'opensora' }, model);
   const withCidl = configs.some((config) => config === 'cidl' || config === 'all');
-  const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model) : undefined;
+  const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model, [settings]) : undefined;
   const ffmpeg = await findFfmpeg(flags.ffmpeg);
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
 
@@ -166,7 +164,7 @@ async function writeOutputs(folder: string, report: BenchReport, traced: readonl
     ['components.csv', componentsCsv(report.components)],
     ['matrix.csv', matrixCsv(report.matrix)],
     ['matrix.svg', svg],
-    ['matrix.png', await sharp(Buffer.from(svg)).png().toBuffer()],
+    ['matrix.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
     ...(traced === undefined ? [] : [['trace.json', JSON.stringify(mergedTrace(traced))] as [string, string]]),
   ];
   const paths: string[] = [];

@@ -1,17 +1,23 @@
 /** `doctor`: what this machine offers the tool, and whether `generate` can run here (and if not, what to install). */
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
+import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { blockSource, loadModel, type Model } from '../../model/manifest.js';
 import { coremlBridgeStatus } from '../../native/coreml.js';
 import { availableMemory, nativeStatus } from '../../native/memory.js';
+import { cacheUsage, defaultCoreMLCacheDir } from '../../runtime/coreml-cache.js';
+import { macosSatisfies, macosVersion, modelRequirement, type ModelRequirement } from '../../runtime/coreml-package.js';
 import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
+import { disableOrtTelemetry } from '../../runtime/ort-telemetry.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { cliContext, type CliContext } from '../context.js';
+import { parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
 import { defaultModelDir } from '../../model/default-model.js';
 
@@ -42,7 +48,8 @@ export function register(program: Command): void {
       'check Node.js, ONNX Runtime and its execution providers, the native addon and CoreML bridge, ffmpeg, ' +
         'the shipped model, memory and CPU features; exits non-zero, saying what to install, when generate cannot run here',
     )
-    .action(async (_options: unknown, command: Command) => doctor(cliContext(command)));
+    .option('--model <dir>', 'also check a model folder of CoreML packages: which macOS it needs, and whether this Mac has it')
+    .action(async (options: Record<string, unknown>, command: Command) => doctor(options, cliContext(command)));
 }
 
 const check = (name: string, level: CheckLevel, detail: string, fix?: string): Check => ({
@@ -63,6 +70,7 @@ type Ort = typeof import('onnxruntime-node');
 
 async function checkOnnxRuntime(): Promise<{ check: Check; ort: Ort | undefined }> {
   try {
+    disableOrtTelemetry();
     const ort = await import('onnxruntime-node');
     const backends = ort.listSupportedBackends();
     const names = (bundled: boolean): string =>
@@ -141,10 +149,57 @@ function checkNativeAddon(): Check {
 
 function checkCoreml(): Check {
   const status = coremlBridgeStatus();
-  if (status.available) return check('coreml', 'ok', `bridge ${displayPath(status.path)}: --backend coreml usable`);
+  const on = macosVersion() === null ? '' : ` on macOS ${macosVersion()}`;
+  if (status.available) return check('coreml', 'ok', `bridge ${displayPath(status.path)}: --backend coreml usable${on}`);
   // Off macOS the bridge cannot exist; that is a fact about the platform, not something to fix.
   const level = process.platform === 'darwin' ? 'warn' : 'ok';
-  return check('coreml', level, `not usable: ${status.reason ?? 'unknown reason'}`, 'npm run build:native (macOS 13+, Xcode command line tools)');
+  const fix = 'xcode-select --install; brew install cmake; npm run build:native (the bridge runs on macOS 13+)';
+  return check('coreml', level, `not usable${on}: ${status.reason ?? 'unknown reason'}`, fix);
+}
+
+/**
+ * For a folder of CoreML packages: the macOS its packages need (their specification version) and whether this Mac
+ * has it, so a Mac too old for a model hears it here rather than from a spec-version error in the middle of a run.
+ */
+async function checkCoremlModel(dir: string): Promise<Check> {
+  let model: Model;
+  let requirement: ModelRequirement;
+  try {
+    model = await loadModel(dir);
+    requirement = await modelRequirement(model.blocks.filter((block) => block.format === 'coreml').map(blockSource));
+  } catch (error) {
+    return check('coreml-model', 'fail', errorMessage(error), 'pass a model folder that loads (see `ondevice-sora models verify`)');
+  }
+  const folder = displayPath(model.dir);
+  if (requirement.blocks.length === 0) return check('coreml-model', 'ok', `${folder}: no CoreML packages (runs with --backend onnx)`);
+  const newest = requirement.newest;
+  const spec = newest?.specificationVersion == null ? '' : `, CoreML specification ${newest.specificationVersion}`;
+  const needs =
+    newest?.macos == null
+      ? `${requirement.blocks.length} CoreML packages, none stating the macOS it needs`
+      : `${requirement.blocks.length} CoreML packages need macOS ${newest.macos} (${newest.name}${spec})`;
+  const macos = macosVersion();
+  if (macos === null) return check('coreml-model', 'warn', `${folder}: ${needs}; this machine is not a Mac`, 'run it on a Mac');
+  const ok = newest?.macos == null || macosSatisfies(macos, newest.macos);
+  return check(
+    'coreml-model',
+    ok ? 'ok' : 'fail',
+    `${folder}: ${needs}; this Mac runs macOS ${macos}`,
+    `update macOS to ${newest?.macos ?? 'a newer version'} to run this folder with --backend coreml`,
+  );
+}
+
+/** The CoreML compile cache's disk use: compiled copies as large as their packages, kept until pruned. */
+async function checkCoremlCache(): Promise<Check | undefined> {
+  const dir = defaultCoreMLCacheDir();
+  if (process.platform !== 'darwin' && !existsSync(dir)) return undefined;
+  const usage = await cacheUsage(dir);
+  const models = `${usage.compiledModels} compiled model${usage.compiledModels === 1 ? '' : 's'}`;
+  return check(
+    'coreml-cache',
+    'ok',
+    `${displayPath(dir)}: ${models}, ${formatBytes(usage.bytes)} (\`ondevice-sora models cache prune\` removes stale and unused ones)`,
+  );
 }
 
 /** The ffmpeg that generate would use (same search: FFMPEG_PATH, PATH, the bundled one), and its encoders. */
@@ -213,15 +268,21 @@ async function checkCpu(): Promise<Check> {
   return check('cpu', slow ? 'warn' : 'ok', detail, 'ONNX Runtime is several times slower without AVX2: use a newer CPU if you can');
 }
 
-async function doctor(context: CliContext): Promise<void> {
+const DoctorFlags = z.object({ model: z.string().min(1, 'must name a folder').optional() });
+
+async function doctor(options: Record<string, unknown>, context: CliContext): Promise<void> {
+  const flags = parseFlags(DoctorFlags, options);
   const { check: onnx, ort } = await checkOnnxRuntime();
   const { check: model, model: tiny } = await checkModel();
+  const coremlCache = await checkCoremlCache();
   const checks = [
     checkNode(),
     onnx,
     await checkExecutionProviders(ort, tiny),
     checkNativeAddon(),
     checkCoreml(),
+    ...(flags.model === undefined ? [] : [await checkCoremlModel(flags.model)]),
+    ...(coremlCache === undefined ? [] : [coremlCache]),
     await checkFfmpeg(),
     model,
     checkMemory(),

@@ -19,15 +19,15 @@ import { runEval, type EvalRun } from '../../eval/run-eval.js';
 import { scorePairVideo, scoreVideo } from '../../eval/video-score.js';
 import { loadWorld, WORLD_FILE, type VideoAttributes, type World } from '../../eval/world.js';
 import { defaultModelDir } from '../../model/default-model.js';
-import { loadModel } from '../../model/manifest.js';
 import { PRESETS } from '../../policies/presets.js';
 import { findFfmpeg } from '../../video/ffmpeg.js';
-import { makeOutputFolder, writeFileAtomically } from '../../video/output.js';
+import { makeOutputFolder } from '../../video/folder-errors.js';
+import { writeFileAtomically } from '../../video/output.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { jobLines } from '../progress.js';
 import { cidlSettings } from '../memory-flags.js';
-import { JOB_FLAGS, MODEL_HELP, settingsFor } from './generate.js';
+import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
 
 const DEFAULT_SEED = 42;
 const MAX_SEEDS = 1000;
@@ -127,7 +127,7 @@ function isPair(attributes: VideoAttributes | readonly [VideoAttributes, VideoAt
 async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
   const configs: EvalConfig[] = ['baseline', ...(flags.configs ?? EVAL_CONFIGS).filter((config) => config !== 'baseline')];
   if (flags.report !== undefined) await refuseMissingFolder('--report', dirname(resolve(flags.report)));
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  const model = await loadModelToRun(flags.model, context.logger);
   const world = await loadWorld(worldPath(flags));
   const prompts = chosenPrompts(world, flags.prompts ?? 'all');
   const firstSeed = flags.seed ?? DEFAULT_SEED;
@@ -147,7 +147,7 @@ async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
     model,
   );
   const withCidl = configs.some((config) => evalPreset(config).cidl);
-  const cidl = withCidl ? cidlSettings({ ci: true, dl: true }, PRESETS.paper, model) : undefined;
+  const cidl = withCidl ? cidlSettings({ ci: true, dl: true }, PRESETS.paper, model, [settings]) : undefined;
   const ffmpeg = flags.saveVideos === undefined ? undefined : await findFfmpeg(flags.ffmpeg);
   if (flags.saveVideos !== undefined) await makeOutputFolder(flags.saveVideos);
 

@@ -1,18 +1,19 @@
 /** `generate <prompt> -o <file>`: one video from a text prompt. */
 import { randomInt } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir, MODEL_ENV, SHIPPED_MODELS } from '../../model/default-model.js';
-import { loadModel, type Model } from '../../model/manifest.js';
+import { LIMITS } from '../../model/limits.js';
+import { checkModelHashes, loadModel, type Model } from '../../model/manifest.js';
+import type { Logger } from '../../logging.js';
 import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
-import { createJobBackend } from '../../pipeline/session.js';
+import { createCheckedJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -22,11 +23,13 @@ import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
 import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
 import { contactSheetPng } from '../../video/contact-sheet.js';
-import { OutputFiles, refuseExisting, writeFileAtomically } from '../../video/output.js';
+import { claimPath, type Claim } from '../../video/claim.js';
+import { OutputFiles, writeClaimed } from '../../video/output.js';
+import { checkReplaceable, fileOutput } from '../../video/replaceable.js';
 import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../../video/sidecar.js';
-import { VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
+import { checkFrameCount, VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
-import { integerFlag, numberFlag, parseFlags, resolutionFlag } from '../flags.js';
+import { integerFlag, numberFlag, numFramesFlag, parseFlags, resolutionFlag, stepsFlag } from '../flags.js';
 import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
 import { checkDeclaredSize, checkPromptVocabulary, LIMIT_FLAGS_HELP } from '../model-limits.js';
@@ -36,6 +39,17 @@ import { progressDisplay } from '../progress.js';
 export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The model a command runs: loaded (structure, contract and file sizes checked), then each file's sha256 compared
+ * the first time this version of it is used (src/model/file-hashes.ts).
+ */
+export async function loadModelToRun(dir: string | undefined, logger: Logger): Promise<Model> {
+  const model = await loadModel(dir ?? defaultModelDir());
+  const hashes = await checkModelHashes(model);
+  logger.debug(hashes, 'model files: sha256 checked on first use');
+  return model;
+}
 
 export function register(program: Command): void {
   const command = program
@@ -67,14 +81,22 @@ export function addJobOptions(command: Command): Command {
       `${TIMESTEP_TRANSFORMS.join(' | ')}: Open-Sora's schedule, or the iOS app's (51-frame constant, rounding)`,
       'opensora',
     )
-    .option('--overwrite', 'replace an existing output and sidecar')
+    .option('--strict-prompt', LIMIT_FLAGS_HELP.strictPrompt)
+    .option('--allow-any-size', LIMIT_FLAGS_HELP.allowAnySize)
+    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)');
+  return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
+}
+
+/** Where and how blocks run and videos are encoded: the options a queue worker takes too. */
+export function addBackendOptions(command: Command): Command {
+  return command
     .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
-    .option('--compute-units <units>', `CoreML: ${COMPUTE_UNITS.join(' | ')}`, 'all')
-    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)')
-    .option('--strict-prompt', LIMIT_FLAGS_HELP.strictPrompt)
-    .option('--allow-any-size', LIMIT_FLAGS_HELP.allowAnySize);
-  return addMemoryOptions(addPolicyOptions(command));
+    .option(
+      '--compute-units <units>',
+      `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
+    )
+    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
 }
 
 /** What the backend flags ask for. */
@@ -82,28 +104,28 @@ export function backendChoice(flags: Pick<JobFlags, 'backend' | 'executionProvid
   return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
 }
 
-const AES_MESSAGE = 'must be a number from 0 to 10';
+const AES_MESSAGE = `must be a number from 0 to ${LIMITS.aestheticScore}`;
+const CFG_MESSAGE = `must be a number from 0 to ${LIMITS.cfgScale}`;
+const FPS_MESSAGE = `must be a number above 0, at most ${LIMITS.fps}`;
 
 /** Zod fields of the options addJobOptions adds. */
 export const JOB_FLAGS = {
   model: z.string().min(1, 'must name a folder').optional(),
-  steps: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer').optional(),
-  cfgScale: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  steps: stepsFlag.optional(),
+  cfgScale: numberFlag(CFG_MESSAGE, (value) => value >= 0 && value <= LIMITS.cfgScale).optional(),
   seed: integerFlag(0, MAX_SEED, `must be an integer from 0 to ${MAX_SEED}`).optional(),
-  numFrames: integerFlag(1, Number.MAX_SAFE_INTEGER, 'must be a positive integer')
-    .refine((value) => value % 17 === 0, 'must be a multiple of 17 (the VAE makes 17 frames from 5 latent frames)')
-    .optional(),
+  numFrames: numFramesFlag.optional(),
   resolution: resolutionFlag.optional(),
-  fps: numberFlag('must be a number above 0, at most 240', (value) => value > 0 && value <= 240).optional(),
+  fps: numberFlag(FPS_MESSAGE, (value) => value > 0 && value <= LIMITS.fps).optional(),
   // Commander gives false for --no-aes, the string for --aes, true when neither was given.
   aes: z
-    .union([z.boolean(), numberFlag(AES_MESSAGE, (value) => value >= 0 && value <= 10)], AES_MESSAGE)
+    .union([z.boolean(), numberFlag(AES_MESSAGE, (value) => value >= 0 && value <= LIMITS.aestheticScore)], AES_MESSAGE)
     .optional(),
   timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
   overwrite: z.boolean().optional(),
   backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
   executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
-  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`),
+  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
   ffmpeg: z.string().min(1, 'must name a file').optional(),
   strictPrompt: z.boolean().optional(),
   allowAnySize: z.boolean().optional(),
@@ -124,15 +146,22 @@ const FlagsSchema = z.object({
 type Flags = z.infer<typeof FlagsSchema>;
 
 function formatOf(flags: Flags): VideoFormat {
-  if (flags.format !== undefined) return flags.format;
   const extension = extname(flags.output.replace(/[/\\]+$/, '')).slice(1).toLowerCase();
+  const named = VIDEO_FORMATS.find((name) => name === extension && name !== 'frames');
+  if (flags.format !== undefined) {
+    // A folder of frames named x.mp4, or GIF data in x.mp4, is a mistake no player forgives.
+    if (named !== undefined && named !== flags.format) {
+      const what = flags.format === 'frames' ? 'a folder of PNG frames' : `${flags.format} data`;
+      throw new SoraError('USAGE', `--format ${flags.format} writes ${what}, but "${flags.output}" names a .${named} file; change the name or --format`);
+    }
+    return flags.format;
+  }
   if (extension === '') return 'frames';
-  const format = VIDEO_FORMATS.find((name) => name === extension && name !== 'frames');
-  if (format === undefined) {
+  if (named === undefined) {
     const choices = VIDEO_FORMATS.join('|');
     throw new SoraError('USAGE', `--format: cannot tell the format from "${flags.output}"; pass --format ${choices}`);
   }
-  return format;
+  return named;
 }
 
 type SettingFlags = Pick<JobFlags, 'seed' | 'steps' | 'cfgScale' | 'numFrames' | 'resolution' | 'fps' | 'aes' | 'timestepTransform'>;
@@ -172,25 +201,55 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   if (resolve(sidecarPath) === resolve(flags.output)) {
     throw new SoraError('USAGE', `--output: ${flags.output} is where the sidecar goes; choose another name`);
   }
-  if (flags.preview !== undefined) await checkPreviewPath(flags.preview, [flags.output, sidecarPath], flags.overwrite === true);
-  const model = await loadModel(flags.model ?? defaultModelDir());
+  if (flags.preview !== undefined && [flags.output, sidecarPath].some((path) => resolve(path) === resolve(flags.preview!))) {
+    throw new SoraError('USAGE', `--preview: ${flags.preview} is the video or its sidecar; choose another name`);
+  }
+  // Every output is claimed, checked and proven writable before the model is touched.
+  const overwrite = flags.overwrite === true;
+  const shape = format === 'frames' ? 'directory' : 'file';
+  const output = await OutputFiles.prepare(flags.output, sidecarPath, shape, overwrite, 'generate');
+  let preview: Claim | undefined;
+  try {
+    preview = flags.preview === undefined ? undefined : await claimPreview(flags.preview, overwrite);
+    await generateInto({ prompt, flags, preset, format, output, preview, context });
+  } finally {
+    await output.discard();
+    preview?.release();
+  }
+}
+
+async function claimPreview(path: string, overwrite: boolean): Promise<Claim> {
+  const claim = await claimPath(path, { command: 'generate' });
+  try {
+    await checkReplaceable(path, fileOutput('a PNG preview'), overwrite);
+  } catch (error) {
+    claim.release();
+    throw error;
+  }
+  return claim;
+}
+
+interface GenerateRun {
+  readonly prompt: string;
+  readonly flags: Flags;
+  readonly preset: Preset;
+  readonly format: VideoFormat;
+  readonly output: OutputFiles;
+  readonly preview: Claim | undefined;
+  readonly context: CliContext;
+}
+
+async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
+  const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
   checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
   checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
-  const cidl = cidlSettings(flags, preset, model);
+  const cidl = cidlSettings(flags, preset, model, [settings]);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
-  // Before the output is reserved: an unusable backend (CoreML outside macOS) must leave nothing behind.
-  const backend = createJobBackend(backendChoice(flags), cidl, model, context.logger);
-  const output = await OutputFiles.prepare(
-    flags.output,
-    sidecarPath,
-    format === 'frames' ? 'directory' : 'file',
-    flags.overwrite === true,
-  ).catch(async (error: unknown) => {
-    await backend.close();
-    throw error;
-  });
+  // Outputs are claimed already; an unusable backend (CoreML outside macOS, or on a macOS older than the model's
+  // packages need) fails here and the claims are given back.
+  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
 
   const progress = progressDisplay(process.stderr);
   let result: GenerateResult;
@@ -209,43 +268,32 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
       signal: output.interrupted,
       cidl,
       timeline,
-      ...(flags.preview !== undefined && { onFrames: renderSheet }),
+      ...(preview !== undefined && { onFrames: renderSheet }),
       ...(context.options.quiet ? {} : { onProgress: (event) => progress.update(event) }),
     });
-  } catch (error) {
-    await output.discard();
-    throw error;
   } finally {
     progress.finish();
     await backend.close();
   }
 
   const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
-  const sidecar = sidecarFor({ output: output.path, format, model, settings, speedups, result, ffmpeg, backend });
+  await checkFrameCount(output.tempPath, format, result.frames, ffmpeg?.path);
+  const bytes = await output.writtenBytes();
+  const sidecar = sidecarFor({ output: output.path, bytes, format, model, settings, speedups, result, ffmpeg, backend });
   const withMemory = { ...sidecar, ...memorySidecar(cidl, result, timeline) };
   await output.commit(sidecarJson(withMemory));
   // After the video: a preview never stands for a video that failed to be written.
-  if (flags.preview !== undefined && sheet !== undefined) await writeFileAtomically(flags.preview, sheet);
-  const preview = flags.preview === undefined ? {} : { preview: resolve(flags.preview) };
+  if (preview !== undefined && sheet !== undefined) await writeClaimed(preview, sheet);
+  const previewField = preview === undefined ? {} : { preview: preview.path };
   const line = summaryLine(output.path, settings, result);
-  const text = flags.preview === undefined ? line : `${line}\npreview: ${displayPath(resolve(flags.preview))}`;
-  context.result(text, { ...withMemory, sidecar: output.sidecarPath, ...preview });
-}
-
-/** Before any model work: the preview must not replace the video or its sidecar, nor an existing file unasked. */
-async function checkPreviewPath(preview: string, taken: readonly string[], overwrite: boolean): Promise<void> {
-  if (taken.some((path) => resolve(path) === resolve(preview))) {
-    throw new SoraError('USAGE', `--preview: ${preview} is the video or its sidecar; choose another name`);
-  }
-  await refuseExisting(resolve(preview), 'file', overwrite);
-  const folder = await stat(dirname(resolve(preview))).catch(() => undefined);
-  if (folder?.isDirectory() !== true) {
-    throw new SoraError('IO', `--preview: folder ${displayPath(dirname(resolve(preview)))} does not exist`);
-  }
+  const text = preview === undefined ? line : `${line}\npreview: ${displayPath(preview.path)}`;
+  context.result(text, { ...withMemory, sidecar: output.sidecarPath, ...previewField });
 }
 
 export interface SidecarInputs {
   readonly output: string;
+  /** What the output holds on disk (OutputFiles.writtenBytes). */
+  readonly bytes: number;
   readonly format: VideoFormat;
   readonly model: Model;
   readonly settings: GenerateSettings;
@@ -256,11 +304,11 @@ export interface SidecarInputs {
   readonly backend: Backend;
 }
 
-export function sidecarFor({ output, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {
+export function sidecarFor({ output, bytes, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {
   const { prompt, seed, width, height, ...rest } = settings;
   const round = (ms: number): number => Math.round(ms * 10) / 10;
   return {
-    output: { path: output, format },
+    output: { path: output, format, bytes },
     prompt,
     promptText: result.promptText,
     seed,

@@ -1,7 +1,7 @@
-/** `models inspect | verify | list | make-synthetic`: look at model folders, or make one for benchmarking. */
+/** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
 import { execFile } from 'node:child_process';
-import { readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, delimiter, dirname, join, resolve } from 'node:path';
+import { readdir, rename, rm } from 'node:fs/promises';
+import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
@@ -9,9 +9,15 @@ import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
-import { blockSource, loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
+import { MODEL_FOLDER_OUTPUT } from '../../model/replaceable-model.js';
+import { checkModelAgainstContract } from '../../pipeline/contract-check.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
+import { claimPath } from '../../video/claim.js';
+import { checkReplaceable } from '../../video/replaceable.js';
 import { cliContext, type CliContext } from '../context.js';
+import { registerCache } from './models-cache.js';
+import { registerPullAndConvert } from './models-pull.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
 
@@ -34,8 +40,9 @@ export function register(program: Command): void {
   models
     .command('verify')
     .description(
-      'check the sha256 of every file, then open every block in ONNX Runtime against the contract ' +
-        '(published CoreML packages: presence and package structure only)',
+      'check the sha256 of every file (CoreML packages: their package digest), then open every ONNX block in ONNX ' +
+        'Runtime and run it once on a small request, checking names, dtypes and shapes against the contract for its ' +
+        'architecture, and the tokenizer against the T5 embedding (CoreML packages: presence and structure only)',
     )
     .argument('<dir>', MODEL_FOLDER)
     .action(async (dir: string, _options: unknown, command: Command) => verify(dir, cliContext(command)));
@@ -56,8 +63,10 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <dir>', 'model folder to write (must not exist unless --overwrite)')
     .option('--depth <n>', 'STDiT block pairs (default: the preset\'s, 28)')
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
-    .option('--overwrite', 'replace an existing folder')
+    .option('--overwrite', 'replace an existing model folder (one holding its manifest and the files it lists, nothing else)')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
+  registerPullAndConvert(models);
+  registerCache(models);
 }
 
 interface ComponentSummary {
@@ -81,6 +90,7 @@ interface ModelSummary {
   readonly architecture: Model['architecture'];
   readonly source: Model['source'];
   readonly quirks?: Model['quirks'];
+  readonly checkpoints?: Model['checkpoints'];
   readonly vocabulary?: Model['vocabulary'];
 }
 
@@ -115,6 +125,7 @@ function summarizeModel(model: Model): ModelSummary {
     architecture: model.architecture,
     source: model.source,
     ...(model.quirks && { quirks: model.quirks }),
+    ...(model.checkpoints && { checkpoints: model.checkpoints }),
     ...(model.vocabulary && { vocabulary: model.vocabulary }),
   };
 }
@@ -147,6 +158,7 @@ function formatSummary(summary: ModelSummary): string {
       `${d.resolution}, ${d.numFrames} frames`,
     `choices: resolutions ${d.resolutions.join(', ')}; frames ${d.numFramesChoices.join(', ')}`,
     ...(summary.quirks === undefined ? [] : [formatQuirks(summary.quirks)]),
+    ...(summary.checkpoints === undefined ? [] : [formatCheckpoints(summary.checkpoints)]),
     ...(summary.vocabulary === undefined ? [] : [formatVocabulary(summary.vocabulary)]),
     ...(summary.source.kind === 'published-coreml' && summary.source.ignored.length > 0
       ? [`ignored (not blocks of the contract): ${summary.source.ignored.join(', ')}`]
@@ -168,6 +180,12 @@ function formatQuirks(quirks: NonNullable<Model['quirks']>): string {
   );
 }
 
+function formatCheckpoints(checkpoints: NonNullable<Model['checkpoints']>): string {
+  const origin = ({ component, repo, revision, commit, folder }: (typeof checkpoints)[number]): string =>
+    repo === undefined ? `${component} ${folder ?? '?'}` : `${component} ${repo}@${commit ?? revision}${revision !== commit ? ` (${revision})` : ''}`;
+  return `converted from: ${checkpoints.map(origin).join(', ')}`;
+}
+
 async function inspect(dir: string, context: CliContext): Promise<void> {
   const summary = summarizeModel(await loadModel(dir));
   context.result(formatSummary(summary), summary);
@@ -185,22 +203,24 @@ async function verify(dir: string, context: CliContext): Promise<void> {
     context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
     return;
   }
-  await openEveryBlock(model, context);
+  const packages = model.blocks.filter((block) => block.format !== 'onnx').length;
+  // A converted CoreML folder cannot run here, so its packages are checked by digest only.
+  if (packages === 0) await checkEveryBlock(model, context);
   const text =
     `${displayPath(model.dir)}: ok\n` +
-    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256; ` +
-    `${model.blocks.length} blocks open in ONNX Runtime with the contract's inputs and outputs`;
+    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256` +
+    (packages > 0
+      ? ` (a CoreML package: its package digest); ${packages} CoreML packages not opened (they need --backend coreml on macOS)`
+      : `; ${model.blocks.length} blocks open in ONNX Runtime and take and return the contract's names, dtypes and ` +
+        `shapes for this architecture; the tokenizer's ids fit the T5 embedding`);
   context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
 }
 
-async function openEveryBlock(model: Model, context: CliContext): Promise<void> {
-  // Mapped weights make each open cheap (no copy, no prepacking); the check is only that ORT accepts the graph.
+async function checkEveryBlock(model: Model, context: CliContext): Promise<void> {
+  // Mapped weights make each open cheap (no copy, no prepacking); each block then runs once on a small request.
   const backend = new OnnxBackend({ logger: context.logger, mmapWeights: true });
   try {
-    for (const block of model.blocks) {
-      context.status(`open ${block.name}`);
-      await backend.unload(await backend.load(blockSource(block)));
-    }
+    await checkModelAgainstContract(model, backend, context.logger, (block) => context.status(`check ${block.name}`));
   } finally {
     await backend.close();
   }
@@ -283,59 +303,66 @@ const SyntheticFlags = z.object({
 });
 
 /**
- * Runs scripts/make_synthetic_model.py (the model code lives in Python) into a hidden folder beside the target,
- * renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like a model.
+ * Runs scripts/make_synthetic_model.py (the model code lives in Python) into the claim's hidden folder beside the
+ * target, renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like
+ * a model. An existing folder is replaced only with --overwrite and only if it is a model folder and nothing more.
  */
 async function makeSynthetic(options: Record<string, unknown>, context: CliContext): Promise<void> {
   const flags = parseFlags(SyntheticFlags, options);
   const target = resolve(flags.output);
-  const existing = await stat(target).catch(() => undefined);
-  if (existing !== undefined && flags.overwrite !== true) {
-    throw new SoraError('IO', `${displayPath(target)} already exists (pass --overwrite to replace it)`);
-  }
-  const python = await pythonWithTorch();
-  const partial = join(dirname(target), `.${basename(target)}.${process.pid}.part`);
-  const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
-  if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
-  if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
-  context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
+  const overwrite = flags.overwrite === true;
+  const claim = await claimPath(target, { command: 'models make-synthetic' });
   try {
+    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
+    const python = modelToolingPython();
+    const partial = claim.partPath;
+    const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
+    if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
+    if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
+    context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
     await runScript(python, args, context);
     const model = await loadModel(partial);
+    // Checked again: the script ran for minutes, and the folder it replaces must still be only a model.
+    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
     await rm(target, { recursive: true, force: true });
     await rename(partial, target);
     const summary = summarizeModel({ ...model, dir: target });
     const text = `wrote ${displayPath(target)}: ${summary.name}, ${summary.blocks} blocks, ${formatBytes(summary.bytes)}`;
     context.result(text, { ...summary, dir: target });
   } finally {
-    await rm(partial, { recursive: true, force: true });
+    claim.release();
   }
 }
 
 /** The interpreter the model scripts run with: PYTHON, else /usr/bin/python3 (Debian's python3-torch). */
-async function pythonWithTorch(): Promise<string> {
-  const python = process.env.PYTHON || '/usr/bin/python3';
-  try {
-    await execFileAsync(python, ['-c', 'import torch, onnx'], { timeout: 120_000 });
-    return python;
-  } catch (error) {
-    const missing = (error as NodeJS.ErrnoException).code === 'ENOENT' ? `${python} not found` : `${python} cannot import torch and onnx`;
-    throw new SoraError(
-      'DEPENDENCY',
-      `models make-synthetic needs Python with torch and onnx: ${missing}; install them ` +
-        '(Debian/Ubuntu: apt-get install python3-torch python3-onnx; or pip install torch onnx) or set PYTHON',
-      { cause: error },
-    );
-  }
+function modelToolingPython(): string {
+  return process.env.PYTHON || '/usr/bin/python3';
 }
 
+/** The script's own exit status for a missing module (scripts/sora/dependencies.py), the CLI's DEPENDENCY. */
+const PYTHON_DEPENDENCY_EXIT = 8;
+const PYTHON_PACKAGES = 'python3-torch python3-onnx python3-numpy python3-jsonschema';
+
+/**
+ * Runs the generator, which checks every Python module it needs before any work (scripts/sora/dependencies.py) and
+ * then says which are missing, with the packages that provide them.
+ */
 async function runScript(python: string, args: readonly string[], context: CliContext): Promise<void> {
   try {
     const { stdout } = await execFileAsync(python, [...args], { maxBuffer: 64 << 20 });
     context.logger.debug({ stdout: stdout.trim() }, 'model script done');
   } catch (error) {
     const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
-    const reason = stderr.split('\n').pop() || errorMessage(error);
-    throw new SoraError('INTERNAL', `scripts/make_synthetic_model.py failed: ${reason}`, { cause: error });
+    const reason = (stderr.split('\n').pop() || errorMessage(error)).replace(/^error: /, '');
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new SoraError(
+        'DEPENDENCY',
+        `models make-synthetic needs Python 3 with torch, onnx, numpy and jsonschema: ${python} not found; install ` +
+          `them (Debian/Ubuntu: apt-get install ${PYTHON_PACKAGES}) or set PYTHON`,
+        { cause: error },
+      );
+    }
+    const missingModules = (error as { code?: unknown }).code === PYTHON_DEPENDENCY_EXIT;
+    throw new SoraError(missingModules ? 'DEPENDENCY' : 'INTERNAL', `models make-synthetic: ${reason}`, { cause: error });
   }
 }
