@@ -7,6 +7,10 @@
 #      (scripts/check-coreml-availability.mjs: clang enforces availability only when building for Apple platforms).
 #   3. No manual retain/release: the macOS build uses ARC, which this check cannot enable (below).
 #   4. strided_copy_test.cc, the bridge's layout arithmetic and its overflow checks, is compiled and run.
+#   5. The iPhone runner app (ios/): its Objective-C++ sources that use CoreML through the bridge's core
+#      (ios/SoraRunner/*.mm, with ios_api_subset.h standing in for os/proc.h and mach) type-check the same way;
+#      app.mm, which needs UIKit (not in GNUstep), is left to xcodebuild on a Mac. The portable runner core
+#      (ios/runner-core) is compiled and its test run against the protocol's vectors (test/fixtures/runner-protocol).
 # Limits: Debian's GNUstep is built on GCC's Objective-C runtime, whose headers clang rejects under -fobjc-arc,
 # so the files are checked without ARC; nothing here links or runs CoreML.
 #
@@ -91,6 +95,30 @@ for source in "$bridge"/*.mm; do
   fi
 done
 
+ios_checked=0
+if [ -z "${1:-}" ]; then
+  for source in "$root"/ios/SoraRunner/*.mm; do
+    [ "$(basename "$source")" = app.mm ] && continue
+    if "$clang" -fsyntax-only -x objective-c++ -std=c++17 -fobjc-runtime=gnustep-2.0 -fblocks \
+      -Wall -Wextra -Werror "${objc_flags[@]}" -idirafter "$scratch/shim" \
+      -I "$bridge" -I "$root/ios/runner-core" -I "$root/ios/SoraRunner" "$source"; then
+      ios_checked=$((ios_checked + 1))
+    else
+      echo "check-coreml-bridge: ios/SoraRunner/$(basename "$source") does not type-check" >&2
+      status=1
+    fi
+  done
+  core="$root/ios/runner-core"
+  if "$cxx" -std=c++17 -Wall -Wextra -Werror -pthread -o "$scratch/runner_core_test" "$core/runner_core_test.cc" \
+    "$core/runner.cc" "$core/json.cc" "$core/frame.cc" "$core/tensor_convert.cc" &&
+    "$scratch/runner_core_test" "$root/test/fixtures/runner-protocol"; then
+    :
+  else
+    echo "check-coreml-bridge: runner_core_test failed" >&2
+    status=1
+  fi
+fi
+
 if ! node "$root/scripts/check-coreml-availability.mjs" "$bridge/coreml_api_subset.h" "$root/CMakeLists.txt"; then
   status=1
 fi
@@ -110,5 +138,6 @@ fi
 
 if [ "$status" -eq 0 ]; then
   echo "check-coreml-bridge: $checked Objective-C++ files type-check against GNUstep Foundation + coreml_api_subset.h"
+  [ -z "${1:-}" ] && echo "check-coreml-bridge: $ios_checked iPhone app files (ios/SoraRunner, all but the UIKit app.mm) type-check too"
 fi
 exit "$status"

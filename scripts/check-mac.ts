@@ -9,6 +9,10 @@
  *      NSRanges, spec version, compile/load/predict times, output backings;
  *   4. the tiny model's golden blocks converted with coremltools, each against its PyTorch outputs on every setting;
  *   5. `generate --backend coreml` on every setting against `--backend onnx` on the same model and seed (frames);
+ *   6. with --iphone (an iPhone attached and trusted, --team or $ONDEVICE_SORA_TEAM to sign): `devices`, then
+ *      `device setup` (cmake -G Xcode, xcodebuild, devicectl install / copy the CoreML model / launch), the app's
+ *      hello and memory (os_proc_available_memory) through usbmuxd, `generate --device` against the Mac's
+ *      `--backend coreml` (frames), and `bench --device` (the phone's per-step time and bytes against local ONNX);
  * and ends with one line per assumption: holds / does not hold / not checked (why).
  *
  * Python for steps 4–5: --python <interpreter with coremltools 8.3, torch and onnx>; otherwise a venv it makes in
@@ -29,7 +33,7 @@ import sharp from 'sharp';
 
 import { blockSource, loadModel } from '../src/model/manifest.js';
 import { COMPUTE_UNITS, loadCoreMLBridge, type CoreMLBridge, type FeatureDescription } from '../src/native/coreml.js';
-import type { Tensor } from '../src/runtime/backend.js';
+import { hostOutputs, type Tensor } from '../src/runtime/backend.js';
 import { CoreMLBackend } from '../src/runtime/coreml-backend.js';
 import { packageRequirement } from '../src/runtime/coreml-package.js';
 import { rangeReading, sizeBounds } from '../src/runtime/coreml-tensors.js';
@@ -71,6 +75,9 @@ export function assumptions(): Assumption[] {
     a('compile-cache', 'a package compiled once is loaded from the compile cache afterwards'),
     a('golden-blocks', `every converted golden block matches PyTorch within ${BLOCK_TOLERANCE} relative on every setting`),
     a('generate', 'generate --backend coreml matches --backend onnx (same model, seed) on every setting'),
+    a('ios-build', 'the iPhone runner app builds and signs for iOS (cmake -G Xcode, xcodebuild)'),
+    a('ios-runner', 'device setup installs, fills and starts the app; it answers through usbmuxd with its memory (os_proc_available_memory)'),
+    a('ios-generate', 'generate --device (the iPhone) matches --backend coreml on the Mac (same model, seed)'),
   ];
 }
 
@@ -290,7 +297,7 @@ async function goldenBlocks(bridge: CoreMLBridge, interpreter: string, scratch: 
     for (const units of COMPUTE_UNITS) {
       const backend = new CoreMLBackend(bridge, { cacheDir: join(scratch, 'cache'), computeUnits: units });
       const handle = await backend.load({ name: golden.block, path, weightBytes: 0 });
-      const predicted = await timed(() => backend.run(handle, golden.inputs));
+      const predicted = await timed(async () => hostOutputs(await backend.run(handle, golden.inputs)));
       const errors = Object.entries(golden.outputs).map(([name, expected]) => {
         const actual = predicted.value[name];
         return actual === undefined ? Infinity : maxRelativeError(values(actual), values(expected));
@@ -380,6 +387,58 @@ async function generateRuns(dir: string, onnxDir: string, scratch: string, check
   check.detail = problems.length === 0 ? `every setting ≥ ${threshold} dB` : `${problems.join('; ')} (needs ≥ ${threshold} dB)`;
 }
 
+const NO_IPHONE = 'not asked for (--iphone, with an iPhone attached and --team)';
+
+/** Step 6: the iPhone runner app on the one attached iPhone, against the Mac's CoreML run of the same model. */
+async function iphone(team: string | undefined, model: string, scratch: string, checks: Map<string, Assumption>): Promise<void> {
+  section('iPhone');
+  const build = checks.get('ios-build')!;
+  const runner = checks.get('ios-runner')!;
+  const generate = checks.get('ios-generate')!;
+  const cli = (args: readonly string[]): { ok: boolean; output: string } => run(process.execPath, ['bin/ondevice-sora', ...args]);
+  const listed = cli(['devices', '--json']);
+  say(listed.output.trim());
+  const devices = listed.ok ? (JSON.parse(listed.output) as { devices: { udid: string }[] }).devices : [];
+  if (devices.length !== 1) {
+    for (const check of [build, runner, generate]) check.detail = `devices lists ${devices.length} iPhones; attach exactly one`;
+    return;
+  }
+  const udid = devices[0]!.udid;
+  if (team === undefined) {
+    for (const check of [build, runner, generate]) check.detail = 'no --team (or $ONDEVICE_SORA_TEAM) to sign the app with';
+    return;
+  }
+  const setup = cli(['device', 'setup', '--device', udid, '--model', model, '--team', team]);
+  say(tail(setup.output, 10));
+  const built = setup.ok || !/build and sign|generate the Xcode project|not found/.test(setup.output);
+  build.verdict = built ? 'holds' : 'does not hold';
+  build.detail = built ? '' : tail(setup.output, 1);
+  if (!setup.ok) return fail(runner, tail(setup.output, 1));
+  // The app needs a moment to start listening after its launch; the first bench that reaches it says hello.
+  let hello: { ok: boolean; output: string } = { ok: false, output: '' };
+  for (let attempt = 0; attempt < 20 && !hello.ok; attempt++) {
+    if (attempt > 0) await new Promise((settle) => setTimeout(settle, 1000));
+    hello = cli(['bench', '--device', udid, '--model', model, '--backend', 'remote', '--steps', '2', '--repeat', '1', '--json']);
+  }
+  if (!hello.ok) return fail(runner, tail(hello.output, 1));
+  const report = JSON.parse(hello.output) as { backend: { device: string }; remote: unknown };
+  runner.verdict = 'holds';
+  runner.detail = report.backend.device;
+  say(`bench --device ${udid}: ${JSON.stringify(report.remote)}`);
+  const framesOf = async (name: string, args: readonly string[]): Promise<Uint8Array[] | string> => {
+    const folder = join(scratch, 'iphone', name);
+    const result = cli(['generate', 'a red ball bouncing', '-o', folder, '--format', 'frames', '--seed', '42', '--steps', '10', '--model', model, ...args]);
+    return result.ok ? frames(folder) : tail(result.output, 1);
+  };
+  const mac = await framesOf('mac', ['--backend', 'coreml']);
+  const phone = await framesOf('phone', ['--device', udid]);
+  if (typeof mac === 'string' || typeof phone === 'string') return fail(generate, typeof phone === 'string' ? `iPhone: ${phone}` : `Mac: ${mac}`);
+  const threshold = (await loadModel(model)).blocks.every((block) => block.dtype === 'float32') ? PSNR_FLOAT32 : PSNR_FLOAT16;
+  const lowest = Math.min(...phone.map((frame, i) => psnr(frame, mac[i] ?? new Uint8Array(0))));
+  generate.verdict = phone.length === mac.length && lowest >= threshold ? 'holds' : 'does not hold';
+  generate.detail = `${phone.length} frames, lowest PSNR ${lowest.toFixed(1)} dB (needs ≥ ${threshold} dB)`;
+}
+
 async function main(): Promise<number> {
   if (process.platform !== 'darwin') {
     say(notMacMessage(process.platform));
@@ -391,6 +450,8 @@ async function main(): Promise<number> {
       'no-python': { type: 'boolean' },
       'coreml-model': { type: 'string' },
       'onnx-model': { type: 'string', default: join(ROOT, 'models', 'tiny') },
+      iphone: { type: 'boolean' },
+      team: { type: 'string' },
     },
   });
   const checks = new Map(assumptions().map((assumption) => [assumption.id, assumption]));
@@ -411,7 +472,12 @@ async function main(): Promise<number> {
       else {
         await step(() => modelBlocks(bridge, model, scratch), checks.get('generate')!);
         await step(() => generateRuns(model, resolve(flags['onnx-model']!), scratch, checks.get('generate')!), checks.get('generate')!);
+        if (flags.iphone === true) {
+          const team = flags.team ?? (process.env.ONDEVICE_SORA_TEAM || undefined);
+          await step(() => iphone(team, model, scratch, checks), checks.get('ios-runner')!);
+        }
       }
+      if (flags.iphone !== true) for (const id of ['ios-build', 'ios-runner', 'ios-generate']) checks.get(id)!.detail = NO_IPHONE;
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { loadModel } from '../src/model/manifest.js';
 import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
+import { startServe } from './helpers/runner.js';
 
 let root: string;
 
@@ -71,6 +72,31 @@ describe('bench', () => {
     const trace = JSON.parse(await readFile(join(out, 'trace.json'), 'utf8')) as { traceEvents: { name: string; args?: { name?: string } }[] };
     const processes = trace.traceEvents.filter((e) => e.name === 'process_name').map((e) => e.args?.name);
     expect(processes).toEqual(['baseline', 'LPL', 'TDTM', 'CI-DL', 'All']);
+    expect(report.remote).toBeNull();
+  });
+
+  it('--connect: a runner (serve on loopback) against local ONNX sessions of the same run, time and bytes per step', async () => {
+    const runner = await startServe();
+    try {
+      const result = await cli(['bench', '--json', '--steps', '3', '--resolution', '128x128', '--repeat', '2', '--connect', runner.address]);
+      expect(result.code, result.stderr).toBe(0);
+      const report = BenchReportSchema.parse(JSON.parse(result.stdout));
+      expect(report.backend.kind).toBe('remote');
+      expect(report.backend.device).toContain(`runner at ${runner.address}`);
+      expect(report.matrix.map((row) => row.config)).toEqual(['baseline']);
+      const remote = report.remote!;
+      expect(remote.perStepWarm.remote.n).toBe(2);
+      expect(remote.perStepWarm.local.n).toBe(2);
+      expect(remote.ratio).toBeCloseTo(remote.perStepWarm.remote.medianMs / remote.perStepWarm.local.medianMs, 2);
+      // The same tensors cross between host and blocks either way; only the local ONNX backend moves activations
+      // between its own workers (the runner's moves stay on the runner and are not counted here).
+      expect(remote.bytesPerStep.remote.toHost).toBe(remote.bytesPerStep.local.toHost);
+      expect(remote.bytesPerStep.remote.toRuntime).toBe(remote.bytesPerStep.local.toRuntime);
+      expect(remote.bytesPerStep.remote.withinRuntime).toBe(0);
+      expect(remote.bytesPerStep.local.withinRuntime).toBeGreaterThan(0);
+    } finally {
+      await runner.stop();
+    }
   });
 
   it('refuses bad flags before running anything', async () => {

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BLOCK_KINDS } from '../src/model/contract.js';
 import { blockSource, loadModel, type Model } from '../src/model/manifest.js';
-import type { Backend } from '../src/runtime/backend.js';
+import { hostOutputs, type Backend } from '../src/runtime/backend.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { toFloat32 } from '../src/runtime/tensor.js';
 import { GOLDEN_DIR, maxRelativeError, readGolden, TINY_MODEL } from './helpers/golden.js';
@@ -38,7 +38,7 @@ describe('tiny-model blocks through the ONNX backend match the PyTorch golden ou
     expect(block, `block ${golden.block} in models/tiny`).toBeDefined();
     const handle = await backend.load(blockSource(block!));
     try {
-      const outputs = await backend.run(handle, golden.inputs);
+      const outputs = hostOutputs(await backend.run(handle, golden.inputs));
       expect(Object.keys(outputs).sort()).toEqual(Object.keys(golden.outputs).sort());
       for (const [name, expected] of Object.entries(golden.outputs)) {
         const actual = outputs[name]!;

@@ -34,6 +34,9 @@ describe('npm run check:mac', () => {
       'compile-cache',
       'golden-blocks',
       'generate',
+      'ios-build',
+      'ios-runner',
+      'ios-generate',
     ]);
     expect(new Set(list.map((assumption) => assumption.verdict))).toEqual(new Set(['not checked']));
     const line = verdictLine({ ...list[3]!, verdict: 'does not hold', detail: 'axis 1 reported as {16, 0}' });

@@ -36,6 +36,10 @@ const COMMANDS = [
   ['models', 'convert'],
   ['models', 'cache'],
   ['models', 'cache', 'prune'],
+  ['serve'],
+  ['devices'],
+  ['device'],
+  ['device', 'setup'],
   ['doctor'],
 ];
 

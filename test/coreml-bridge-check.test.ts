@@ -24,6 +24,8 @@ describe('CoreML bridge syntax-and-type check (clang + GNUstep)', () => {
     if (status === PREREQUISITES_MISSING) context.skip(`check-coreml-bridge prerequisites missing: ${output.trim()}`);
     expect(output).toContain('strided_copy: all checks passed');
     expect(output).toMatch(/\d+ Objective-C\+\+ files type-check/);
+    expect(output).toMatch(/[1-9]\d* iPhone app files \(ios\/SoraRunner, all but the UIKit app\.mm\) type-check too/);
+    expect(output).toMatch(/runner_core_test: \d+ checks, 0 failed/);
     expect(status).toBe(0);
   });
 
@@ -31,7 +33,7 @@ describe('CoreML bridge syntax-and-type check (clang + GNUstep)', () => {
     const copy = mkdtempSync(join(tmpdir(), 'sora-bridge-'));
     try {
       cpSync('native/coreml-bridge', copy, { recursive: true });
-      const addon = join(copy, 'addon.mm');
+      const addon = join(copy, 'coreml_core.mm');
       const source = readFileSync(addon, 'utf8');
       expect(source).toContain('predictionFromFeatures:provider');
       writeFileSync(addon, source.replace('predictionFromFeatures:provider', 'predictionFromFeature:provider'));

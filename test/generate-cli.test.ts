@@ -59,7 +59,7 @@ describe('generate: bad input fails with one line before any work, and writes no
     [['--aes', 'high'], '--aes: must be a number from 0 to 10, got "high"'],
     [['--timestep-transform', 'linear'], '--timestep-transform: must be one of: opensora, ios, got "linear"'],
     [['--format', 'avi'], '--format: must be one of: mp4, webm, gif, frames, got "avi"'],
-    [['--backend', 'tensorflow'], '--backend: must be one of: onnx, coreml, got "tensorflow"'],
+    [['--backend', 'tensorflow'], '--backend: must be one of: onnx, coreml, remote, got "tensorflow"'],
     [['--execution-provider', 'tpu'], '--execution-provider: must be one of: cpu, cuda, coreml, got "tpu"'],
     [['--compute-units', 'npu'], '--compute-units: must be one of: all, cpu, cpu-gpu, cpu-ane, got "npu"'],
   ])('%j → usage error', async (flags, message) => {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/logging.js';
-import type { Backend } from '../src/runtime/backend.js';
+import { hostOutputs, type Backend, type BlockHandle } from '../src/runtime/backend.js';
 import { OnnxBackend, type OnnxBackendOptions } from '../src/runtime/onnx-backend.js';
 import { float16BitsToFloat32, float32ToFloat16Bits, fromNumbers, tensor } from '../src/runtime/tensor.js';
 import { expectSoraError } from './helpers/expect-error.js';
@@ -90,7 +90,7 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
   it('float32: returns the right numbers and records stats', async () => {
     const b = backend();
     const handle = await b.load(source('add-float32', ['x'], ['y']));
-    const out = await b.run(handle, { x: fromNumbers('float32', [3], [1, -2, 3.5]) });
+    const out = hostOutputs(await b.run(handle, { x: fromNumbers('float32', [3], [1, -2, 3.5]) }));
     expect(out.y?.dtype).toBe('float32');
     expect(out.y?.dims).toEqual([3]);
     expect(out.y?.data).toBeInstanceOf(Float32Array);
@@ -105,7 +105,7 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
   it('float16: takes and returns raw half bits', async () => {
     const b = backend();
     const handle = await b.load(source('add-float16'));
-    const out = await b.run(handle, { x: fromNumbers('float16', [4], [1, -0.25, 1000, 65504]) });
+    const out = hostOutputs(await b.run(handle, { x: fromNumbers('float16', [4], [1, -0.25, 1000, 65504]) }));
     expect(out.y?.dtype).toBe('float16');
     expect(out.y?.data).toBeInstanceOf(Uint16Array);
     // 65504 + 0.5 rounds back to 65504, the largest finite half.
@@ -115,7 +115,7 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
   it('int64: keeps values beyond 2^53 exact', async () => {
     const b = backend();
     const handle = await b.load(source('add-int64'));
-    const out = await b.run(handle, { x: tensor('int64', [2], new BigInt64Array([1n, -3n])) });
+    const out = hostOutputs(await b.run(handle, { x: tensor('int64', [2], new BigInt64Array([1n, -3n])) }));
     expect(out.y?.dtype).toBe('int64');
     expect([...(out.y?.data as BigInt64Array)]).toEqual([2n ** 60n + 1n, 2n ** 60n - 3n]);
   });
@@ -123,14 +123,14 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
   it('int32', async () => {
     const b = backend();
     const handle = await b.load(source('add-int32'));
-    const out = await b.run(handle, { x: fromNumbers('int32', [2], [7, 100]) });
+    const out = hostOutputs(await b.run(handle, { x: fromNumbers('int32', [2], [7, 100]) }));
     expect([...(out.y?.data as Int32Array)]).toEqual([0, 93]);
   });
 
   it('returns several outputs of different dtypes', async () => {
     const b = backend();
     const handle = await b.load(source('two-outputs', ['x'], ['relu', 'shape']));
-    const out = await b.run(handle, { x: fromNumbers('float32', [2, 2], [-1, 2, 3, -4]) });
+    const out = hostOutputs(await b.run(handle, { x: fromNumbers('float32', [2, 2], [-1, 2, 3, -4]) }));
     expect([...(out.relu?.data as Float32Array)]).toEqual([0, 2, 3, 0]);
     expect([...(out.shape?.data as BigInt64Array)]).toEqual([2n, 2n]);
   });
@@ -141,7 +141,7 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
     for (const mmapWeights of [false, true]) {
       const b = backend({ mmapWeights });
       const handle = await b.load(source('matmul-external'));
-      results.push([...((await b.run(handle, { x: fromNumbers('float32', [2, 4], x) })).y?.data as Float32Array)]);
+      results.push([...(hostOutputs(await b.run(handle, { x: fromNumbers('float32', [2, 4], x) })).y?.data as Float32Array)]);
     }
     // Row 0 of W, then rows 1 + 2 of W (W[i][j] = (4i + j) / 8).
     expect(results[0]).toEqual([0, 0.125, 0.25, 0.375, 1.5, 1.75, 2, 2.25]);
@@ -157,7 +157,7 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
     expect([...(kept.data as Float32Array)]).toEqual([1, 2]);
 
     const moved = fromNumbers('float32', [2], [1, 2]);
-    const out = await b.run(handle, { x: moved }, { transferInputs: true });
+    const out = hostOutputs(await b.run(handle, { x: moved }, { transferInputs: true }));
     expect(moved.data.buffer.byteLength).toBe(0);
     expect([...(out.y?.data as Float32Array)]).toEqual([1.25, 2.25]);
   });
@@ -166,10 +166,10 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
     const b = backend();
     const handle = await b.load(source('add-float32'));
     const view = new Float32Array(new Float32Array([9, 1, 2, 9]).buffer, 4, 2);
-    expect([...((await b.run(handle, { x: tensor('float32', [2], view) })).y?.data as Float32Array)]).toEqual([1.25, 2.25]);
+    expect([...(hostOutputs(await b.run(handle, { x: tensor('float32', [2], view) })).y?.data as Float32Array)]).toEqual([1.25, 2.25]);
     const shared = new Float32Array(new SharedArrayBuffer(8));
     shared.set([3, 4]);
-    expect([...((await b.run(handle, { x: tensor('float32', [2], shared) }, { transferInputs: true })).y?.data as Float32Array)]).toEqual([
+    expect([...(hostOutputs(await b.run(handle, { x: tensor('float32', [2], shared) }, { transferInputs: true })).y?.data as Float32Array)]).toEqual([
       3.25, 4.25,
     ]);
   });
@@ -203,7 +203,7 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
     const loadDone = performance.now();
     await running;
     expect(loadDone).toBeLessThan(runDone);
-    expect([...((await b.run(loaded, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
+    expect([...(hostOutputs(await b.run(loaded, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
   });
 });
 
@@ -215,7 +215,7 @@ describe('OnnxBackend execution providers', () => {
       expect(b.device).toBe(provider);
       const handle = await b.load(source('add-float32'));
       expect(b.device).toBe('cpu');
-      expect([...((await b.run(handle, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
+      expect([...(hostOutputs(await b.run(handle, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
       const warnings = lines.filter((line) => line.level === 40);
       expect(warnings).toHaveLength(1);
       expect(warnings[0]?.msg).toBe(`execution provider ${provider} is unavailable; using cpu`);
@@ -273,6 +273,66 @@ describe('OnnxBackend errors', () => {
     await b.load(source('add-float32'));
     await b.close();
     await expectSoraError(b.load(source('add-float32')), 'BACKEND', 'closed');
+  });
+});
+
+describe('OnnxBackend residency: tensors stay in the worker threads', () => {
+  const F32 = 4;
+
+  /** Two sessions of y = x + 0.25: on an idle backend the second load lands on the other worker. */
+  async function twoWorkers(): Promise<{ b: OnnxBackend; first: BlockHandle; second: BlockHandle }> {
+    const b = backend();
+    const first = await b.load(source('add-float32'));
+    const second = await b.load(source('add-float32'));
+    return { b, first, second };
+  }
+
+  it('a kept output is the next run’s input: same numbers, nothing back to the host until the last run', async () => {
+    const { b, first, second } = await twoWorkers();
+    const x = fromNumbers('float32', [3], [1, 2, 3]);
+    const a = await b.run(first, { x }, { keep: ['y'] });
+    expect(a.y).toEqual({ resident: expect.any(Number), dtype: 'float32', dims: [3] });
+    const c = await b.run(second, { x: a.y! }, { keep: ['y'], consume: ['x'] });
+    const d = hostOutputs(await b.run(first, { x: c.y! }, { consume: ['x'] }));
+    expect([...(d.y!.data as Float32Array)]).toEqual([1.75, 2.75, 3.75]);
+    // In once, out once; each hand-over between the two workers moved the tensor without a copy.
+    expect(b.transfers()).toEqual({ toRuntime: 3 * F32, toHost: 3 * F32, withinRuntime: 2 * 3 * F32, copiedWithinRuntime: 0 });
+    expect(b.residentTensors()).toEqual({ count: 0, bytes: 0 });
+  });
+
+  it('an uploaded tensor used in both workers is sent once and copied once; fetch and release', async () => {
+    const { b, first, second } = await twoWorkers();
+    const data = new Float32Array([4, 5]);
+    const shared = await b.upload(tensor('float32', [2], data), { transfer: true });
+    for (let i = 0; i < 2; i++) {
+      expect([...(hostOutputs(await b.run(first, { x: shared })).y!.data as Float32Array)]).toEqual([4.25, 5.25]);
+      expect(data.byteLength).toBe(0); // handed over to the worker, not copied
+      expect([...(hostOutputs(await b.run(second, { x: shared })).y!.data as Float32Array)]).toEqual([4.25, 5.25]);
+    }
+    expect([...((await b.fetch(shared)).data as Float32Array)]).toEqual([4, 5]);
+    expect(b.transfers()).toEqual({ toRuntime: 2 * F32, toHost: 5 * 2 * F32, withinRuntime: 2 * F32, copiedWithinRuntime: 2 * F32 });
+    expect(b.residentTensors()).toEqual({ count: 1, bytes: 2 * F32 });
+    await b.release([shared]);
+    await b.release([shared]); // twice: ignored
+    expect(b.residentTensors()).toEqual({ count: 0, bytes: 0 });
+    await expectSoraError(b.run(first, { x: shared }), 'INTERNAL', `resident tensor ${shared.resident} was released`);
+  });
+
+  it('without transfer the upload copies: the caller may change its buffer afterwards', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32'));
+    const data = new Float32Array([1]);
+    const uploaded = await b.upload(tensor('float32', [1], data));
+    data[0] = 100;
+    expect([...(hostOutputs(await b.run(handle, { x: uploaded })).y!.data as Float32Array)]).toEqual([1.25]);
+  });
+
+  it('a run that fails still drops what it consumed', async () => {
+    const b = backend();
+    const handle = await b.load(source('add-float32'));
+    const bad = await b.upload(fromNumbers('float32', [1, 2], [1, 2]));
+    await expectSoraError(b.run(handle, { x: bad }, { consume: ['x'] }), 'BACKEND', 'run failed');
+    expect(b.residentTensors()).toEqual({ count: 0, bytes: 0 });
   });
 });
 

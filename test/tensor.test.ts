@@ -1,3 +1,4 @@
+import { hostOutputs } from '../src/runtime/backend.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -51,7 +52,7 @@ describe('float16 bit conversion', () => {
     });
     const values = Float32Array.from({ length: 20000 }, (_, i) => Math.sinh((i - 10000) / 900) * (i % 3 === 0 ? 1e-6 : 1));
     const handle = await backend.load({ name: 'cast', path, weightBytes: 0 });
-    const out = await backend.run(handle, { x: tensor('float32', [values.length], values) });
+    const out = hostOutputs(await backend.run(handle, { x: tensor('float32', [values.length], values) }));
     expect([...(out.y?.data as Uint16Array)]).toEqual([...float32ToFloat16Bits(values)]);
   });
 });

@@ -10,9 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "coreml_core.h"
 #include "coreml_imports.h"
-#include "multi_array.h"
-#include "ns_string.h"
 #include "promise_queue.h"
 #include "strided_copy.h"
 
@@ -22,22 +21,6 @@ namespace {
 // Bumped when the JS-visible API changes, so the wrapper can refuse a stale build.
 // 2: raw NSRange shape ranges, inputs copied, expected output shapes (output backings), `inPlace` on outputs.
 constexpr uint32_t kApiVersion = 2;
-
-// One model and its serial queue: its load, predictions and unload run in call order, while the queues of
-// other models run concurrently (one model loading while another predicts is what CI-DL relies on).
-struct ModelSlot {
-  std::string name;
-  dispatch_queue_t queue;
-  MLModel* model;  // touched only on `queue`
-};
-
-std::optional<MLComputeUnits> ParseComputeUnits(const std::string& name) {
-  if (name == "all") return MLComputeUnitsAll;
-  if (name == "cpu") return MLComputeUnitsCPUOnly;
-  if (name == "cpu-gpu") return MLComputeUnitsCPUAndGPU;
-  if (name == "cpu-ane") return MLComputeUnitsCPUAndNeuralEngine;
-  return std::nullopt;
-}
 
 // Input element types and the typed array that must carry each (float16 travels as raw bits).
 std::optional<std::pair<ElementType, napi_typedarray_type>> ParseInputType(const std::string& name) {
@@ -230,96 +213,19 @@ Napi::Object OutputsToJs(Napi::Env env, const std::vector<OutputTensor>& outputs
   return result;
 }
 
-Settlement CompileInto(const std::string& packagePath, const std::string& compiledPath) {
-  NSError* error = nil;
-  // Synchronous compile is fine here: this already runs on a background queue.
-  NSURL* compiled = [MLModel compileModelAtURL:[NSURL fileURLWithPath:ToNSString(packagePath)] error:&error];
-  if (compiled == nil) return Reject(error);
-  NSFileManager* files = [NSFileManager defaultManager];
-  NSURL* destination = [NSURL fileURLWithPath:ToNSString(compiledPath)];
-  if (![files createDirectoryAtURL:[destination URLByDeletingLastPathComponent]
-          withIntermediateDirectories:YES
-                           attributes:nil
-                                error:&error]) {
-    return Reject(error);
-  }
-  if (![files moveItemAtURL:compiled toURL:destination error:&error]) {
-    // Another process may have cached the same package meanwhile; its compiled model is as good as ours.
-    const bool cachedMeanwhile = [files fileExistsAtPath:destination.path];
-    [files removeItemAtURL:compiled error:nullptr];
-    if (!cachedMeanwhile) return Reject(error);
-  }
-  return Resolve([](Napi::Env env) { return env.Undefined(); });
+Settlement Settled(const std::optional<BridgeError>& error, ValueBuilder value) {
+  return error ? Settlement{nullptr, *error} : Resolve(std::move(value));
 }
 
-// An output backing the bridge allocated: the memory, and the array CoreML writes into when it accepts it.
-struct Backing {
-  SharedBytes bytes;
-  size_t byteLength;
-  ElementType type;
-  std::vector<int64_t> shape;
-  MLMultiArray* array;
-};
-
-// Backings for the requested outputs the model declares as multi-arrays of a type the bridge reads. Apple:
-// "The framework may not use the specified backing object"; the identity check in PredictWith tells.
-std::unordered_map<std::string, Backing> MakeBackings(MLModelDescription* description,
-                                                      const std::vector<OutputRequest>& requests) {
-  std::unordered_map<std::string, Backing> backings;
-  for (const OutputRequest& request : requests) {
-    MLFeatureDescription* feature = description.outputDescriptionsByName[ToNSString(request.name)];
-    const auto type = feature.multiArrayConstraint == nil ? std::nullopt : ElementTypeOf(feature.multiArrayConstraint.dataType);
-    if (!type) continue;
-    const auto byteLength = ByteLength(request.shape, ElementSize(*type));
-    SharedBytes bytes = byteLength ? AllocateBytes(*byteLength) : nullptr;
-    if (bytes == nullptr) continue;  // no backing: CoreML allocates the output itself
-    NSError* error = nil;
-    MLMultiArray* array = WrapBytes(bytes, request.shape, *type, &error);
-    if (array == nil) continue;
-    backings.emplace(request.name, Backing{std::move(bytes), *byteLength, *type, request.shape, array});
-  }
-  return backings;
+Settlement CompileInto(const std::string& packagePath, const std::string& compiledPath) {
+  return Settled(CompileModelTo(packagePath, compiledPath), [](Napi::Env env) { return env.Undefined(); });
 }
 
 Settlement PredictWith(const ModelSlot& slot, const std::vector<InputTensor>& inputs,
                        const std::vector<OutputRequest>& requests) {
-  if (slot.model == nil) return Reject("the model is not loaded");
-  NSMutableDictionary<NSString*, MLFeatureValue*>* features = [NSMutableDictionary dictionary];
-  NSError* error = nil;
-  for (const InputTensor& input : inputs) {
-    MLMultiArray* array = WrapBytes(input.data, input.shape, input.type, &error);
-    if (array == nil) return Reject(error);
-    [features setObject:[MLFeatureValue featureValueWithMultiArray:array] forKey:ToNSString(input.name)];
-  }
-  MLDictionaryFeatureProvider* provider = [[MLDictionaryFeatureProvider alloc] initWithDictionary:features error:&error];
-  if (provider == nil) return Reject(error);
-  // outputBackings: macOS 11+, below the bridge's deployment target, so no availability check is needed.
-  MLModelDescription* description = slot.model.modelDescription;
-  const auto backings = MakeBackings(description, requests);
-  NSMutableDictionary<NSString*, id>* backingObjects = [NSMutableDictionary dictionary];
-  for (const auto& [name, backing] : backings) [backingObjects setObject:backing.array forKey:ToNSString(name)];
-  MLPredictionOptions* options = [[MLPredictionOptions alloc] init];
-  options.outputBackings = backingObjects;
-  id<MLFeatureProvider> result = [slot.model predictionFromFeatures:provider options:options error:&error];
-  if (result == nil) return Reject(error);
-
   auto outputs = std::make_shared<std::vector<OutputTensor>>();
-  NSDictionary<NSString*, MLFeatureDescription*>* declared = description.outputDescriptionsByName;
-  for (NSString* name in [declared.allKeys sortedArrayUsingSelector:@selector(compare:)]) {
-    MLMultiArray* array = [result featureValueForName:name].multiArrayValue;
-    if (array == nil) return Reject("output " + ToStdString(name) + " is not a multi-array");
-    const auto backing = backings.find(ToStdString(name));
-    if (backing != backings.end() && array == backing->second.array) {
-      const Backing& used = backing->second;
-      outputs->push_back(OutputTensor{ToStdString(name), used.type, used.shape, used.bytes, used.byteLength, true});
-      continue;
-    }
-    BridgeError copyError;
-    auto output = CopyOutput(name, array, &copyError);
-    if (!output) return Settlement{nullptr, copyError};
-    outputs->push_back(std::move(*output));
-  }
-  return Resolve([outputs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, *outputs); });
+  const auto error = PredictWithSlot(slot, inputs, requests, outputs.get());
+  return Settled(error, [outputs](Napi::Env env) -> Napi::Value { return OutputsToJs(env, *outputs); });
 }
 
 Napi::Value ModelToJs(Napi::Env env, uint32_t modelId, const ModelInfo& described) {
@@ -333,15 +239,9 @@ Napi::Value ModelToJs(Napi::Env env, uint32_t modelId, const ModelInfo& describe
 // Loads the compiled model into `slot`; `onLoaded` then builds the JS result on the JS thread.
 Settlement LoadInto(ModelSlot& slot, const std::string& compiledPath, MLComputeUnits units,
                     std::function<Napi::Value(Napi::Env, const ModelInfo&)> onLoaded) {
-  MLModelConfiguration* configuration = [[MLModelConfiguration alloc] init];
-  configuration.computeUnits = units;
-  NSError* error = nil;
-  slot.model = [MLModel modelWithContentsOfURL:[NSURL fileURLWithPath:ToNSString(compiledPath)]
-                                 configuration:configuration
-                                         error:&error];
-  if (slot.model == nil) return Reject(error);
-  const ModelInfo described = DescribeModel(slot.model.modelDescription);
-  return Resolve([onLoaded, described](Napi::Env env) { return onLoaded(env, described); });
+  ModelInfo described;
+  const auto error = LoadCompiledModel(slot, compiledPath, units, &described);
+  return Settled(error, [onLoaded, described](Napi::Env env) { return onLoaded(env, described); });
 }
 
 class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
@@ -377,9 +277,7 @@ class CoreMLBridge : public Napi::Addon<CoreMLBridge> {
     if (!name || !path || !unitsName) return info.Env().Undefined();
     const auto units = ParseComputeUnits(*unitsName);
     if (!units) return ThrowTypeError(info.Env(), "computeUnits must be all, cpu, cpu-gpu or cpu-ane");
-    const std::string label = "ondevice-sora.coreml." + *name;
-    dispatch_queue_t queue = dispatch_queue_create(label.c_str(), DISPATCH_QUEUE_SERIAL);
-    auto slot = std::make_shared<ModelSlot>(ModelSlot{*name, queue, nil});
+    auto slot = std::make_shared<ModelSlot>(MakeModelSlot(*name));
     const uint32_t modelId = nextId_++;
     return RunOnQueue(info.Env(), slot->queue, *name, [this, slot, modelId, path = *path, units = *units]() {
       return LoadInto(*slot, path, units, [this, slot, modelId](Napi::Env env, const ModelInfo& described) {

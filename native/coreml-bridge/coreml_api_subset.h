@@ -53,6 +53,9 @@ typedef NSObject<OS_dispatch_queue_global>* dispatch_queue_global_t API_AVAILABL
 typedef NSObject<OS_dispatch_queue_attr>* dispatch_queue_attr_t API_AVAILABLE(macos(10.6), ios(4.0));
 typedef void (^dispatch_block_t)(void) API_AVAILABLE(macos(10.6), ios(4.0));
 
+// DISPATCH_NOESCAPE (dispatch/base.h).
+#define DISPATCH_NOESCAPE __attribute__((__noescape__))
+
 // DISPATCH_QUEUE_SERIAL, macOS 10.7.
 #define DISPATCH_QUEUE_SERIAL NULL
 
@@ -70,6 +73,8 @@ dispatch_queue_t dispatch_queue_create(const char* _Nullable label, dispatch_que
     API_AVAILABLE(macos(10.6), ios(4.0));
 // dispatch_async(_:_:)
 void dispatch_async(dispatch_queue_t queue, dispatch_block_t block) API_AVAILABLE(macos(10.6), ios(4.0));
+// dispatch_sync(_:_:)
+void dispatch_sync(dispatch_queue_t queue, DISPATCH_NOESCAPE dispatch_block_t block) API_AVAILABLE(macos(10.6), ios(4.0));
 // dispatch_get_global_queue(_:_:)
 dispatch_queue_global_t dispatch_get_global_queue(intptr_t identifier, uintptr_t flags) API_AVAILABLE(macos(10.6), ios(4.0));
 

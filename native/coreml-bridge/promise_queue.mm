@@ -4,7 +4,7 @@
 #include <memory>
 #include <utility>
 
-#include "ns_string.h"
+#include "coreml_core.h"
 
 namespace sora {
 namespace {
@@ -42,24 +42,12 @@ void Settle(Napi::Env env, Napi::Function, std::nullptr_t*, PendingCall* call) {
 using SettleFunction = Napi::TypedThreadSafeFunction<std::nullptr_t, PendingCall, Settle>;
 
 Settlement RunGuarded(const QueuedWork& work) {
-  // The pool releases CoreML's autoreleased outputs (often hundreds of MB) as soon as the work ends. Anything
-  // escaping a dispatch block terminates the process, so every kind of throw ends here: Objective-C inside (on
-  // Apple's runtime a C++ catch (...) would also take Objective-C exceptions and lose their reason), C++ outside.
-  @autoreleasepool {
-    try {
-      @try {
-        return work();
-      } @catch (NSException* exception) {
-        return Reject(ToStdString(exception.reason ?: exception.name));
-      } @catch (id thrown) {
-        return Reject("Objective-C exception: " + ToStdString([thrown description]));
-      }
-    } catch (const std::exception& error) {
-      return Reject(error.what());
-    } catch (...) {
-      return Reject("unknown C++ exception");
-    }
-  }
+  Settlement settlement;
+  const auto error = RunCatchingAll([&]() {
+    settlement = work();
+    return settlement.error;
+  });
+  return error ? Settlement{nullptr, *error} : settlement;
 }
 
 }  // namespace
@@ -69,13 +57,11 @@ Settlement Resolve(ValueBuilder value) {
 }
 
 Settlement Reject(std::string detail) {
-  return Settlement{nullptr, BridgeError{std::move(detail), "", 0}};
+  return Settlement{nullptr, ErrorFrom(std::move(detail))};
 }
 
 Settlement Reject(NSError* error) {
-  if (error == nil) return Reject("CoreML failed without an error description");
-  return Settlement{nullptr, BridgeError{ToStdString(error.localizedDescription), ToStdString(error.domain),
-                                         static_cast<int64_t>(error.code)}};
+  return Settlement{nullptr, ErrorFrom(error)};
 }
 
 Napi::Promise RunOnQueue(Napi::Env env, dispatch_queue_t queue, std::string modelName, QueuedWork work) {

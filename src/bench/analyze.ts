@@ -9,6 +9,7 @@ import {
   type ComponentRow,
   type MatrixConfig,
   type MatrixRow,
+  type RunnerComparison,
   type TimingPart,
 } from './report.js';
 import { configPreset, type SessionRun } from './run.js';
@@ -83,4 +84,24 @@ export function matrixRows(runs: readonly SessionRun[], configs: readonly Matrix
 function speedup(baseline: MatrixRow['cold'], row: MatrixRow['cold']): { stdit: number; total: number } {
   const ratio = (part: TimingPart): number => Math.round((baseline[part].medianMs / row[part].medianMs) * 1000) / 1000;
   return { stdit: ratio('denoise'), total: ratio('total') };
+}
+
+/**
+ * A remote bench's baseline against the local ONNX reference sessions of the same run: the warm generation's
+ * denoising time per model evaluation on each side, their ratio (of the medians), and the tensor bytes each side
+ * moved between the host and where blocks run per step. Null when the run had no local reference.
+ */
+export function runnerComparison(runs: readonly SessionRun[]): RunnerComparison | null {
+  const remote = runs.filter((run) => run.place === 'benched' && run.config === 'baseline');
+  const local = runs.filter((run) => run.place === 'local');
+  if (remote.length === 0 || local.length === 0) return null;
+  const perStep = (sessions: readonly SessionRun[]) =>
+    summarize(sessions.map((run) => run.warm.timingsMs.denoise / Math.max(1, run.warm.sampler.evaluations)));
+  const remoteStep = perStep(remote);
+  const localStep = perStep(local);
+  return {
+    perStepWarm: { remote: remoteStep, local: localStep },
+    ratio: Math.round((remoteStep.medianMs / localStep.medianMs) * 1000) / 1000,
+    bytesPerStep: { remote: remote[0]!.warm.transfers.stdit.perStep, local: local[0]!.warm.transfers.stdit.perStep },
+  };
 }

@@ -1,6 +1,6 @@
 /** The bench report for people (terminal tables, an SVG chart) and spreadsheets (CSV). */
 import { formatTable } from '../cli/format.js';
-import type { BenchReport, ComponentRow, MatrixRow, Stats } from './report.js';
+import type { BenchReport, ComponentRow, MatrixRow, RunnerComparison, Stats } from './report.js';
 
 /** Milliseconds with as many decimals as their size deserves. */
 function formatMs(ms: number): string {
@@ -70,7 +70,20 @@ export function matrixText(rows: readonly MatrixRow[]): string {
 }
 
 export function reportText(report: BenchReport): string {
-  return [headerText(report), componentsText(report.components), matrixText(report.matrix)].join('\n\n');
+  const remote = report.remote === null ? [] : [remoteText(report.remote)];
+  return [headerText(report), componentsText(report.components), matrixText(report.matrix), ...remote].join('\n\n');
+}
+
+function remoteText(comparison: RunnerComparison): string {
+  const { perStepWarm, ratio, bytesPerStep } = comparison;
+  const bytes = (counts: RunnerComparison['bytesPerStep']['local']): string =>
+    `${counts.toRuntime} B to the runtime, ${counts.toHost} B to the host, ${counts.withinRuntime} B within it (${counts.copiedWithinRuntime} B copied)`;
+  return [
+    'runner vs local ONNX (warm baseline, per denoising step):',
+    `  time: remote ${perStepWarm.remote.medianMs.toFixed(1)} ms, local ${perStepWarm.local.medianMs.toFixed(1)} ms, ratio ${ratio.toFixed(3)}`,
+    `  bytes, remote: ${bytes(bytesPerStep.remote)}`,
+    `  bytes, local:  ${bytes(bytesPerStep.local)}`,
+  ].join('\n');
 }
 
 function csv(rows: readonly (readonly (string | number | null)[])[]): string {

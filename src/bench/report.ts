@@ -73,6 +73,24 @@ export const MatrixRowSchema = z.object({
 });
 export type MatrixRow = z.infer<typeof MatrixRowSchema>;
 
+const TransferCountsSchema = z.object({
+  toRuntime: z.number().nonnegative(),
+  toHost: z.number().nonnegative(),
+  withinRuntime: z.number().nonnegative(),
+  copiedWithinRuntime: z.number().nonnegative(),
+});
+
+/** `--backend remote`: the runner's baseline against local ONNX sessions of the same run (analyze.ts). */
+export const RunnerComparisonSchema = z.object({
+  /** Warm generation: denoising milliseconds per model evaluation. */
+  perStepWarm: z.object({ remote: StatsSchema, local: StatsSchema }),
+  /** Remote median ÷ local median. */
+  ratio: z.number().positive(),
+  /** STDiT tensor bytes between the host and where blocks run, per step (warm generation). */
+  bytesPerStep: z.object({ remote: TransferCountsSchema, local: TransferCountsSchema }),
+});
+export type RunnerComparison = z.infer<typeof RunnerComparisonSchema>;
+
 export const BenchReportSchema = z.object({
   schemaVersion: z.literal(1),
   createdAt: z.iso.datetime(),
@@ -107,6 +125,8 @@ export const BenchReportSchema = z.object({
   components: z.array(ComponentRowSchema),
   /** One row per configuration of --matrix (just the baseline without it). */
   matrix: z.array(MatrixRowSchema).min(1),
+  /** With --backend remote; null otherwise. */
+  remote: RunnerComparisonSchema.nullable(),
 });
 export type BenchReport = z.infer<typeof BenchReportSchema>;
 

@@ -12,6 +12,7 @@ import type { CidlSettings } from '../pipeline/ci-dl.js';
 import type { GenerateResult, GenerateSettings } from '../pipeline/generate.js';
 import { latentShapeFor } from '../pipeline/latent.js';
 import { GenerateSession, createJobBackend } from '../pipeline/session.js';
+import type { Backend } from '../runtime/backend.js';
 import { Timeline } from '../pipeline/timeline.js';
 import { PRESETS, stepPolicies, type Preset } from '../policies/presets.js';
 import type { MatrixConfig } from './report.js';
@@ -26,6 +27,8 @@ export interface SessionRun {
   readonly timeline: Timeline;
   readonly warmStartMs: number;
   readonly device: string;
+  /** Where the blocks ran: the benched backend, or the local ONNX reference of a remote bench. */
+  readonly place: 'benched' | 'local';
 }
 
 export interface BenchPlan {
@@ -40,6 +43,13 @@ export interface BenchPlan {
   /** Scratch folder for the videos, emptied as it goes. */
   readonly workDir: string;
   readonly logger: Logger;
+  /** The benched backend, fresh for each session (default: local ONNX). */
+  readonly openBackend?: (cidl: CidlSettings | undefined) => Promise<Backend>;
+  /**
+   * Also run a baseline session on local ONNX after each repetition's: the reference a remote runner's per-step
+   * time and bytes are compared with, measured in the same run.
+   */
+  readonly localReference?: boolean;
   readonly onSession?: (config: MatrixConfig, rep: number, index: number, total: number) => void;
 }
 
@@ -63,21 +73,28 @@ export function configPreset(config: MatrixConfig, steps: number): Preset {
 
 export async function runBench(plan: BenchPlan): Promise<SessionRun[]> {
   const runs: SessionRun[] = [];
-  const total = plan.repeat * plan.configs.length;
+  const total = plan.repeat * (plan.configs.length + (plan.localReference === true ? 1 : 0));
   for (let rep = 1; rep <= plan.repeat; rep++) {
     for (const config of plan.configs) {
       plan.onSession?.(config, rep, runs.length + 1, total);
-      runs.push(await runSession(plan, config, rep));
+      runs.push(await runSession(plan, config, rep, 'benched'));
+    }
+    if (plan.localReference === true) {
+      plan.onSession?.('baseline', rep, runs.length + 1, total);
+      runs.push(await runSession(plan, 'baseline', rep, 'local'));
     }
   }
   return runs;
 }
 
-async function runSession(plan: BenchPlan, config: MatrixConfig, rep: number): Promise<SessionRun> {
+async function runSession(plan: BenchPlan, config: MatrixConfig, rep: number, place: SessionRun['place']): Promise<SessionRun> {
   const { model, settings, logger } = plan;
   const preset = configPreset(config, settings.steps);
   const cidl = preset.cidl ? plan.cidl : undefined;
-  const backend = createJobBackend({ backend: 'onnx' }, cidl, model, logger);
+  const backend =
+    place === 'benched' && plan.openBackend !== undefined
+      ? await plan.openBackend(cidl)
+      : createJobBackend({ backend: 'onnx' }, cidl, model, logger);
   const timeline = new Timeline();
   const session = new GenerateSession({ model, backend, logger, cidl, timeline });
   const video = join(plan.workDir, `${config}.mp4`);
@@ -92,7 +109,7 @@ async function runSession(plan: BenchPlan, config: MatrixConfig, rep: number): P
     const cold = await generation();
     const warmStartMs = timeline.now();
     const warm = await generation();
-    return { config, rep, cold, warm, timeline, warmStartMs, device: backend.device };
+    return { config, rep, cold, warm, timeline, warmStartMs, device: backend.device, place };
   } finally {
     await session.close().finally(() => backend.close());
     await rm(video, { force: true });

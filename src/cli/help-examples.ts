@@ -39,6 +39,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora bench --matrix --steps 10 -o bench-results/   # + LPL, TDTM, CI-DL, All (Table 5)',
     'ondevice-sora bench --matrix baseline,lpl --repeat 5 --json > bench.json',
     'ondevice-sora bench --model synth/ --matrix --memory-budget 2G -o out/ --trace',
+    'ondevice-sora bench --connect unix:/tmp/sora.sock --repeat 3   # a runner vs local ONNX: time and bytes per step',
   ],
   eval: [
     'ondevice-sora eval                                    # models/shapes, every configuration, all held-out prompts',
@@ -70,6 +71,21 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models cache prune                   # stale, unreferenced, and unused for 30 days',
     'ondevice-sora models cache prune --unused-days 7',
     'ondevice-sora models cache prune --all             # every compiled model (recompiled when next loaded)',
+  ],
+  serve: [
+    'ondevice-sora serve                                          # 127.0.0.1:7315, the default model',
+    'ondevice-sora serve --socket /tmp/sora.sock --model models/tiny',
+    'ONDEVICE_SORA_TOKEN=s3cret ondevice-sora serve --listen 0.0.0.0:7315   # other machines, with a token',
+    'ondevice-sora generate "a red circle moving up" -o c.mp4 --connect 127.0.0.1:7315   # the client',
+  ],
+  devices: [
+    'ondevice-sora devices                                   # the iPhones attached over USB (usbmuxd)',
+    'ondevice-sora generate "a red circle moving up" -o c.mp4 --device auto --model models/tiny-coreml   # the one attached',
+  ],
+  device: ['ondevice-sora device setup --team ABCDE12345'],
+  'device setup': [
+    'ondevice-sora device setup --team ABCDE12345                      # models/tiny-coreml on the only iPhone attached',
+    'ondevice-sora device setup --device 00008110-001A2B3C4D5E801E --model ~/sora-coreml --team ABCDE12345',
   ],
   doctor: [
     'ondevice-sora doctor',

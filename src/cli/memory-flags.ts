@@ -5,12 +5,13 @@ import { SoraError } from '../errors.js';
 import { COMPONENTS, type Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import type { GenerateResult } from '../pipeline/generate.js';
-import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from '../pipeline/ci-dl.js';
 import { latentShapeFor } from '../pipeline/latent.js';
 import { refuseBudgetBeforeWork, runGeometry } from '../pipeline/memory-estimates.js';
 import type { VideoSize } from '../pipeline/timesteps.js';
-import { DEFAULT_BUDGET_FRACTION, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
+import { DEFAULT_BUDGET_FRACTION, localMemoryMeter, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
+import type { JobMemory } from '../pipeline/session.js';
+import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { Timeline } from '../pipeline/timeline.js';
 import type { Preset } from '../policies/presets.js';
 
@@ -52,14 +53,15 @@ export function cidlSettings(
   preset: Preset,
   model: Model,
   sizes: readonly VideoSize[] = [],
+  meter: MemoryMeter = localMemoryMeter,
 ): CidlSettings | undefined {
-  if (!preset.cidl && flags.memoryBudget === undefined) {
+  if (!cidlRequested(flags, preset)) {
     const unused = !flags.ci ? '--no-ci' : !flags.dl ? '--no-dl' : null;
     if (unused !== null) throw new SoraError('USAGE', `${unused}: only applies with CI-DL (--preset paper or --memory-budget)`);
     return undefined;
   }
-  const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' });
-  const inUse = processMemory().rss;
+  const budget = resolveBudget(flags.memoryBudget ?? { kind: 'default' }, meter);
+  const inUse = meter.inUse();
   const blocks = (component: Component) => model.blocks.filter((b) => b.component === component).map(blockSource);
   for (const latent of sizes.length > 0 ? sizes.map(latentShapeFor) : [undefined]) {
     const components = COMPONENTS.map((label) => ({
@@ -70,6 +72,15 @@ export function cidlSettings(
     refuseBudgetBeforeWork(budget, inUse, components);
   }
   return { budget, concurrent: flags.ci, dynamicLoading: flags.dl };
+}
+
+export function cidlRequested(flags: Pick<MemoryFlags, 'memoryBudget'>, preset: Preset): boolean {
+  return preset.cidl || flags.memoryBudget !== undefined;
+}
+
+/** cidlSettings for openJobBackend: resolved once the process that runs the blocks is known. */
+export function jobMemory(flags: MemoryFlags, preset: Preset, model: Model, sizes: readonly VideoSize[] = []): JobMemory {
+  return { requested: cidlRequested(flags, preset), settings: (meter) => cidlSettings(flags, preset, model, sizes, meter) };
 }
 
 /** The sidecar's `memory` (peak RSS; with CI-DL the budget and each component's report) and, with --trace, `trace`. */

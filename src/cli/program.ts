@@ -5,10 +5,13 @@ import { VERSION } from '../version.js';
 import { addExamples } from './help-examples.js';
 import { register as registerBatch } from './commands/batch-queue.js';
 import { register as registerBench } from './commands/bench.js';
+import { register as registerDevice } from './commands/device.js';
+import { register as registerDevices } from './commands/devices.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerGenerate } from './commands/generate.js';
 import { register as registerModels } from './commands/models.js';
+import { register as registerServe } from './commands/serve.js';
 import { register as registerWorker } from './commands/worker.js';
 
 export function createProgram(): Command {
@@ -22,7 +25,8 @@ export function createProgram(): Command {
     // Errors come back to main() as exceptions instead of commander calling process.exit; subcommands created
     // after this inherit it.
     .exitOverride();
-  for (const register of [registerGenerate, registerBatch, registerWorker, registerBench, registerEval, registerModels, registerDoctor]) register(program);
+  const commands = [registerGenerate, registerBatch, registerWorker, registerBench, registerEval, registerServe, registerDevices, registerDevice, registerModels, registerDoctor];
+  for (const register of commands) register(program);
   addExamples(program);
   return program;
 }

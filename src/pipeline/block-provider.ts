@@ -1,7 +1,7 @@
 import { SoraError } from '../errors.js';
 import type { Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
-import type { Backend, BlockHandle, BlockSource, NamedTensors } from '../runtime/backend.js';
+import type { Backend, BlockHandle, BlockSource, RunInputs, RunOptions, RunOutputs } from '../runtime/backend.js';
 
 /**
  * How pipeline code gets at blocks. A caller acquires a block by contract name right before running it and releases
@@ -17,16 +17,20 @@ export interface BlockProvider {
   close(): Promise<void>;
 }
 
-/** Acquire → run → release: the one way pipeline code runs a block. */
+/**
+ * Acquire → run → release: the one way pipeline code runs a block. `options.keep` leaves outputs where they were
+ * computed, for the next block to take (see Backend).
+ */
 export async function runBlock(
   provider: BlockProvider,
   name: string,
-  inputs: NamedTensors,
+  inputs: RunInputs,
   next?: string,
-): Promise<NamedTensors> {
+  options?: RunOptions,
+): Promise<RunOutputs> {
   const handle = await provider.acquire(name, next);
   try {
-    return await provider.backend.run(handle, inputs);
+    return await provider.backend.run(handle, inputs, options);
   } finally {
     await provider.release(name);
   }
@@ -54,11 +58,12 @@ export class ResidentBlockProvider implements BlockProvider {
 
   async release(): Promise<void> {}
 
+  /** The blocks are done with, not unloaded for memory: a runner serving many jobs may keep them loaded. */
   async close(): Promise<void> {
     const handles = [...this.loaded.values()];
     this.loaded.clear();
     for (const handle of await Promise.allSettled(handles)) {
-      if (handle.status === 'fulfilled') await this.backend.unload(handle.value);
+      if (handle.status === 'fulfilled') await this.backend.unload(handle.value, { mayKeep: true });
     }
   }
 }

@@ -39,12 +39,12 @@ import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { BlockKind, Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';
-import { evictFile, mallocTrim, peakRss, prefetchFile, processMemory, setMmapThreshold } from '../native/memory.js';
-import { memoryHooks, type Backend, type BlockHandle, type BlockSource, type NamedTensors, type RunOptions } from '../runtime/backend.js';
+import { peakRss, setMmapThreshold } from '../native/memory.js';
+import { tensorByteLength, wrapBackend, type Backend, type BlockHandle, type BlockSource, type RunInputs, type RunOptions, type RunOutputs } from '../runtime/backend.js';
+import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { BlockProvider } from './block-provider.js';
-import { budgetReserve, collectGarbage, formatBytes, takeWindowPeak, type MemoryBudget } from './memory-budget.js';
+import { budgetReserve, collectGarbage, formatBytes, localMemoryMeter, type MemoryBudget } from './memory-budget.js';
 import { loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
-import { tensorBytes } from './tensors.js';
 import type { Timeline } from './timeline.js';
 
 const MiB = 2 ** 20;
@@ -138,6 +138,8 @@ export class CidlScheduler implements BlockProvider {
   readonly backend: Backend;
   readonly #inner: Backend;
   readonly #options: CidlOptions;
+  /** The memory of the process that runs the blocks: this one, or a remote runner's. */
+  readonly #meter: MemoryMeter;
   readonly #slots: ReadonlyMap<string, Slot>;
   readonly #base: number;
   #peak = 0;
@@ -175,26 +177,16 @@ export class CidlScheduler implements BlockProvider {
         { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0, loadPeak: undefined, held: undefined, run: undefined },
       ]),
     );
-    const scheduler = this;
-    this.backend = {
-      kind: backend.kind,
-      get device() {
-        return backend.device;
-      },
-      load: (block) => backend.load(block),
-      run: (handle, inputs, runOptions) => scheduler.#run(handle, inputs, runOptions),
-      unload: (handle) => backend.unload(handle),
-      stats: () => backend.stats(),
-      close: () => backend.close(),
-      ...memoryHooks(backend),
-    };
-    setMmapThreshold(MMAP_THRESHOLD);
-    mallocTrim();
-    this.#base = processMemory().rss;
+    this.backend = wrapBackend(backend, { run: (handle, inputs, runOptions) => this.#run(handle, inputs, runOptions) });
+    this.#meter = backend.memory ?? localMemoryMeter;
+    // This process's allocator: where blocks run here (a runner sets its own).
+    if (this.#meter === localMemoryMeter) setMmapThreshold(MMAP_THRESHOLD);
+    this.#meter.trim();
+    this.#base = this.#meter.inUse();
     this.#unheld = this.#base;
     const sources = blocks.map((b) => b.source);
     refuseBudgetBeforeWork(options.budget, this.#base, [{ label: options.label, blocks: sources, geometry: options.geometry }]);
-    this.#foldPeak(takeWindowPeak()); // the component's peak starts here, without the previous component's
+    this.#foldPeak(this.#meter.takeWindowPeak()); // the component's peak starts here, without the previous component's
   }
 
   async acquire(blockName: string, next?: string): Promise<BlockHandle> {
@@ -231,7 +223,7 @@ export class CidlScheduler implements BlockProvider {
     try {
       await Promise.all(this.#unloads);
     } finally {
-      mallocTrim();
+      this.#meter.trim();
       await this.#evicting;
     }
   }
@@ -247,7 +239,7 @@ export class CidlScheduler implements BlockProvider {
       baseRss: this.#base,
       workingSet: Math.max(0, ...slots.map((slot) => slot.run?.bytes ?? 0)),
       loadOverhead: Math.max(0, ...slots.map((slot) => (slot.loadPeak ?? 0) - slot.block.source.weightBytes)),
-      peakRss: Math.max(this.#peak, peakRss()),
+      peakRss: Math.max(this.#peak, this.#meter === localMemoryMeter ? peakRss() : 0),
       resident: inOrder.filter((slot) => slot.resident).map(name),
       blocksPerCycle: [...this.#blocksPerCycle],
       loadsPerCycle: [...this.#loadsPerCycle],
@@ -327,7 +319,7 @@ export class CidlScheduler implements BlockProvider {
     let collected = false;
     for (;;) {
       await Promise.all(this.#unloads); // memory on its way out is not counted as in use
-      const inUse = processMemory().rss;
+      const inUse = this.#meter.inUse();
       this.#foldPeak(inUse);
       if (inUse + this.#admitted + need <= this.#limit()) {
         // With nothing under way, what blocks do not hold is read as it is now (JS heaps and allocator included).
@@ -352,7 +344,7 @@ export class CidlScheduler implements BlockProvider {
   async #collectGarbage(): Promise<void> {
     collectGarbage();
     await this.#inner.collectGarbage?.();
-    mallocTrim();
+    this.#meter.trim();
   }
 
   /** Starts unloading one block other than `keep`: the last resident, else one loaded ahead. False when none. */
@@ -398,17 +390,17 @@ export class CidlScheduler implements BlockProvider {
       const alone = this.#loadsUnderWay === 1 && this.#running === 0;
       let before = 0;
       if (alone) {
-        mallocTrim();
-        this.#foldPeak(takeWindowPeak());
-        before = processMemory().rss;
+        this.#meter.trim();
+        this.#foldPeak(this.#meter.takeWindowPeak());
+        before = this.#meter.inUse();
         this.#unheld = before - this.#heldByLoaded(slot);
       }
       const handle = await this.#inner.load(slot.block.source);
       if (alone && this.#started === started) {
-        const peak = takeWindowPeak();
+        const peak = this.#meter.takeWindowPeak();
         this.#foldPeak(peak);
         slot.loadPeak = Math.max(slot.loadPeak ?? 0, peak - before);
-        slot.held = Math.max(0, processMemory().rss - before);
+        slot.held = Math.max(0, this.#meter.inUse() - before);
       }
       slot.loads++;
       slot.fresh = true;
@@ -435,18 +427,19 @@ export class CidlScheduler implements BlockProvider {
    * The admitted run: a first run (or one on bigger inputs than the measured one) is measured with nothing else
    * under way, from a trimmed heap, so that W is what the run itself needs.
    */
-  async #run(handle: BlockHandle, inputs: NamedTensors, options?: RunOptions): Promise<NamedTensors> {
+  async #run(handle: BlockHandle, inputs: RunInputs, options?: RunOptions): Promise<RunOutputs> {
     const slot = this.#slot(handle.name);
-    const inputBytes = tensorBytes(inputs); // before the call: transferInputs detaches the buffers
+    // From dims and dtypes, so before the call or not alike; resident inputs count: they are in the runner's memory.
+    const inputBytes = Object.values(inputs).reduce((sum, value) => sum + tensorByteLength(value), 0);
     const measure = !this.#runs(slot).some((run) => run.inputBytes >= inputBytes);
     const need = this.#runNeed(slot, inputBytes);
     await this.#admit(slot, 'run', need);
     let before = 0;
     if (measure) {
       await Promise.allSettled([...this.#loading]);
-      mallocTrim();
-      this.#foldPeak(takeWindowPeak());
-      before = processMemory().rss;
+      this.#meter.trim();
+      this.#foldPeak(this.#meter.takeWindowPeak());
+      before = this.#meter.inUse();
       this.#unheld = before - this.#heldByLoaded();
     }
     this.#admitted += need;
@@ -455,7 +448,7 @@ export class CidlScheduler implements BlockProvider {
     try {
       const outputs = await this.#inner.run(handle, inputs, options);
       if (measure) {
-        const peak = takeWindowPeak();
+        const peak = this.#meter.takeWindowPeak();
         this.#foldPeak(peak);
         // A load started meanwhile only makes W larger than it is: the safe side.
         slot.run = { bytes: Math.max(peak - before, slot.run?.bytes ?? 0), inputBytes: Math.max(inputBytes, slot.run?.inputBytes ?? 0) };
@@ -476,11 +469,11 @@ export class CidlScheduler implements BlockProvider {
     const runs = this.#runs(current);
     if (next === undefined || next.handle !== undefined || runs.length === 0) return;
     const need = this.#loadNeed(next) + Math.max(...runs.map((run) => run.bytes));
-    const fits = (): boolean => processMemory().rss + this.#admitted + need <= this.#limit();
+    const fits = (): boolean => this.#meter.inUse() + this.#admitted + need <= this.#limit();
     if (!fits()) {
       // This thread's dead tensors only: the workers' collection would wait behind the run it is meant to overlap.
       collectGarbage();
-      mallocTrim();
+      this.#meter.trim();
     }
     if (!fits()) {
       this.#noRoomToOverlap(current, next, need);
@@ -496,16 +489,19 @@ export class CidlScheduler implements BlockProvider {
   #noRoomToOverlap(current: Slot, next: Slot, need: number): void {
     if (this.#overlapRefused) return;
     this.#overlapRefused = true;
-    const numbers = { inUse: formatBytes(processMemory().rss), admitted: formatBytes(this.#admitted), need: formatBytes(need) };
+    const numbers = { inUse: formatBytes(this.#meter.inUse()), admitted: formatBytes(this.#admitted), need: formatBytes(need) };
     this.#options.logger?.warn(
       { component: this.#options.label, budget: formatBytes(this.#options.budget.bytes), running: name(current), next: name(next), ...numbers },
       'the memory budget leaves no room to load a block while another runs; loading it at its turn',
     );
   }
 
+  /** Only where this process reads the block files: a remote runner has them on its own disk. */
   #prefetchPages(slot: Slot): void {
+    const pageCache = this.#meter.pageCache;
+    if (pageCache === undefined) return;
     for (const file of slot.block.files) {
-      const read = (): Promise<number> => prefetchFile(file.path);
+      const read = (): Promise<number> => pageCache.prefetch(file.path);
       const work = this.#options.timeline?.record('prefetch', name(slot), (bytes: number) => bytes, read) ?? read();
       work.catch((error: unknown) => this.#options.logger?.debug({ file: file.path, error: errorMessage(error) }, 'page prefetch failed'));
     }
@@ -520,9 +516,10 @@ export class CidlScheduler implements BlockProvider {
       const loaded = await handle.catch(() => undefined); // a failed load has nothing to unload
       if (loaded === undefined) return;
       await this.#inner.unload(loaded);
-      mallocTrim();
+      this.#meter.trim();
       // Page cache is not process memory: the next load need not wait for it to be dropped.
-      if (evict) this.#evicting = this.#evicting.then(() => this.#evict(slot));
+      const pageCache = this.#meter.pageCache;
+      if (evict && pageCache !== undefined) this.#evicting = this.#evicting.then(() => this.#evict(slot, pageCache));
     })();
     this.#unloads.add(unload);
     unload.then(
@@ -532,10 +529,10 @@ export class CidlScheduler implements BlockProvider {
   }
 
   /** A failure only leaves the file cached (the next load is faster than on a device short of memory). */
-  async #evict(slot: Slot): Promise<void> {
+  async #evict(slot: Slot, pageCache: NonNullable<MemoryMeter['pageCache']>): Promise<void> {
     const { timeline, logger } = this.#options;
     for (const file of slot.block.files) {
-      const drop = (): Promise<boolean> => evictFile(file.path);
+      const drop = (): Promise<boolean> => pageCache.evict(file.path);
       await (timeline?.record('evict', name(slot), file.bytes, drop) ?? drop()).catch((error: unknown) =>
         logger?.warn({ file: file.path, error: errorMessage(error) }, 'cannot drop a block file from the page cache'),
       );

@@ -21,7 +21,7 @@ import {
 } from '../model/io-contract.js';
 import { blockSource, type Model, type ModelBlock } from '../model/manifest.js';
 import type { TensorSpec } from '../model/manifest-schema.js';
-import type { BlockHandle, NamedTensors, Tensor } from '../runtime/backend.js';
+import { hostOutputs, type BlockHandle, type NamedTensors, type Tensor } from '../runtime/backend.js';
 import type { GraphIO, GraphValue, OnnxBackend } from '../runtime/onnx-backend.js';
 import { fromNumbers } from '../runtime/tensor.js';
 import { PromptTokenizer } from '../text/tokenizer.js';
@@ -51,7 +51,8 @@ export async function checkModelAgainstContract(
     try {
       probe.checkDeclared(backend.graphIO(handle));
       const inputs = probe.inputs(chains.get(block.kind), model.tokenizer.padId);
-      const outputs = await backend.run(handle, inputs).catch(async (error: unknown) => {
+      // The probe runs on the host: no output is kept where the blocks run.
+      const outputs = await backend.run(handle, inputs).then(hostOutputs).catch(async (error: unknown) => {
         throw (await probe.swappedVariant(backend, handle, inputs)) ??
           probe.problem(`does not run on the contract's inputs for this architecture (${describe(inputs)}): ${firstLine(error)}`, error);
       });

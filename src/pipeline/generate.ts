@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import type { Model } from '../model/manifest.js';
-import { memoryHooks, type Backend } from '../runtime/backend.js';
+import { transferDelta, wrapBackend, type Backend, type TransferCounts } from '../runtime/backend.js';
 import { buildPrompt } from '../text/prompt.js';
 import { encodeText, type TextEncoding } from '../text/text-encoder.js';
 import { PromptTokenizer } from '../text/tokenizer.js';
@@ -98,6 +98,15 @@ export interface GenerateResult {
   readonly timingsMs: GenerateTimings;
   /** Peak RSS of the process so far, and CI-DL's measurements and decisions per component (none without CI-DL). */
   readonly memory: { readonly peakRss: number; readonly cidl: readonly CidlReport[] };
+  /**
+   * Tensor bytes moved between the host and where blocks run, per component; for the STDiT also per denoising step
+   * (its total divided by the model evaluations).
+   */
+  readonly transfers: {
+    readonly t5: TransferCounts;
+    readonly stdit: TransferCounts & { readonly perStep: TransferCounts };
+    readonly vae: TransferCounts;
+  };
 }
 
 /**
@@ -120,12 +129,15 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
   const [tokens, tokenizerMs] = await timed(async () => {
     return (await PromptTokenizer.forModel(model, job.logger)).encode(promptText);
   });
+  const counted = transferMeter(job.backend);
   const [text, textEncoderMs] = await timed(() =>
     withProvider(run, 't5', (provider) => encodeText(provider, tokens, model.architecture.t5.num_layers)),
   );
+  const t5Transfers = counted();
 
   const latent = latentShapeFor(settings);
   const [sampled, denoiseMs] = await timed(() => denoise(run, text, latent));
+  const stditTransfers = counted();
   const [frames, vaeMs] = await timed(() =>
     withProvider(run, 'vae', (provider) =>
       decodeLatent(provider, sampled.latent, latent, (done, total) =>
@@ -133,6 +145,7 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
       ),
     ),
   );
+  const vaeTransfers = counted();
 
   await job.onFrames?.(frames);
   onProgress?.({ phase: 'write' });
@@ -153,12 +166,38 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
       total: performance.now() - start,
     },
     memory: { peakRss: processPeakRss(), cidl: run.cidlReports },
+    transfers: {
+      t5: t5Transfers,
+      stdit: { ...stditTransfers, perStep: perStep(stditTransfers, sampled.evaluations) },
+      vae: vaeTransfers,
+    },
+  };
+}
+
+/** Counts moved since the previous call (or since the meter was made). */
+function transferMeter(backend: Backend): () => TransferCounts {
+  let last = backend.transfers();
+  return () => {
+    const now = backend.transfers();
+    const delta = transferDelta(now, last);
+    last = now;
+    return delta;
+  };
+}
+
+function perStep(counts: TransferCounts, steps: number): TransferCounts {
+  const each = (bytes: number): number => (steps === 0 ? 0 : Math.round(bytes / steps));
+  return {
+    toRuntime: each(counts.toRuntime),
+    toHost: each(counts.toHost),
+    withinRuntime: each(counts.withinRuntime),
+    copiedWithinRuntime: each(counts.copiedWithinRuntime),
   };
 }
 
 function denoise(job: Run, text: TextEncoding, latent: LatentShape): Promise<SampleResult> {
   const { settings, model, onProgress } = job;
-  return withProvider(job, 'stdit', (provider) => {
+  return withProvider(job, 'stdit', async (provider) => {
     const runner = new StditRunner({
       provider,
       depth: model.architecture.stdit.depth,
@@ -168,12 +207,16 @@ function denoise(job: Run, text: TextEncoding, latent: LatentShape): Promise<Sam
       width: settings.width,
       height: settings.height,
     });
-    return sample(runner, gaussianNoise(settings.seed, latentLength(latent)), {
-      timesteps: samplingTimesteps(settings.steps, settings.timestepTransform, settings),
-      cfgScale: settings.cfgScale,
-      policies: job.policies,
-      onStep: (step) => onProgress?.({ phase: 'denoise', step: step.index + 1, steps: step.steps }),
-    });
+    try {
+      return await sample(runner, gaussianNoise(settings.seed, latentLength(latent)), {
+        timesteps: samplingTimesteps(settings.steps, settings.timestepTransform, settings),
+        cfgScale: settings.cfgScale,
+        policies: job.policies,
+        onStep: (step) => onProgress?.({ phase: 'denoise', step: step.index + 1, steps: step.steps }),
+      });
+    } finally {
+      await runner.close();
+    }
   });
 }
 
@@ -223,11 +266,7 @@ export function blockProvider(
  * exiting the process during one aborts it.
  */
 function interruptible(backend: Backend, signal: () => AbortSignal | undefined): Backend {
-  return {
-    kind: backend.kind,
-    get device() {
-      return backend.device;
-    },
+  return wrapBackend(backend, {
     load: async (block) => {
       signal()?.throwIfAborted();
       return backend.load(block);
@@ -236,9 +275,5 @@ function interruptible(backend: Backend, signal: () => AbortSignal | undefined):
       signal()?.throwIfAborted();
       return backend.run(handle, inputs, options);
     },
-    unload: (handle) => backend.unload(handle),
-    stats: () => backend.stats(),
-    ...memoryHooks(backend),
-    close: () => backend.close(),
-  };
+  });
 }

@@ -6,7 +6,8 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
-import { availableMemory, peakRss, processMemory, resetPeakRss } from '../native/memory.js';
+import { availableMemory, evictFile, mallocTrim, peakRss, prefetchFile, processMemory, resetPeakRss } from '../native/memory.js';
+import type { MemoryMeter } from '../runtime/memory-meter.js';
 
 /**
  * Without `--memory-budget`, the budget is the memory in use now plus this share of what is still available: the
@@ -43,11 +44,14 @@ export interface MemoryBudget {
   readonly source: string;
 }
 
-/** Turns the flag into bytes against the memory in use and available now (cgroup limits included). */
-export function resolveBudget(spec: BudgetSpec): MemoryBudget {
+/**
+ * Turns the flag into bytes against the memory in use and available now (cgroup limits included) in the process that
+ * runs the blocks: this one, or a remote runner.
+ */
+export function resolveBudget(spec: BudgetSpec, meter: MemoryMeter = localMemoryMeter): MemoryBudget {
   if (spec.kind === 'absolute') return { bytes: spec.bytes, source: `--memory-budget ${formatBytes(spec.bytes)}` };
-  const inUse = processMemory().rss;
-  const { available } = availableMemory();
+  const inUse = meter.inUse();
+  const available = meter.available();
   if (spec.kind === 'default') {
     const bytes = Math.floor(inUse + DEFAULT_BUDGET_FRACTION * available);
     return { bytes, source: `default: ${formatBytes(inUse)} in use + ${DEFAULT_BUDGET_FRACTION * 100}% of ${formatBytes(available)} available` };
@@ -100,6 +104,17 @@ export function processPeakRss(): number {
   return Math.max(runPeak, peakRss());
 }
 
+/** This process's memory, for the local backends. */
+export const localMemoryMeter: MemoryMeter = {
+  where: 'this process',
+  inUse: () => processMemory().rss,
+  takeWindowPeak,
+  available: () => availableMemory().available,
+  trim: () => {
+    mallocTrim();
+  },
+  pageCache: { prefetch: (path) => prefetchFile(path), evict: (path) => evictFile(path) },
+};
 let collector: (() => void) | undefined;
 
 /**

@@ -1,9 +1,15 @@
-import { errorMessage } from '../errors.js';
+import { isDeepStrictEqual } from 'node:util';
+import { displayPath } from '../display-path.js';
+import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import type { Component } from '../model/contract.js';
 import type { Backend } from '../runtime/backend.js';
 import { CoreMLBackend } from '../runtime/coreml-backend.js';
 import { createBackend, type BackendChoice } from '../runtime/create-backend.js';
+import type { MemoryMeter } from '../runtime/memory-meter.js';
+import type { RemoteBackend } from '../runtime/remote-backend.js';
+import { connectRemoteBackend, type RemoteChoice } from '../runtime/runner-address.js';
+import { localMemoryMeter } from './memory-budget.js';
 import type { BlockProvider } from './block-provider.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
@@ -47,6 +53,53 @@ export function createJobBackend(
   const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
   if (cidl !== undefined) enableGarbageCollection(); // before the backend starts its workers
   return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
+}
+
+/** Where a job's blocks run: a backend in this process, or a runner (remote-backend.ts). */
+export type JobBackendChoice =
+  | (Omit<BackendChoice, 'logger' | 'onnx'>)
+  | { readonly backend: 'remote'; readonly remote: Omit<RemoteChoice, 'logger' | 'dropIdle'> };
+
+export interface JobMemory {
+  /** CI-DL is asked for (a preset or a budget): a remote runner then unloads what it kept from earlier jobs. */
+  readonly requested: boolean;
+  /** The settings, with the budget resolved against the memory of the process that will run the blocks. */
+  settings(meter: MemoryMeter): CidlSettings | undefined;
+}
+
+/**
+ * The job's backend and its CI-DL settings, before any work. A remote runner is connected first: its memory is what
+ * a budget caps, and it must serve the same model (name and architecture) as the folder given here.
+ */
+export async function openJobBackend(
+  choice: JobBackendChoice,
+  memory: JobMemory,
+  model: Model,
+  logger: Logger,
+): Promise<{ readonly backend: Backend; readonly cidl: CidlSettings | undefined }> {
+  if (choice.backend !== 'remote') {
+    const cidl = memory.settings(localMemoryMeter);
+    return { backend: await createCheckedJobBackend(choice, cidl, model, logger), cidl };
+  }
+  const backend = await connectRemoteBackend({ ...choice.remote, logger });
+  try {
+    checkRunnerModel(backend, model);
+    if (memory.requested) await backend.dropIdleBlocks();
+    return { backend, cidl: memory.settings(backend.memory) };
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+}
+
+function checkRunnerModel(backend: RemoteBackend, model: Model): void {
+  const served = backend.runner.model;
+  const where = backend.memory.where;
+  if (served === null) throw new SoraError('MODEL', `${where} serves no model; start it with --model`);
+  const same = served.name === model.name && isDeepStrictEqual(served.architecture, JSON.parse(JSON.stringify(model.architecture)));
+  if (!same) {
+    throw new SoraError('MODEL', `${where} serves model ${served.name}, not ${model.name} (${displayPath(model.dir)}): both sides need the same model`);
+  }
 }
 
 /**

@@ -1,10 +1,11 @@
-import type { NamedTensors } from '../runtime/backend.js';
+import type { ResidentTensor, Tensor } from '../runtime/backend.js';
 import type { TextEncoding } from '../text/text-encoder.js';
 import { blockDiagonalMask, queryRowsPerSample, type BlockVariant, type PatchGrid } from './attention-mask.js';
 import { runBlock, type BlockProvider } from './block-provider.js';
 import { latentDims, latentLength, type LatentShape } from './latent.js';
 import type { CfgVelocity, Denoiser, DenoiserStep } from './sampler.js';
-import { blockName, float32Output, float32Tensor, int64Scalar, outputTensor, type Float32Tensor } from './tensors.js';
+import { ResidentSet } from './resident-set.js';
+import { blockName, float32Output, float32Tensor, int64Scalar, residentFloat32Output } from './tensors.js';
 
 const STDIT_PART1 = blockName('stdit-part1');
 const STDIT_PART2 = blockName('stdit-part2');
@@ -23,84 +24,105 @@ export interface StditRunnerOptions {
   readonly height: number;
 }
 
+/** Inputs of part1 that are the same at every step of a generation. */
+const PART1_CONSTANTS = ['y', 'mask', 'fps', 'height', 'width', 'padH', 'padW'] as const;
+/** Outputs of part1 the blocks and part2 take: they stay where part1 ran. */
+const PART1_KEPT = ['x', 'outY', 't_mlp', 'T', 'outT'] as const;
+
+type Part1Constants = Record<(typeof PART1_CONSTANTS)[number], ResidentTensor>;
+
 /**
  * STDiT3 as a CFG denoiser: part1 → depth block pairs → part2 on the batch-2 layout [z; z] with captions
  * [y; y_null], conditional first.
+ *
+ * Only what the host needs crosses to where the blocks run: per generation the conditioning (captions, masks,
+ * sizes) once, per step the latent batch and the timestep in and part2's output back. Each block's output stays
+ * where it was computed and is the next block's input (consumed by it); part1's outputs serve the whole step.
+ * Call close() after the last step.
  */
 export class StditRunner implements Denoiser {
-  private readonly captions: Float32Tensor;
-  private readonly conditioning: NamedTensors;
-  private readonly padding: NamedTensors;
+  private readonly host: Record<(typeof PART1_CONSTANTS)[number], Tensor>;
   private readonly grid: PatchGrid;
   private readonly validTokens: number;
-  private readonly masks = new Map<BlockVariant, Float32Tensor>();
+  /** Resident for the whole generation: part1's constants and the attention mask of each variant used. */
+  private readonly generation: ResidentSet;
+  private constants: Promise<Part1Constants> | undefined;
+  private readonly masks = new Map<BlockVariant, Promise<ResidentTensor>>();
 
   constructor(private readonly options: StditRunnerOptions) {
     const { text, latent } = options;
     const captions = new Float32Array(2 * text.y.data.length);
     captions.set(text.y.data);
     captions.set(text.yNull.data, text.y.data.length);
-    this.captions = float32Tensor([2, ...text.y.dims.slice(1)], captions);
     this.validTokens = text.mask.data.reduce((sum, valid) => sum + valid, 0);
     // Patches are 2×2: an odd latent side is zero-padded by one on the bottom/right inside part1 and cropped in part2.
     const padH = latent.height % 2;
     const padW = latent.width % 2;
     this.grid = { frames: latent.frames, paddedHeight: latent.height + padH, paddedWidth: latent.width + padW };
-    this.conditioning = {
+    this.host = {
+      y: float32Tensor([2, ...text.y.dims.slice(1)], captions),
       mask: text.mask,
       fps: float32Tensor([1], Float32Array.of(options.fps)),
       height: float32Tensor([1], Float32Array.of(options.height)),
       width: float32Tensor([1], Float32Array.of(options.width)),
+      padH: int64Scalar(padH),
+      padW: int64Scalar(padW),
     };
-    this.padding = { padH: int64Scalar(padH), padW: int64Scalar(padW) };
+    this.generation = new ResidentSet(options.provider.backend);
   }
 
   async predict(z: Float32Array, step: DenoiserStep): Promise<CfgVelocity> {
     const { provider, depth, latent } = this.options;
+    const constants = await this.uploadConstants();
+    const attn = await this.mask(step.variant);
     const size = latentLength(latent);
     const batch = new Float32Array(2 * size);
     batch.set(z);
     batch.set(z, size);
-    const zIn = float32Tensor(latentDims(latent, 2), batch);
-
-    const first = await runBlock(
-      provider,
-      STDIT_PART1,
-      {
-        z_in: zIn,
-        t: float32Tensor([2], Float32Array.of(step.t, step.t)),
-        y: this.captions,
-        ...this.conditioning,
-        ...this.padding,
-      },
-      stditBlock(step.variant, 0),
-    );
-    const blockInputs = {
-      y: float32Output(first, STDIT_PART1, 'outY'),
-      t_mlp: float32Output(first, STDIT_PART1, 't_mlp'),
-      attn: this.mask(step.variant),
-      T: outputTensor(first, STDIT_PART1, 'T'),
-    };
-    let x = float32Output(first, STDIT_PART1, 'x');
-    for (let i = 0; i < depth; i++) {
-      const name = stditBlock(step.variant, i);
-      const next = i + 1 < depth ? stditBlock(step.variant, i + 1) : STDIT_PART2;
-      x = float32Output(await runBlock(provider, name, { x, ...blockInputs }, next), name, 'output');
+    const resident = new ResidentSet(provider.backend);
+    try {
+      const zIn = await resident.upload(float32Tensor(latentDims(latent, 2), batch), true);
+      const t = float32Tensor([2], Float32Array.of(step.t, step.t));
+      const first = await runBlock(provider, STDIT_PART1, { ...constants, z_in: zIn, t }, stditBlock(step.variant, 0), {
+        keep: PART1_KEPT,
+      });
+      const { x: x0, outY, t_mlp, T, outT } = resident.kept(first, STDIT_PART1, PART1_KEPT);
+      let x = x0;
+      for (let i = 0; i < depth; i++) {
+        const name = stditBlock(step.variant, i);
+        const next = i + 1 < depth ? stditBlock(step.variant, i + 1) : STDIT_PART2;
+        const out = await runBlock(provider, name, { x, y: outY, t_mlp, attn, T }, next, { keep: ['output'], consume: ['x'] });
+        x = resident.add(residentFloat32Output(out, name, 'output'));
+      }
+      const { padH, padW } = constants;
+      const out = await runBlock(provider, STDIT_PART2, { z_in: zIn, x, t: outT, padH, padW }, STDIT_PART1, { consume: ['x'] });
+      return splitCfgOutput(float32Output(out, STDIT_PART2, 'output').data, size);
+    } finally {
+      await resident.release();
     }
-    const out = await runBlock(
-      provider,
-      STDIT_PART2,
-      { z_in: zIn, x, t: float32Output(first, STDIT_PART1, 'outT'), ...this.padding },
-      STDIT_PART1,
-    );
-    return splitCfgOutput(float32Output(out, STDIT_PART2, 'output').data, size);
   }
 
-  /** Built on first use per variant: every step of a generation has the same grid and caption length. */
-  private mask(variant: BlockVariant): Float32Tensor {
+  /** Releases what the generation kept resident (conditioning, masks). */
+  async close(): Promise<void> {
+    this.constants = undefined;
+    this.masks.clear();
+    await this.generation.release();
+  }
+
+  private uploadConstants(): Promise<Part1Constants> {
+    this.constants ??= (async () => {
+      const uploaded: Partial<Part1Constants> = {};
+      for (const name of PART1_CONSTANTS) uploaded[name] = await this.generation.upload(this.host[name]);
+      return uploaded as Part1Constants;
+    })();
+    return this.constants;
+  }
+
+  /** Built and uploaded on first use per variant: every step of a generation has the same grid and caption length. */
+  private mask(variant: BlockVariant): Promise<ResidentTensor> {
     let mask = this.masks.get(variant);
     if (mask === undefined) {
-      mask = blockDiagonalMask(queryRowsPerSample(this.grid, variant), this.validTokens);
+      mask = this.generation.upload(blockDiagonalMask(queryRowsPerSample(this.grid, variant), this.validTokens), true);
       this.masks.set(variant, mask);
     }
     return mask;

@@ -1,28 +1,43 @@
 import { SoraError } from '../errors.js';
 import { contractName, type BlockKind } from '../model/contract.js';
-import type { NamedTensors, Tensor } from '../runtime/backend.js';
+import { isResident, type ResidentTensor, type RunOutputs, type Tensor, type TensorValue } from '../runtime/backend.js';
 import { tensor } from '../runtime/tensor.js';
 
 export type Float32Tensor = Tensor & { readonly dtype: 'float32'; readonly data: Float32Array };
 
-/** Output `name` of a block run, checked: block files come from outside, so a wrong one is a MODEL error. */
-export function outputTensor(outputs: NamedTensors, block: string, name: string): Tensor {
-  const tensor = outputs[name];
-  if (tensor === undefined) throw new SoraError('MODEL', `block ${block} returned no output named ${name}`);
-  return tensor;
+function outputValue(outputs: RunOutputs, block: string, name: string): TensorValue {
+  const value = outputs[name];
+  if (value === undefined) throw new SoraError('MODEL', `block ${block} returned no output named ${name}`);
+  return value;
 }
 
-export function float32Output(outputs: NamedTensors, block: string, name: string): Float32Tensor {
+/** Output `name` of a block run, checked: block files come from outside, so a wrong one is a MODEL error. */
+export function outputTensor(outputs: RunOutputs, block: string, name: string): Tensor {
+  const value = outputValue(outputs, block, name);
+  if (isResident(value)) throw new SoraError('INTERNAL', `block ${block} output ${name} was kept resident, not returned`);
+  return value;
+}
+
+/** A kept output (RunOptions.keep) of a block run. */
+export function residentOutput(outputs: RunOutputs, block: string, name: string): ResidentTensor {
+  const value = outputValue(outputs, block, name);
+  if (!isResident(value)) throw new SoraError('INTERNAL', `block ${block} output ${name} was returned, not kept`);
+  return value;
+}
+
+/** A kept float32 output: its dtype is checked here, where the block's data would be. */
+export function residentFloat32Output(outputs: RunOutputs, block: string, name: string): ResidentTensor {
+  const value = residentOutput(outputs, block, name);
+  if (value.dtype !== 'float32') throw new SoraError('MODEL', `block ${block} output ${name} is ${value.dtype}, expected float32`);
+  return value;
+}
+
+export function float32Output(outputs: RunOutputs, block: string, name: string): Float32Tensor {
   const tensor = outputTensor(outputs, block, name);
   if (tensor.dtype !== 'float32' || !(tensor.data instanceof Float32Array)) {
     throw new SoraError('MODEL', `block ${block} output ${name} is ${tensor.dtype}, expected float32`);
   }
   return tensor as Float32Tensor;
-}
-
-/** Bytes of the tensors' data. */
-export function tensorBytes(tensors: NamedTensors): number {
-  return Object.values(tensors).reduce((sum, tensor) => sum + tensor.data.byteLength, 0);
 }
 
 export function float32Tensor(dims: readonly number[], data: Float32Array): Float32Tensor {

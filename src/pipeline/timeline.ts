@@ -4,8 +4,17 @@
  * trace format (chrome://tracing, Perfetto), and the CI-DL benchmark sums it.
  */
 import { performance } from 'node:perf_hooks';
-import { memoryHooks, type Backend, type BlockHandle, type BlockSource, type NamedTensors, type RunOptions } from '../runtime/backend.js';
-import { tensorBytes } from './tensors.js';
+import {
+  isResident,
+  wrapBackend,
+  type Backend,
+  type BlockHandle,
+  type BlockSource,
+  type RunInputs,
+  type RunOptions,
+  type RunOutputs,
+  type UnloadOptions,
+} from '../runtime/backend.js';
 
 export const TIMELINE_KINDS = ['load', 'run', 'unload', 'prefetch', 'evict'] as const;
 export type TimelineKind = (typeof TIMELINE_KINDS)[number];
@@ -16,7 +25,7 @@ export interface TimelineEvent {
   /** Milliseconds since the timeline was created (performance.now()). */
   readonly startMs: number;
   readonly endMs: number;
-  /** load/unload/evict: the block's weight bytes; run: input plus output tensor bytes; prefetch: bytes read. */
+  /** load/unload/evict: the block's weight bytes; run: host input plus output tensor bytes; prefetch: bytes read. */
   readonly bytes: number;
 }
 
@@ -114,32 +123,30 @@ export class Timeline {
   }
 }
 
+/** Host tensor bytes: resident tensors do not move. */
+function hostBytes(tensors: RunInputs | RunOutputs): number {
+  return Object.values(tensors).reduce((sum, value) => sum + (isResident(value) ? 0 : value.data.byteLength), 0);
+}
+
 /** `backend` with every load, run and unload recorded in `timeline`; the block provider above is unaware. */
 export function recordedBackend(backend: Backend, timeline: Timeline): Backend {
   const weights = new Map<number, number>();
-  return {
-    kind: backend.kind,
-    get device() {
-      return backend.device;
-    },
+  return wrapBackend(backend, {
     async load(block: BlockSource): Promise<BlockHandle> {
       const handle = await timeline.record('load', block.name, block.weightBytes, () => backend.load(block));
       weights.set(handle.id, block.weightBytes);
       return handle;
     },
-    run(handle: BlockHandle, inputs: NamedTensors, options?: RunOptions): Promise<NamedTensors> {
+    run(handle: BlockHandle, inputs: RunInputs, options?: RunOptions): Promise<RunOutputs> {
       // Counted before the call: transferInputs detaches the input buffers.
-      const inputBytes = tensorBytes(inputs);
-      return timeline.record('run', handle.name, (outputs) => inputBytes + tensorBytes(outputs), () =>
+      const inputBytes = hostBytes(inputs);
+      return timeline.record('run', handle.name, (outputs) => inputBytes + hostBytes(outputs), () =>
         backend.run(handle, inputs, options),
       );
     },
-    async unload(handle: BlockHandle): Promise<void> {
-      await timeline.record('unload', handle.name, weights.get(handle.id) ?? 0, () => backend.unload(handle));
+    async unload(handle: BlockHandle, options?: UnloadOptions): Promise<void> {
+      await timeline.record('unload', handle.name, weights.get(handle.id) ?? 0, () => backend.unload(handle, options));
       weights.delete(handle.id);
     },
-    stats: () => backend.stats(),
-    ...memoryHooks(backend),
-    close: () => backend.close(),
-  };
+  });
 }

@@ -1,7 +1,9 @@
 import { VAE_SPATIAL_PARTS, VAE_TEMPORAL_PARTS } from '../model/contract.js';
 import { runBlock, type BlockProvider } from './block-provider.js';
 import { LATENTS_PER_CHUNK, type LatentShape } from './latent.js';
-import { float32Output, float32Tensor, type Float32Tensor } from './tensors.js';
+import { isResident, type TensorValue } from '../runtime/backend.js';
+import { ResidentSet } from './resident-set.js';
+import { float32Output, float32Tensor, residentFloat32Output, type Float32Tensor } from './tensors.js';
 
 /** Open-Sora's spatial micro-batch: the 2-D VAE decodes 4 frames at a time. */
 export const SPATIAL_CHUNK_FRAMES = 4;
@@ -47,16 +49,27 @@ async function decodeTemporal(
   return concatTime(outputs);
 }
 
+/** The parts one after the other; what passes between them stays where they run, the last output comes back. */
 async function runChain(
   provider: BlockProvider,
   parts: readonly string[],
   input: Float32Tensor,
 ): Promise<Float32Tensor> {
-  let tensor = input;
-  for (const [i, part] of parts.entries()) {
-    tensor = float32Output(await runBlock(provider, part, { latents: tensor }, parts[i + 1]), part, 'output');
+  const resident = new ResidentSet(provider.backend);
+  try {
+    let latents: TensorValue = input;
+    for (const [i, part] of parts.entries()) {
+      const last = i === parts.length - 1;
+      // The first input is a slice made for this chain: handed over, not copied.
+      const handOver = isResident(latents) ? { consume: ['latents'] } : { transferInputs: true };
+      const outputs = await runBlock(provider, part, { latents }, parts[i + 1], { keep: last ? [] : ['output'], ...handOver });
+      if (last) return float32Output(outputs, part, 'output');
+      latents = resident.add(residentFloat32Output(outputs, part, 'output'));
+    }
+    return input;
+  } finally {
+    await resident.release();
   }
-  return tensor;
 }
 
 /** Frames [start, start+count) of a [1,C,T,H,W] tensor. */

@@ -18,7 +18,19 @@ import {
   type LoadedModel,
   loadCoreMLBridge,
 } from '../native/coreml.js';
-import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors } from './backend.js';
+import type {
+  Backend,
+  BlockHandle,
+  BlockSource,
+  BlockStats,
+  NamedTensors,
+  ResidentTensor,
+  RunInputs,
+  RunOptions,
+  RunOutputs,
+  Tensor,
+  TransferCounts,
+} from './backend.js';
 import { CoreMLCompileCache, defaultCoreMLCacheDir } from './coreml-cache.js';
 import {
   checkMacosFor,
@@ -30,6 +42,7 @@ import {
   type ModelRequirement,
 } from './coreml-package.js';
 import { fromModelOutput, toModelInput } from './coreml-tensors.js';
+import { HostResidency } from './host-residency.js';
 
 export { defaultCoreMLCacheDir };
 
@@ -91,6 +104,8 @@ export class CoreMLBackend implements Backend {
   readonly #stats: CoreMLBlockStats[] = [];
   /** One compilation per package at a time, shared by concurrent loads of it. */
   readonly #compiling = new Map<string, Promise<string>>();
+  /** CoreML reads host memory: a resident tensor is a host tensor kept here (the bridge copies inputs anyway). */
+  readonly #residency = new HostResidency();
   #nextHandle = 1;
 
   /** `bridge` is the native module (createCoreMLBackend), or a fake in tests. */
@@ -139,7 +154,28 @@ export class CoreMLBackend implements Backend {
    * transferInputs changes nothing. Outputs come without a copy from the second prediction with the same input
    * shapes on: the bridge then offers CoreML buffers of the shapes the first one produced (output backings).
    */
-  async run(handle: BlockHandle, inputs: NamedTensors): Promise<NamedTensors> {
+  async run(handle: BlockHandle, inputs: RunInputs, options: RunOptions = {}): Promise<RunOutputs> {
+    const outputs = await this.#predict(handle, this.#residency.inputs(inputs));
+    return this.#residency.outputs(inputs, outputs, options);
+  }
+
+  async upload(t: Tensor, options: { readonly transfer?: boolean } = {}): Promise<ResidentTensor> {
+    return this.#residency.upload(t, options.transfer === true);
+  }
+
+  async fetch(t: ResidentTensor): Promise<Tensor> {
+    return this.#residency.fetch(t);
+  }
+
+  async release(tensors: readonly ResidentTensor[]): Promise<void> {
+    this.#residency.release(tensors);
+  }
+
+  transfers(): TransferCounts {
+    return this.#residency.counts();
+  }
+
+  async #predict(handle: BlockHandle, inputs: NamedTensors): Promise<NamedTensors> {
     const block = this.#loaded(handle);
     const name = block.source.name;
     const undeclared = Object.keys(inputs).filter((input) => !block.model.inputs.some((feature) => feature.name === input));
@@ -184,6 +220,7 @@ export class CoreMLBackend implements Backend {
   async close(): Promise<void> {
     const handles = [...this.#blocks.entries()].map(([id, block]) => ({ id, name: block.source.name }));
     await Promise.allSettled(handles.map((handle) => this.unload(handle)));
+    this.#residency.clear();
   }
 
   #loaded(handle: BlockHandle): LoadedBlock {

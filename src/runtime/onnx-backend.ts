@@ -21,7 +21,23 @@ import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
 import { nameMismatch } from '../model/contract.js';
-import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors, RunOptions } from './backend.js';
+import {
+  isResident,
+  tensorByteLength,
+  type Backend,
+  type BlockHandle,
+  type BlockSource,
+  type BlockStats,
+  type NamedTensors,
+  type ResidentTensor,
+  type RunInputs,
+  type RunOptions,
+  type RunOutputs,
+  type Tensor,
+  type TensorData,
+  type TensorDType,
+  type TransferCounts,
+} from './backend.js';
 import type {
   CloseRequest,
   GraphValue,
@@ -32,6 +48,7 @@ import type {
   WorkerReply,
   WorkerRequest,
   WorkerSessionOptions,
+  WorkerValue,
 } from './onnx-worker.js';
 import { disableOrtTelemetry } from './ort-telemetry.js';
 
@@ -177,6 +194,25 @@ class WorkerChannel {
   }
 }
 
+/**
+ * A resident tensor: held by the workers in `holders` (the one that computed it, and any it was copied to), or, after
+ * an upload and until a run first needs it, by this thread (`host`, the backend's own buffer, moved without a copy).
+ */
+interface ResidentEntry {
+  readonly dtype: TensorDType;
+  readonly dims: readonly number[];
+  readonly bytes: number;
+  readonly holders: Set<WorkerChannel>;
+  host: TensorData | undefined;
+}
+
+interface Counts {
+  toRuntime: number;
+  toHost: number;
+  withinRuntime: number;
+  copiedWithinRuntime: number;
+}
+
 interface LoadedBlock {
   readonly source: BlockSource;
   readonly channel: WorkerChannel;
@@ -201,7 +237,10 @@ export class OnnxBackend implements Backend {
   readonly #channels: WorkerChannel[];
   readonly #blocks = new Map<number, LoadedBlock>();
   readonly #stats: LoadedBlock['stats'][] = [];
+  readonly #residents = new Map<number, ResidentEntry>();
+  readonly #counts: Counts = { toRuntime: 0, toHost: 0, withinRuntime: 0, copiedWithinRuntime: 0 };
   #nextHandle = 1;
+  #nextResident = 1;
   #warm: Promise<void> | undefined;
 
   constructor(options: OnnxBackendOptions = {}) {
@@ -259,17 +298,141 @@ export class OnnxBackend implements Backend {
     }
   }
 
-  async run(handle: BlockHandle, inputs: NamedTensors, options: RunOptions = {}): Promise<NamedTensors> {
+  /**
+   * Host inputs are copied (unless transferInputs) and moved to the block's worker; resident ones are already there,
+   * or come from the other worker: handed over when this run consumes the only holder's tensor, else copied. Kept
+   * outputs stay in the block's worker.
+   */
+  async run(handle: BlockHandle, inputs: RunInputs, options: RunOptions = {}): Promise<RunOutputs> {
     const block = this.#loaded(handle);
-    // Without transferInputs the caller keeps its buffers: copy once here, then transfer the copies.
-    const payload = options.transferInputs === true ? inputs : copyTensors(inputs);
-    const reply = await block.channel.request<RunResult>(
-      { type: 'run', session: block.session, inputs: payload },
-      transferables(payload),
-    );
-    if (!reply.ok) throw new SoraError('BACKEND', `block ${block.source.name}: run failed: ${reply.message}`);
-    block.stats.runMs.push(reply.result.ms);
-    return reply.result.outputs;
+    const consumed = residentsNamed(inputs, options.consume ?? []);
+    try {
+      const values: Record<string, WorkerValue> = {};
+      const transfer = new Set<ArrayBuffer>();
+      for (const [name, value] of Object.entries(inputs)) {
+        values[name] = isResident(value)
+          ? await this.#residentInput(block.channel, value, consumed.has(value.resident), transfer)
+          : this.#hostInput(value, options.transferInputs === true, transfer);
+      }
+      const keep = Object.fromEntries((options.keep ?? []).map((name) => [name, this.#nextResident++]));
+      const reply = await block.channel.request<RunResult>(
+        { type: 'run', session: block.session, inputs: values, keep, consume: [...consumed] },
+        [...transfer],
+      );
+      if (!reply.ok) throw new SoraError('BACKEND', `block ${block.source.name}: run failed: ${reply.message}`);
+      block.stats.runMs.push(reply.result.ms);
+      return this.#outputs(block.channel, reply.result, keep);
+    } finally {
+      this.#forget(consumed, block.channel);
+    }
+  }
+
+  async upload(t: Tensor, options: { readonly transfer?: boolean } = {}): Promise<ResidentTensor> {
+    const data = options.transfer === true ? t.data : t.data.slice();
+    const id = this.#nextResident++;
+    this.#residents.set(id, { dtype: t.dtype, dims: [...t.dims], bytes: tensorByteLength(t), holders: new Set(), host: data });
+    return { resident: id, dtype: t.dtype, dims: [...t.dims] };
+  }
+
+  async fetch(t: ResidentTensor): Promise<Tensor> {
+    const entry = this.#resident(t);
+    if (entry.host !== undefined) return { dtype: entry.dtype, dims: [...entry.dims], data: entry.host.slice() };
+    const fetched = await this.#take(t.resident, entry, { copy: true });
+    this.#counts.toHost += entry.bytes;
+    return fetched;
+  }
+
+  async release(tensors: readonly ResidentTensor[]): Promise<void> {
+    const drops = new Map<WorkerChannel, number[]>();
+    for (const t of tensors) {
+      const entry = this.#residents.get(t.resident);
+      this.#residents.delete(t.resident);
+      for (const holder of entry?.holders ?? []) drops.set(holder, [...(drops.get(holder) ?? []), t.resident]);
+    }
+    // A worker that has failed or closed holds nothing any more.
+    await Promise.all([...drops].map(([channel, residents]) => channel.request({ type: 'drop', residents }).catch(() => undefined)));
+  }
+
+  transfers(): TransferCounts {
+    return { ...this.#counts };
+  }
+
+  /** Resident tensors not yet released, and their bytes (what a finished job should have left: nothing). */
+  residentTensors(): { readonly count: number; readonly bytes: number } {
+    let bytes = 0;
+    for (const entry of this.#residents.values()) bytes += entry.bytes;
+    return { count: this.#residents.size, bytes };
+  }
+
+  #hostInput(t: Tensor, transferInput: boolean, transfer: Set<ArrayBuffer>): WorkerValue {
+    // Without transferInputs the caller keeps its buffer: copy once here, then transfer the copy.
+    const data = transferInput ? t.data : t.data.slice();
+    if (data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
+    this.#counts.toRuntime += data.byteLength;
+    return { tensor: { dtype: t.dtype, dims: t.dims, data } };
+  }
+
+  async #residentInput(channel: WorkerChannel, t: ResidentTensor, consumed: boolean, transfer: Set<ArrayBuffer>): Promise<WorkerValue> {
+    const entry = this.#resident(t);
+    if (entry.holders.has(channel)) return { resident: t.resident };
+    const store = consumed ? {} : { store: t.resident };
+    if (!consumed) entry.holders.add(channel);
+    if (entry.host !== undefined) {
+      const data = entry.host;
+      entry.host = undefined;
+      if (data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
+      this.#counts.toRuntime += entry.bytes;
+      return { tensor: { dtype: entry.dtype, dims: entry.dims, data }, ...store };
+    }
+    const others = [...entry.holders].filter((holder) => holder !== channel);
+    const move = consumed && others.length === 1;
+    const taken = await this.#take(t.resident, entry, { copy: !move });
+    if (move) entry.holders.delete(others[0]!);
+    this.#counts.withinRuntime += entry.bytes;
+    if (!move) this.#counts.copiedWithinRuntime += entry.bytes;
+    if (taken.data.buffer instanceof ArrayBuffer) transfer.add(taken.data.buffer);
+    return { tensor: taken, ...store };
+  }
+
+  /** The tensor from a worker holding it: a copy, or handed over (then that worker holds it no more). */
+  async #take(id: number, entry: ResidentEntry, { copy }: { copy: boolean }): Promise<Tensor> {
+    const [holder] = entry.holders;
+    if (holder === undefined) throw new SoraError('INTERNAL', `resident tensor ${id} is held nowhere`);
+    const reply = await holder.request<Tensor>({ type: 'take', resident: id, copy });
+    if (!reply.ok) throw new SoraError('BACKEND', `resident tensor ${id}: ${reply.message}`);
+    return reply.result;
+  }
+
+  #outputs(channel: WorkerChannel, result: RunResult, keep: Record<string, number>): RunOutputs {
+    const outputs: Record<string, Tensor | ResidentTensor> = {};
+    for (const [name, t] of Object.entries(result.outputs)) {
+      this.#counts.toHost += t.data.byteLength;
+      outputs[name] = t;
+    }
+    for (const [name, { dtype, dims }] of Object.entries(result.kept)) {
+      const id = keep[name]!;
+      this.#residents.set(id, { dtype, dims, bytes: tensorByteLength({ dtype, dims }), holders: new Set([channel]), host: undefined });
+      outputs[name] = { resident: id, dtype, dims };
+    }
+    return outputs;
+  }
+
+  /** Consumed tensors: the run's worker dropped its copy; any other worker holding one drops it too. */
+  #forget(consumed: ReadonlySet<number>, ran: WorkerChannel): void {
+    if (consumed.size === 0) return;
+    const tensors: ResidentTensor[] = [];
+    for (const id of consumed) {
+      const entry = this.#residents.get(id);
+      entry?.holders.delete(ran);
+      if (entry !== undefined) tensors.push({ resident: id, dtype: entry.dtype, dims: entry.dims });
+    }
+    void this.release(tensors);
+  }
+
+  #resident(t: ResidentTensor): ResidentEntry {
+    const entry = this.#residents.get(t.resident);
+    if (entry === undefined) throw new SoraError('INTERNAL', `resident tensor ${t.resident} was released or never existed`);
+    return entry;
   }
 
   async unload(handle: BlockHandle): Promise<void> {
@@ -304,6 +467,7 @@ export class OnnxBackend implements Backend {
   async close(): Promise<void> {
     const handles = [...this.#blocks.entries()].map(([id, block]) => ({ id, name: block.source.name }));
     await Promise.allSettled(handles.map((handle) => this.unload(handle)));
+    this.#residents.clear();
     await Promise.all(this.#channels.map((channel) => channel.close()));
   }
 
@@ -339,13 +503,12 @@ function contractMismatch(block: BlockSource, loaded: LoadResult): string | unde
   return undefined;
 }
 
-function copyTensors(tensors: NamedTensors): NamedTensors {
-  return Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, { ...t, data: t.data.slice() }]));
-}
-
-/** Each distinct plain ArrayBuffer once (postMessage rejects duplicates; SharedArrayBuffers are shared anyway). */
-function transferables(tensors: NamedTensors): ArrayBuffer[] {
-  const buffers = new Set<ArrayBuffer>();
-  for (const t of Object.values(tensors)) if (t.data.buffer instanceof ArrayBuffer) buffers.add(t.data.buffer);
-  return [...buffers];
+/** The ids of the resident inputs named in `names`. */
+function residentsNamed(inputs: RunInputs, names: readonly string[]): Set<number> {
+  const ids = new Set<number>();
+  for (const name of names) {
+    const value = inputs[name];
+    if (value !== undefined && isResident(value)) ids.add(value.resident);
+  }
+  return ids;
 }

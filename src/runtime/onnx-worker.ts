@@ -25,11 +25,29 @@ export interface WorkerData {
   readonly ortLogLevel: 'warning' | 'fatal';
 }
 
+/**
+ * A run input: data (kept under `store` for later runs when given), or a tensor this worker already holds. Tensors
+ * stay in the worker that computed or received them until the backend asks for them (take) or drops them.
+ */
+export type WorkerValue = { readonly tensor: Tensor; readonly store?: number } | { readonly resident: number };
+
 export type WorkerRequest =
   | { type: 'warm'; id: number; options: WorkerSessionOptions }
   | { type: 'gc'; id: number }
   | { type: 'load'; id: number; path: string; provider: ExecutionProvider; options: WorkerSessionOptions }
-  | { type: 'run'; id: number; session: number; inputs: NamedTensors }
+  | {
+      type: 'run';
+      id: number;
+      session: number;
+      inputs: Record<string, WorkerValue>;
+      /** Outputs to keep in this worker, under these ids. */
+      keep: Record<string, number>;
+      /** Held tensors this run is the last user of: dropped after it. */
+      consume: number[];
+    }
+  /** Sends a held tensor to the backend: a copy, or the tensor itself (then this worker no longer holds it). */
+  | { type: 'take'; id: number; resident: number; copy: boolean }
+  | { type: 'drop'; id: number; residents: number[] }
   | { type: 'unload'; id: number; session: number };
 
 /** An input or output as the graph declares it: element type, and fixed sizes or symbolic names per dimension. */
@@ -52,7 +70,10 @@ export interface LoadResult {
 }
 
 export interface RunResult {
+  /** The outputs not kept. */
   readonly outputs: NamedTensors;
+  /** The kept outputs' dtype and dims, by output name. */
+  readonly kept: Record<string, Pick<Tensor, 'dtype' | 'dims'>>;
   readonly ms: number;
 }
 
@@ -83,6 +104,8 @@ function parentPortOrThrow(): MessagePort {
 
 const sessions = new Map<number, ort.InferenceSession>();
 let nextSession = 1;
+/** Tensors kept for later runs, by the backend's id. */
+const residents = new Map<number, Tensor>();
 
 port.on('message', (request: WorkerRequest | CloseRequest) => {
   // process.exit() in a worker stops this thread at this point, between two tasks, so never during a native ORT
@@ -123,7 +146,12 @@ async function dispatch(request: WorkerRequest): Promise<{ result: unknown; tran
     case 'load':
       return { result: await load(request.path, request.provider, request.options), transfer: [] };
     case 'run':
-      return run(sessionOf(request.session), request.inputs);
+      return run(sessionOf(request.session), request);
+    case 'take':
+      return take(request.resident, request.copy);
+    case 'drop':
+      for (const resident of request.residents) residents.delete(resident);
+      return { result: null, transfer: [] };
     case 'unload':
       await sessionOf(request.session).release();
       sessions.delete(request.session);
@@ -205,24 +233,65 @@ async function warm(options: WorkerSessionOptions): Promise<void> {
   await session.release();
 }
 
-async function run(session: ort.InferenceSession, inputs: NamedTensors): Promise<{ result: RunResult; transfer: ArrayBuffer[] }> {
+type RunRequest = Extract<WorkerRequest, { type: 'run' }>;
+
+function take(id: number, copy: boolean): { result: Tensor; transfer: ArrayBuffer[] } {
+  const held = residentOf(id);
+  if (!copy) residents.delete(id);
+  const data = copy ? held.data.slice() : held.data;
+  return { result: { ...held, data }, transfer: data.buffer instanceof ArrayBuffer ? [data.buffer] : [] };
+}
+
+function residentOf(id: number): Tensor {
+  const held = residents.get(id);
+  if (held === undefined) throw new Error(`no resident tensor ${id} in this worker`);
+  return held;
+}
+
+/** Inline tensors to be kept are stored before the run, so that a failed run leaves them as a successful one would. */
+function feedsOf(inputs: RunRequest['inputs']): Record<string, ort.Tensor> {
   const feeds: Record<string, ort.Tensor> = {};
-  for (const [name, input] of Object.entries(inputs)) {
+  for (const [name, value] of Object.entries(inputs)) {
+    let input: Tensor;
+    if ('resident' in value) {
+      input = residentOf(value.resident);
+    } else {
+      input = value.tensor;
+      if (value.store !== undefined) residents.set(value.store, input);
+    }
     // run() rejects SharedArrayBuffer-backed data (runtime-facts §2); slice() copies into a plain buffer.
     const data = input.data.buffer instanceof SharedArrayBuffer ? input.data.slice() : input.data;
     feeds[name] = new ort.Tensor(input.dtype, data as Float32Array, input.dims);
   }
-  const start = performance.now();
-  const results = await session.run(feeds);
-  const ms = performance.now() - start;
+  return feeds;
+}
+
+async function run(session: ort.InferenceSession, request: RunRequest): Promise<{ result: RunResult; transfer: ArrayBuffer[] }> {
+  let results: ort.InferenceSession.OnnxValueMapType;
+  let ms: number;
+  try {
+    const feeds = feedsOf(request.inputs);
+    const start = performance.now();
+    results = await session.run(feeds);
+    ms = performance.now() - start;
+  } finally {
+    for (const resident of request.consume) residents.delete(resident);
+  }
 
   const outputs: Record<string, Tensor> = {};
+  const kept: RunResult['kept'] = {};
   const transfer = new Set<ArrayBuffer>();
   for (const [name, value] of Object.entries(results)) {
     if (!(TENSOR_DTYPES as readonly string[]).includes(value.type)) throw new Error(`output "${name}" has unsupported type ${value.type}`);
-    const data = value.data as TensorData;
-    outputs[name] = { dtype: value.type as TensorDType, dims: value.dims, data };
-    if (data.buffer instanceof ArrayBuffer) transfer.add(data.buffer);
+    const output: Tensor = { dtype: value.type as TensorDType, dims: value.dims, data: value.data as TensorData };
+    const keepAs = request.keep[name];
+    if (keepAs !== undefined) {
+      residents.set(keepAs, output);
+      kept[name] = { dtype: output.dtype, dims: output.dims };
+      continue;
+    }
+    outputs[name] = output;
+    if (output.data.buffer instanceof ArrayBuffer) transfer.add(output.data.buffer);
   }
-  return { result: { outputs, ms }, transfer: [...transfer] };
+  return { result: { outputs, kept, ms }, transfer: [...transfer] };
 }

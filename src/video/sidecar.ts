@@ -45,6 +45,8 @@ export interface Sidecar {
   readonly sampler: Record<string, unknown>;
   readonly timingsMs: Record<string, number>;
   readonly backend: { readonly kind: string; readonly device: string };
+  /** Tensor bytes moved between the host and where blocks run, per component (GenerateResult.transfers). */
+  readonly transfers: Record<string, unknown>;
   readonly versions: Versions;
   readonly createdAt: string;
 }

@@ -1,13 +1,29 @@
-import type { Backend, BlockHandle, BlockSource, BlockStats, NamedTensors } from '../../src/runtime/backend.js';
+import type {
+  Backend,
+  BlockHandle,
+  BlockSource,
+  BlockStats,
+  NamedTensors,
+  ResidentTensor,
+  RunInputs,
+  RunOptions,
+  RunOutputs,
+  Tensor,
+  TransferCounts,
+} from '../../src/runtime/backend.js';
+import { HostResidency } from '../../src/runtime/host-residency.js';
 
 export interface FakeRun {
   readonly block: string;
+  /** The inputs' data, resident ones resolved. */
   readonly inputs: NamedTensors;
+  readonly options: RunOptions;
 }
 
 /**
  * Fake backend: each block is a JavaScript function, and every load and run is recorded. For tests of how the
- * pipeline drives blocks (order, shapes, chunking) independently of what real blocks compute.
+ * pipeline drives blocks (order, shapes, chunking) independently of what real blocks compute. Resident tensors are
+ * host tensors kept by id, as in the CoreML backend.
  */
 export class FakeBackend implements Backend {
   readonly kind = 'onnx' as const;
@@ -15,6 +31,7 @@ export class FakeBackend implements Backend {
   readonly runs: FakeRun[] = [];
   readonly loads: string[] = [];
   readonly unloads: string[] = [];
+  readonly residency = new HostResidency();
   private nextId = 1;
 
   constructor(private readonly blocks: (name: string, inputs: NamedTensors) => NamedTensors) {}
@@ -24,13 +41,30 @@ export class FakeBackend implements Backend {
     return { id: this.nextId++, name: block.name };
   }
 
-  async run(handle: BlockHandle, inputs: NamedTensors): Promise<NamedTensors> {
-    this.runs.push({ block: handle.name, inputs });
-    return this.blocks(handle.name, inputs);
+  async run(handle: BlockHandle, inputs: RunInputs, options: RunOptions = {}): Promise<RunOutputs> {
+    const resolved = this.residency.inputs(inputs);
+    this.runs.push({ block: handle.name, inputs: resolved, options });
+    return this.residency.outputs(inputs, this.blocks(handle.name, resolved), options);
   }
 
   async unload(handle: BlockHandle): Promise<void> {
     this.unloads.push(handle.name);
+  }
+
+  async upload(t: Tensor, options: { readonly transfer?: boolean } = {}): Promise<ResidentTensor> {
+    return this.residency.upload(t, options.transfer === true);
+  }
+
+  async fetch(t: ResidentTensor): Promise<Tensor> {
+    return this.residency.fetch(t);
+  }
+
+  async release(tensors: readonly ResidentTensor[]): Promise<void> {
+    this.residency.release(tensors);
+  }
+
+  transfers(): TransferCounts {
+    return this.residency.counts();
   }
 
   stats(): BlockStats[] {

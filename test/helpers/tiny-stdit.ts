@@ -9,7 +9,7 @@ import type { CfgVelocity, Denoiser, DenoiserStep, StepPolicy } from '../../src/
 import { StditRunner } from '../../src/pipeline/stdit-runner.js';
 import type { Float32Tensor } from '../../src/pipeline/tensors.js';
 import { samplingTimesteps } from '../../src/pipeline/timesteps.js';
-import type { Backend, BlockHandle, BlockStats, NamedTensors } from '../../src/runtime/backend.js';
+import { wrapBackend, type Backend, type BlockHandle, type RunInputs } from '../../src/runtime/backend.js';
 import type { TextEncoding } from '../../src/text/text-encoder.js';
 import { ROOT } from './cli.js';
 import { readGolden } from './golden.js';
@@ -101,24 +101,18 @@ export function driftObserver(): StepPolicy & { readonly drifts: Float32Array[] 
 /** Wraps the real provider and backend: records the name of every acquired block and the inputs of every run. */
 export class RecordingProvider implements BlockProvider {
   readonly acquired: string[] = [];
-  readonly runs: { block: string; inputs: NamedTensors }[] = [];
+  readonly runs: { block: string; inputs: RunInputs }[] = [];
   readonly backend: Backend;
 
   constructor(private readonly inner: BlockProvider) {
     const real = inner.backend;
     const runs = this.runs;
-    this.backend = {
-      kind: real.kind,
-      device: real.device,
-      load: (block) => real.load(block),
-      async run(handle: BlockHandle, inputs: NamedTensors, options) {
+    this.backend = wrapBackend(real, {
+      async run(handle: BlockHandle, inputs: RunInputs, options) {
         runs.push({ block: handle.name, inputs });
         return real.run(handle, inputs, options);
       },
-      unload: (handle) => real.unload(handle),
-      stats: (): BlockStats[] => real.stats(),
-      close: () => real.close(),
-    };
+    });
   }
 
   acquire(name: string, next?: string): Promise<BlockHandle> {

@@ -50,9 +50,12 @@ const QueueFlagsSchema = z.object({ queue: queueFlag, detach: z.boolean().option
 
 /** Flags that belong to the machine running the blocks, with commander's values when not given. */
 const WORKER_FLAGS: Readonly<Record<string, unknown>> = {
-  backend: 'onnx',
+  backend: undefined,
   executionProvider: 'cpu',
   computeUnits: undefined,
+  connect: undefined,
+  device: undefined,
+  token: undefined,
   ffmpeg: undefined,
   memoryBudget: undefined,
   ci: true,

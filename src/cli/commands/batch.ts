@@ -14,7 +14,7 @@ import type { Model } from '../../model/manifest.js';
 import type { GenerateProgress } from '../../pipeline/generate.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
-import { GenerateSession, createCheckedJobBackend } from '../../pipeline/session.js';
+import { GenerateSession, openJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import type { VideoSize } from '../../pipeline/timesteps.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
@@ -29,11 +29,12 @@ import { sidecarJson } from '../../video/sidecar.js';
 import { checkFrameCount, VIDEO_FORMATS } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { parseFlags } from '../flags.js';
-import { cidlSettings, memorySidecar } from '../memory-flags.js';
+import { jobBackendChoice } from '../backend-flags.js';
+import { jobMemory, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 import { checkDeclaredSize, checkPromptVocabulary } from '../model-limits.js';
-import { addJobOptions, backendChoice, FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { addJobOptions, FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
 
 /** A planned batch handed to a job queue instead of run here (batch-queue.ts, which builds on this module). */
 export interface QueuedBatch {
@@ -156,9 +157,10 @@ interface BatchRun {
 async function generateAll(run: BatchRun): Promise<Batch> {
   const { flags, preset, file, todo, outputs, results, resultsFile, watch, timeline, context } = run;
   const model = await loadModelToRun(flags.model, context.logger);
-  const cidl = cidlSettings(flags, preset, model, todo.flatMap((job) => jobSize(flags, job, model)));
+  const choice = jobBackendChoice(flags);
+  const sizes = todo.flatMap((job) => jobSize(flags, job, model));
   const ffmpeg = todo.some((job) => job.format !== 'frames') ? await findFfmpeg(flags.ffmpeg) : undefined;
-  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model, sizes), model, context.logger);
   const session = new GenerateSession({ model, backend, logger: context.logger, cidl, timeline });
   const batch: Batch = { flags, file, model, preset, cidl, ffmpeg, backend, session, context };
   try {

@@ -4,7 +4,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { componentRows, matrixRows } from '../../bench/analyze.js';
+import { componentRows, matrixRows, runnerComparison } from '../../bench/analyze.js';
 import { componentsCsv, matrixCsv, matrixSvg, reportText } from '../../bench/render.js';
 import {
   benchJsonSchema,
@@ -26,6 +26,12 @@ import { collectVersions } from '../../video/sidecar.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
+import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
+import type { CidlSettings } from '../../pipeline/ci-dl.js';
+import { createCheckedJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
+import type { Logger } from '../../logging.js';
+import type { Model } from '../../model/manifest.js';
+import type { Backend } from '../../runtime/backend.js';
 import { JOB_FLAGS, loadModelToRun, MODEL_HELP, settingsFor } from './generate.js';
 import { jobLines } from '../progress.js';
 
@@ -34,7 +40,7 @@ const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
 const MAX_REPEAT = 1000;
 
 export function register(program: Command): void {
-  program
+  const command = program
     .command('bench')
     .description('measure load and run time of every block, cold and warm, and the speed-ups of LPL, TDTM and CI-DL')
     .option('--model <dir>', MODEL_HELP)
@@ -50,8 +56,8 @@ export function register(program: Command): void {
     .option('--memory-budget <size>', 'CI-DL budget of the cidl and all configurations (default: as generate)')
     .option('-o, --output <folder>', 'write bench.json, bench.schema.json, CSV files and the chart (SVG, PNG) there')
     .option('--trace', 'with -o: also trace.json, every block load and run (Chrome trace, one process per configuration)')
-    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)')
-    .action(async (options: Record<string, unknown>, command: Command) => bench(options, cliContext(command)));
+    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
+  addBackendOptions(command).action(async (options: Record<string, unknown>, self: Command) => bench(options, cliContext(self)));
 }
 
 const MATRIX_MESSAGE = `must be a comma-separated list of ${MATRIX_CONFIGS.join(', ')}`;
@@ -78,6 +84,7 @@ const FlagsSchema = z.object({
   memoryBudget: MEMORY_FLAGS.memoryBudget,
   output: z.string().min(1, 'must name a folder').optional(),
   trace: z.boolean().optional(),
+  ...BACKEND_FLAGS,
 });
 
 async function bench(options: Record<string, unknown>, context: CliContext): Promise<void> {
@@ -91,6 +98,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   const settings = settingsFor(BENCH_PROMPT, { ...flags, timestepTransform: 'opensora' }, model);
   const withCidl = configs.some((config) => config === 'cidl' || config === 'all');
   const cidl = withCidl ? cidlSettings({ memoryBudget: flags.memoryBudget, ci: true, dl: true }, PRESETS.paper, model, [settings]) : undefined;
+  const choice = jobBackendChoice(flags);
   const ffmpeg = await findFfmpeg(flags.ffmpeg);
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
 
@@ -107,12 +115,15 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       ffmpegPath: ffmpeg.path,
       workDir,
       logger: context.logger,
+      openBackend: (sessionCidl) => openBenchBackend(choice, sessionCidl, model, context.logger),
+      localReference: choice.backend === 'remote',
       onSession: (config, rep, index, total) => context.progress(line(index, total, `${CONFIG_LABELS[config]}, repetition ${rep}`)),
     });
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
 
+  const benched = runs.filter((run) => run.place === 'benched');
   const report = BenchReportSchema.parse({
     schemaVersion: 1,
     createdAt: new Date().toISOString(),
@@ -124,7 +135,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       threads: availableParallelism(),
       memoryBytes: totalmem(),
     },
-    backend: { kind: 'onnx', device: runs[0]?.device ?? 'cpu' },
+    backend: { kind: choice.backend, device: benched[0]?.device ?? 'cpu' },
     model: {
       name: model.name,
       dir: model.dir,
@@ -141,13 +152,25 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       repeat: flags.repeat,
       memoryBudget: cidl?.budget.bytes ?? null,
     },
-    components: componentRows(runs, model),
-    matrix: matrixRows(runs, configs, settings.steps),
+    components: componentRows(benched, model),
+    matrix: matrixRows(benched, configs, settings.steps),
+    remote: runnerComparison(runs),
   } satisfies BenchReport);
 
   const written = flags.output === undefined ? [] : await writeOutputs(flags.output, report, flags.trace === true ? runs : undefined);
   const files = written.length === 0 ? '' : `\n\nwrote ${written.map(displayPath).join(', ')}`;
   context.result(`${reportText(report)}${files}`, report);
+}
+
+/**
+ * A fresh backend per session. A runner is connected anew, but keeps its blocks loaded between clients: only its
+ * first session loads them cold, which is why the remote comparison uses the warm generations.
+ */
+async function openBenchBackend(choice: JobBackendChoice, cidl: CidlSettings | undefined, model: Model, logger: Logger): Promise<Backend> {
+  if (choice.backend !== 'remote') return createCheckedJobBackend(choice, cidl, model, logger);
+  // The budget was resolved against this machine's memory; a runner on another one is budgeted by its own limits.
+  const { backend } = await openJobBackend(choice, { requested: cidl !== undefined, settings: () => cidl }, model, logger);
+  return backend;
 }
 
 function toolVersions(): BenchReport['tool'] {

@@ -9,15 +9,13 @@ import { defaultModelDir, MODEL_ENV, SHIPPED_MODELS } from '../../model/default-
 import { LIMITS } from '../../model/limits.js';
 import { checkModelHashes, loadModel, type Model } from '../../model/manifest.js';
 import type { Logger } from '../../logging.js';
-import { COMPUTE_UNITS } from '../../native/coreml.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
 import { formatBytes } from '../../pipeline/memory-budget.js';
-import { createCheckedJobBackend } from '../../pipeline/session.js';
+import { openJobBackend } from '../../pipeline/session.js';
 import { Timeline } from '../../pipeline/timeline.js';
 import { TIMESTEP_TRANSFORMS } from '../../pipeline/timesteps.js';
 import type { Backend } from '../../runtime/backend.js';
-import { BACKEND_KINDS, EXECUTION_PROVIDERS, type BackendChoice } from '../../runtime/create-backend.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
@@ -30,7 +28,8 @@ import { collectVersions, sidecarJson, sidecarPathFor, type Sidecar } from '../.
 import { checkFrameCount, VIDEO_FORMATS, type VideoFormat } from '../../video/video-writer.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, numberFlag, numFramesFlag, parseFlags, resolutionFlag, stepsFlag } from '../flags.js';
-import { addMemoryOptions, cidlSettings, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
+import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
+import { addMemoryOptions, jobMemory, MEMORY_FLAGS, memorySidecar } from '../memory-flags.js';
 import { addPolicyOptions, POLICY_FLAGS, presetFromFlags } from '../policy-flags.js';
 import { checkDeclaredSize, checkPromptVocabulary, LIMIT_FLAGS_HELP } from '../model-limits.js';
 import { progressDisplay } from '../progress.js';
@@ -39,6 +38,8 @@ import { progressDisplay } from '../progress.js';
 export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 const MAX_SEED = Number.MAX_SAFE_INTEGER;
+
+export const FFMPEG_HELP = 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)';
 
 /**
  * The model a command runs: loaded (structure, contract and file sizes checked), then each file's sha256 compared
@@ -83,25 +84,9 @@ export function addJobOptions(command: Command): Command {
     )
     .option('--strict-prompt', LIMIT_FLAGS_HELP.strictPrompt)
     .option('--allow-any-size', LIMIT_FLAGS_HELP.allowAnySize)
-    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)');
+    .option('--overwrite', 'replace an output and sidecar this tool wrote before (never a folder holding anything else)')
+    .option('--ffmpeg <path>', FFMPEG_HELP);
   return addMemoryOptions(addPolicyOptions(addBackendOptions(command)));
-}
-
-/** Where and how blocks run and videos are encoded: the options a queue worker takes too. */
-export function addBackendOptions(command: Command): Command {
-  return command
-    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx')
-    .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
-    .option(
-      '--compute-units <units>',
-      `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
-    )
-    .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
-}
-
-/** What the backend flags ask for. */
-export function backendChoice(flags: Pick<JobFlags, 'backend' | 'executionProvider' | 'computeUnits'>): BackendChoice {
-  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
 }
 
 const AES_MESSAGE = `must be a number from 0 to ${LIMITS.aestheticScore}`;
@@ -123,9 +108,7 @@ export const JOB_FLAGS = {
     .optional(),
   timestepTransform: z.enum(TIMESTEP_TRANSFORMS, `must be one of: ${TIMESTEP_TRANSFORMS.join(', ')}`),
   overwrite: z.boolean().optional(),
-  backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
-  executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
-  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
+  ...BACKEND_FLAGS,
   ffmpeg: z.string().min(1, 'must name a file').optional(),
   strictPrompt: z.boolean().optional(),
   allowAnySize: z.boolean().optional(),
@@ -244,12 +227,12 @@ async function generateInto({ prompt, flags, preset, format, output, preview, co
   const settings = settingsFor(prompt, flags, model);
   checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
   checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
-  const cidl = cidlSettings(flags, preset, model, [settings]);
+  const choice = jobBackendChoice(flags);
   const timeline = flags.trace === true ? new Timeline() : undefined;
   const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Outputs are claimed already; an unusable backend (CoreML outside macOS, or on a macOS older than the model's
-  // packages need) fails here and the claims are given back.
-  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
+  // packages need, a runner that cannot be reached or serves another model) fails here and the claims are given back.
+  const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model, [settings]), model, context.logger);
 
   const progress = progressDisplay(process.stderr);
   let result: GenerateResult;
@@ -324,6 +307,7 @@ export function sidecarFor({ output, bytes, format, model, settings, speedups, r
     sampler: result.sampler,
     timingsMs: Object.fromEntries(Object.entries(result.timingsMs).map(([key, ms]) => [key, round(ms)])),
     backend: { kind: backend.kind, device: backend.device },
+    transfers: result.transfers,
     versions: collectVersions(ffmpeg?.version ?? null),
     createdAt: new Date().toISOString(),
   };

@@ -33,7 +33,8 @@ import { presetFromFlags } from '../policy-flags.js';
 import { parseJob, type QueuedJob } from '../queue-job.js';
 import { QUEUE_HELP } from './batch-queue.js';
 import { asSoraError, pending, runJob, type BatchFlags } from './batch.js';
-import { addBackendOptions, backendChoice, JOB_FLAGS, MODEL_HELP } from './generate.js';
+import { addLocalBackendOptions, LOCAL_BACKEND_FLAGS, localBackendChoice } from '../backend-flags.js';
+import { FFMPEG_HELP, JOB_FLAGS, MODEL_HELP } from './generate.js';
 
 export function register(program: Command): void {
   const command = program
@@ -48,7 +49,7 @@ export function register(program: Command): void {
       "a job whose worker stops renewing its lock this long (killed, crashed, cut off) goes to another worker",
       String(DEFAULT_STALL_SECONDS),
     );
-  addMemoryOptions(addBackendOptions(command), { trace: false }).action(
+  addMemoryOptions(addLocalBackendOptions(command).option('--ffmpeg <path>', FFMPEG_HELP), { trace: false }).action(
     async (options: Record<string, unknown>, self: Command) => runWorker(options, cliContext(self)),
   );
 }
@@ -59,9 +60,7 @@ const FlagsSchema = z.object({
   model: JOB_FLAGS.model,
   concurrency: integerFlag(1, 64, 'must be an integer from 1 to 64'),
   stallTimeout: integerFlag(1, 3600, 'must be a number of seconds from 1 to 3600'),
-  backend: JOB_FLAGS.backend,
-  executionProvider: JOB_FLAGS.executionProvider,
-  computeUnits: JOB_FLAGS.computeUnits,
+  ...LOCAL_BACKEND_FLAGS,
   ffmpeg: JOB_FLAGS.ffmpeg,
   ...MEMORY_FLAGS,
 });
@@ -286,7 +285,7 @@ function throttledProgress(job: Job, context: CliContext): (progress: GeneratePr
 
 async function openSlot(state: WorkerState): Promise<Slot> {
   const { flags, model, cidl, context } = state;
-  const backend = await createCheckedJobBackend(backendChoice(flags), cidl, model, context.logger);
+  const backend = await createCheckedJobBackend(localBackendChoice(flags), cidl, model, context.logger);
   const slot = { backend, session: new GenerateSession({ model, backend, logger: context.logger, cidl, timeline: undefined }) };
   state.slots.push(slot);
   return slot;

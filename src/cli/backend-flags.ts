@@ -1,0 +1,99 @@
+/**
+ * The backend flags of generate, batch and bench: where blocks run. `--backend onnx|coreml` in this process,
+ * `--backend remote` on a runner: `--connect HOST:PORT|unix:PATH` (`serve` elsewhere), or `--device <udid>|auto`
+ * (the iPhone app over USB). `--connect` or `--device` alone implies remote.
+ */
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { SoraError } from '../errors.js';
+import { COMPUTE_UNITS } from '../native/coreml.js';
+import type { JobBackendChoice } from '../pipeline/session.js';
+import { BACKEND_KINDS, EXECUTION_PROVIDERS } from '../runtime/create-backend.js';
+import { DEFAULT_RUNNER_PORT, parseConnect, type RunnerTarget } from '../runtime/runner-address.js';
+
+export const JOB_BACKEND_KINDS = [...BACKEND_KINDS, 'remote'] as const;
+
+/** The runner's token when the flag is not given: a flag shows in `ps`, the environment does not. */
+export const TOKEN_ENV = 'ONDEVICE_SORA_TOKEN';
+
+function addRuntimeOptions(command: Command): Command {
+  return command
+    .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
+    .option(
+      '--compute-units <units>',
+      `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
+    );
+}
+
+export function addBackendOptions(command: Command): Command {
+  return addRuntimeOptions(
+    command.option('--backend <name>', `${JOB_BACKEND_KINDS.join(' | ')}: ONNX Runtime, CoreML (macOS), or a runner (serve, the iPhone app) (default: onnx)`),
+  )
+    .option('--connect <address>', 'remote: the runner at HOST:PORT or unix:PATH (ondevice-sora serve)')
+    .option('--device <udid>', `remote: the iPhone runner app over USB, by UDID, or auto (the only one attached); port ${DEFAULT_RUNNER_PORT}`)
+    .option('--token <token>', `remote: the token the runner requires (default: $${TOKEN_ENV})`);
+}
+
+/** The queue worker's: its blocks run in its own process. */
+export function addLocalBackendOptions(command: Command): Command {
+  return addRuntimeOptions(command.option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx'));
+}
+
+const connectFlag = z
+  .string()
+  .transform((text, context) => {
+    const target = parseConnect(text);
+    if (typeof target === 'string') {
+      context.addIssue({ code: 'custom', message: target });
+      return z.NEVER;
+    }
+    return target;
+  });
+
+export const BACKEND_FLAGS = {
+  backend: z.enum(JOB_BACKEND_KINDS, `must be one of: ${JOB_BACKEND_KINDS.join(', ')}`).optional(),
+  executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
+  computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
+  connect: connectFlag.optional(),
+  device: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a device UDID or auto').optional(),
+  token: z.string().min(1, 'must not be empty').optional(),
+};
+
+export const LOCAL_BACKEND_FLAGS = {
+  backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
+  executionProvider: BACKEND_FLAGS.executionProvider,
+  computeUnits: BACKEND_FLAGS.computeUnits,
+};
+
+const LocalBackendFlagsSchema = z.object(LOCAL_BACKEND_FLAGS);
+
+/** What addLocalBackendOptions' flags ask for. */
+export function localBackendChoice(flags: z.infer<typeof LocalBackendFlagsSchema>): Exclude<JobBackendChoice, { backend: 'remote' }> {
+  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+}
+
+const BackendFlagsSchema = z.object(BACKEND_FLAGS);
+export type BackendFlags = z.infer<typeof BackendFlagsSchema>;
+
+/** What the flags ask for, checked against each other. */
+export function jobBackendChoice(flags: BackendFlags, env: NodeJS.ProcessEnv = process.env): JobBackendChoice {
+  const target = runnerTarget(flags);
+  const backend = flags.backend ?? (target === undefined ? 'onnx' : 'remote');
+  if (backend !== 'remote') {
+    if (target !== undefined) throw new SoraError('USAGE', `--${flags.connect ? 'connect' : 'device'}: only applies with --backend remote`);
+    return { backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+  }
+  if (target === undefined) throw new SoraError('USAGE', '--backend remote: needs --connect HOST:PORT|unix:PATH or --device <udid>|auto');
+  const token = flags.token ?? (env[TOKEN_ENV] || undefined);
+  return {
+    backend: 'remote',
+    remote: { target, ...(token !== undefined && { token }), ...(flags.computeUnits !== undefined && { computeUnits: flags.computeUnits }) },
+  };
+}
+
+function runnerTarget(flags: BackendFlags): RunnerTarget | undefined {
+  if (flags.connect !== undefined && flags.device !== undefined) throw new SoraError('USAGE', '--connect and --device: choose one');
+  if (flags.connect !== undefined) return flags.connect;
+  if (flags.device !== undefined) return { kind: 'usb', device: flags.device, port: DEFAULT_RUNNER_PORT };
+  return undefined;
+}
