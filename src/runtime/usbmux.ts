@@ -9,7 +9,7 @@
  * the two requests used here, and reports a refused device as "Unexpected data". The plists go through `plist`.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { build, parse, type PlistValue } from 'plist';
+import type { PlistValue } from 'plist';
 import { errorMessage, SoraError } from '../errors.js';
 import { VERSION } from '../version.js';
 
@@ -103,6 +103,7 @@ export async function connectDevice(device: UsbDevice, port: number, path: strin
 class Usbmux {
   #buffer = Buffer.alloc(0);
   #tag = 1;
+  #plist: typeof import('plist') | undefined;
   #waiting: { tag: number; resolve(reply: Record<string, PlistValue>): void; reject(error: Error): void } | undefined;
   #failure: Error | undefined;
 
@@ -130,10 +131,12 @@ class Usbmux {
     });
   }
 
-  request(message: Record<string, PlistValue>): Promise<Record<string, PlistValue>> {
-    if (this.#failure !== undefined) return Promise.reject(this.#failure);
+  async request(message: Record<string, PlistValue>): Promise<Record<string, PlistValue>> {
+    if (this.#failure !== undefined) throw this.#failure;
+    // `plist` (with xmlbuilder and @xmldom) loads only when a device is asked for: every other command starts without it.
+    const plist = (this.#plist ??= await import('plist'));
     const tag = this.#tag++;
-    const body = Buffer.from(build({ ...message, ProgName: 'ondevice-sora', ClientVersionString: `ondevice-sora-${VERSION}` }), 'utf8');
+    const body = Buffer.from(plist.build({ ...message, ProgName: 'ondevice-sora', ClientVersionString: `ondevice-sora-${VERSION}` }), 'utf8');
     const header = Buffer.alloc(HEADER_BYTES);
     header.writeUInt32LE(HEADER_BYTES + body.byteLength, 0);
     header.writeUInt32LE(1, 4);
@@ -174,10 +177,11 @@ class Usbmux {
       this.#buffer = this.#buffer.subarray(length);
       // A Connect answered with Result 0 turns the rest of the stream into device bytes: hand them over untouched.
       const waiting = this.#waiting;
-      if (waiting === undefined || waiting.tag !== tag) continue;
+      const plist = this.#plist;
+      if (waiting === undefined || plist === undefined || waiting.tag !== tag) continue;
       this.#waiting = undefined;
       try {
-        waiting.resolve(parse(body) as Record<string, PlistValue>);
+        waiting.resolve(plist.parse(body) as Record<string, PlistValue>);
       } catch (error) {
         waiting.reject(new SoraError('BACKEND', `usbmuxd (${this.path}) sent a plist that cannot be read: ${errorMessage(error)}`));
       }
