@@ -281,7 +281,7 @@ def _device_of(module: torch.nn.Module) -> torch.device:
     return next(module.parameters()).device
 
 
-def _clips_to_latents(encoder: SpatialEncoder, clips: np.ndarray) -> torch.Tensor:
+def clips_to_latents(encoder: SpatialEncoder, clips: np.ndarray) -> torch.Tensor:
     """uint8 [B, F, H, W, 3] -> 2-D latents [B, 4, F, h, w], on the encoder's device."""
     batch, frames = clips.shape[:2]
     flat = to_unit(clips.reshape(batch * frames, *clips.shape[2:])).to(_device_of(encoder))
@@ -328,7 +328,7 @@ def train_vae_temporal(
     def step_fn(step: int) -> Dict[str, torch.Tensor]:
         _warmup_lr(opt, step, lr)
         clips = np.stack([videos.clip(rng, CHUNK) for _ in range(batch)])
-        target = _clips_to_latents(spatial_encoder, clips) * scaling
+        target = clips_to_latents(spatial_encoder, clips) * scaling
         mu = encoder(target)
         recon = temporal.decode(mu + LATENT_NOISE * torch.randn_like(mu))
         latent_mse = (recon - target).pow(2).mean()
@@ -376,7 +376,7 @@ def load_vae(work: Path, device: str = "cpu") -> Tuple[OpenSoraVAEDecoder, Spati
 
 def encode_video(vae: OpenSoraVAEDecoder, spatial: SpatialEncoder, temporal: TemporalEncoder, video: np.ndarray):
     """uint8 [F, H, W, 3] (F a multiple of 17) -> un-normalised temporal latents [4, F/17·5, h, w]."""
-    z = _clips_to_latents(spatial, video[None]) * vae.cfg.spatial.scaling_factor
+    z = clips_to_latents(spatial, video[None]) * vae.cfg.spatial.scaling_factor
     with torch.no_grad():
         chunks = [temporal(piece) for piece in z.split(CHUNK, dim=2)]
     return torch.cat(chunks, dim=2)[0].cpu()
