@@ -10,7 +10,6 @@ import { z } from 'zod';
 import { anyExists, earlierRun, RESULTS_FILE, type PlannedJob } from '../../batch/plan.js';
 import { ResultsFile } from '../../batch/results-file.js';
 import type { BatchResult } from '../../batch/results.js';
-import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir } from '../../model/default-model.js';
 import { modelFingerprint } from '../../model/fingerprint.js';
@@ -25,7 +24,16 @@ import { cliContext, type CliContext } from '../context.js';
 import { parseFlags } from '../flags.js';
 import { jobFor } from '../queue-job.js';
 import { describeProgress } from '../progress.js';
-import { invalid, ordered, pending, register as registerBatch, report, type BatchFlags, type QueuedBatch } from './batch.js';
+import {
+  invalid,
+  ordered,
+  pending,
+  refuseExisting,
+  register as registerBatch,
+  report,
+  type BatchFlags,
+  type QueuedBatch,
+} from './batch.js';
 
 export const QUEUE_HELP = 'redis://[:password@]host[:port][/name]: the job queue (name: default ondevice-sora)';
 const POLL_MS = 500;
@@ -219,10 +227,6 @@ async function finishedJobs(jobs: readonly PlannedJob[], flags: BatchFlags): Pro
     if (earlier === 'finished') finished.add(job);
     else if (earlier === 'other' && (await anyExists(job))) existing.push(job);
   }
-  if (existing.length > 0 && flags.overwrite !== true) {
-    const more = existing.length > 1 ? ` (and ${existing.length - 1} more)` : '';
-    const hint = flags.resume === true ? 'pass --overwrite to replace them' : 'pass --resume to skip finished prompts, or --overwrite';
-    throw new SoraError('IO', `${displayPath(existing[0]!.path)} or its sidecar already exists${more}; ${hint}`);
-  }
+  refuseExisting(existing, flags);
   return finished;
 }

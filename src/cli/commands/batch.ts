@@ -257,11 +257,7 @@ async function sortJobs(
     if (earlier === 'other' && (await anyExists(job))) existing.push(job);
     todo.push({ job, replace: earlier === 'damaged' || flags.overwrite === true });
   }
-  if (existing.length > 0 && flags.overwrite !== true) {
-    const more = existing.length > 1 ? ` (and ${existing.length - 1} more)` : '';
-    const hint = flags.resume === true ? 'pass --overwrite to replace them' : 'pass --resume to skip finished prompts, or --overwrite';
-    throw new SoraError('IO', `${displayPath(existing[0]!.path)} or its sidecar already exists${more}; ${hint}`);
-  }
+  refuseExisting(existing, flags);
   const runnable: PlannedJob[] = [];
   for (const { job, replace } of todo) {
     const output = outputs.get(job)!;
@@ -280,6 +276,18 @@ async function sortJobs(
     results.set(job.entry.line, { ...pending(file, job), status: 'failed', error: { code: failure.code, message: failure.message } });
   }
   return runnable;
+}
+
+/**
+ * Outputs already there that no earlier run of these lines finished stop the batch before anything is loaded or
+ * queued, unless --overwrite, rather than failing prompt after prompt.
+ */
+export function refuseExisting(existing: readonly PlannedJob[], flags: Pick<BatchFlags, 'overwrite' | 'resume'>): void {
+  if (existing.length > 0 && flags.overwrite !== true) {
+    const more = existing.length > 1 ? ` (and ${existing.length - 1} more)` : '';
+    const hint = flags.resume === true ? 'pass --overwrite to replace them' : 'pass --resume to skip finished prompts, or --overwrite';
+    throw new SoraError('IO', `${displayPath(existing[0]!.path)} or its sidecar already exists${more}; ${hint}`);
+  }
 }
 
 /** The batch's flags with the line's overrides. */
