@@ -20,7 +20,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from sora.dependencies import require_modules
 
@@ -30,7 +30,7 @@ if __name__ == "__main__":
 import torch  # noqa: E402
 
 from sora.configs import STDiT3Config, get_stdit3_config
-from sora.manifest import BlockFile, BlockSpec, TensorSpec, build_manifest, write_manifest
+from sora.manifest import BlockSpec, block_spec_of, build_manifest, write_manifest
 from sora.onnx_export import export_unit, stdit_units
 from sora.stdit3 import STDiT3
 from sora.tiny_model import DEFAULTS, SEEDS, STDIT_GAINS, init_weights
@@ -57,10 +57,6 @@ def export_stdit(config: STDiT3Config, out_dir: Path) -> List[BlockSpec]:
     return [spec for unit in stdit_units(build_stdit(config)) for spec in export_unit(unit, out_dir)]
 
 
-def _tensor_specs(entries: Sequence[Dict[str, Any]]) -> Tuple[TensorSpec, ...]:
-    return tuple(TensorSpec(entry["name"], entry["dtype"], tuple(entry["shape"])) for entry in entries)
-
-
 def copy_tiny_parts(tiny_dir: Path, out_dir: Path) -> Tuple[Dict[str, Any], List[BlockSpec], List[BlockSpec]]:
     """Copies tokenizer, T5 and VAE files; returns (tiny manifest, T5 specs, VAE specs)."""
     manifest = json.loads((tiny_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -70,11 +66,7 @@ def copy_tiny_parts(tiny_dir: Path, out_dir: Path) -> Tuple[Dict[str, Any], List
         if block["component"] not in specs:
             continue
         paths += [entry["path"] for entry in block["files"]]
-        files = tuple(BlockFile(entry["path"], entry["role"]) for entry in block["files"])
-        specs[block["component"]].append(BlockSpec(
-            block["name"], block["component"], block["kind"], block["index"], files,
-            _tensor_specs(block["inputs"]), _tensor_specs(block["outputs"]), dtype=block["dtype"],
-        ))
+        specs[block["component"]].append(block_spec_of(block))
     for path in paths:
         (out_dir / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tiny_dir / path, out_dir / path)

@@ -96,7 +96,7 @@ class BlockSpec:
     files: Tuple[BlockFile, ...]
     inputs: Tuple[TensorSpec, ...]
     outputs: Tuple[TensorSpec, ...]
-    dtype: str = "float32"
+    dtype: str = "float32"  # onnx: how weights are stored (float32 | float16 | int8); coreml: compute precision
     format: str = "onnx"
     compute_units: Optional[str] = None  # CoreML compute units for this block; None: the backend decides
 
@@ -280,6 +280,31 @@ def _block_dict(model_dir: Path, block: BlockSpec, facts: _FileFacts) -> Dict[st
         "outputs": [_tensor_spec_dict(spec) for spec in block.outputs],
         **({} if block.compute_units is None else {"computeUnits": block.compute_units}),
     }
+
+
+def block_spec_of(entry: Mapping[str, Any]) -> BlockSpec:
+    """A manifest's block entry back as the spec it was built from (files without their sizes and hashes)."""
+    def specs(side: str) -> Tuple[TensorSpec, ...]:
+        return tuple(TensorSpec(item["name"], item["dtype"], tuple(item["shape"])) for item in entry[side])
+
+    return BlockSpec(
+        entry["name"], entry["component"], entry["kind"], entry["index"],
+        tuple(BlockFile(item["path"], item["role"]) for item in entry["files"]),
+        specs("inputs"), specs("outputs"), dtype=entry["dtype"], format=entry["format"],
+        compute_units=entry.get("computeUnits"),
+    )
+
+
+def describe_blocks(model_dir: Union[str, Path], blocks: Sequence[BlockSpec]) -> List[Dict[str, Any]]:
+    """The manifest entries of blocks whose files are already in model_dir: sizes, sha256 and weight bytes measured."""
+    facts = _FileFacts(Path(model_dir))
+    return [_block_dict(Path(model_dir), block, facts) for block in blocks]
+
+
+def describe_files(model_dir: Union[str, Path], paths: Sequence[str]) -> List[Dict[str, Any]]:
+    """path, bytes and sha256 of files in model_dir (the tokenizer's entries)."""
+    facts = _FileFacts(Path(model_dir))
+    return [facts.entry(path) for path in paths]
 
 
 def _defaults_dict(defaults: Defaults) -> Dict[str, Any]:

@@ -31,9 +31,18 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 import onnx
 import torch
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, numpy_helper
 from torch import nn
 
+from sora.onnx_weights import (  # noqa: F401 (DATA_ALIGNMENT, EXTERNAL_MIN_ELEMENTS: re-exported)
+    DATA_ALIGNMENT,
+    EXTERNAL_MIN_ELEMENTS,
+    point_to,
+    rename_inputs,
+    weights_of,
+    weights_to_float16,
+    write_weights,
+)
 from sora.manifest import KIND_COMPONENT, BlockFile, BlockSpec, io_specs_from_onnx
 from sora.stdit3 import STDiT3, block_diagonal_mask
 from sora.stdit_blocks import STDiTBlockPair, STDiTPart1, STDiTPart2
@@ -44,12 +53,9 @@ from sora.vae_blocks import SPATIAL_PART_NAMES, TEMPORAL_PART_NAMES, build_vae_p
 
 OPSET = 17
 DTYPES = ("float32", "float16")
-EXTERNAL_MIN_ELEMENTS = 256
-DATA_ALIGNMENT = 4096
 PRODUCER_NAME = "ondevice-sora"
 # Fixed rather than torch's version: a rebuilt torch package must not change every file of a model.
 PRODUCER_VERSION = "1"
-FLOAT16_MAX = float(np.finfo(np.float16).max)
 MAX_LISTED = 5
 NULL_CAPTION_KEY = "y_embedder.y_embedding"  # STDiT's key of the null caption that T5 layer 0 bakes in
 
@@ -322,13 +328,6 @@ def _same_tensor(a: TensorProto, b: TensorProto) -> bool:
     )
 
 
-def _rename_inputs(graph: onnx.GraphProto, renames: Mapping[str, str]) -> None:
-    for node in graph.node:
-        for position, name in enumerate(node.input):
-            if name in renames:
-                node.input[position] = renames[name]
-
-
 def _name_initializers(model: onnx.ModelProto, block: BlockExport) -> None:
     """Checkpoint keys for the initializers torch names after the wrapper's state dict; content-derived names for
     those it names by a counter (`onnx::MatMul_744`); equal ones merged."""
@@ -353,7 +352,7 @@ def _name_initializers(model: onnx.ModelProto, block: BlockExport) -> None:
         del graph.initializer[position]
     for tensor in graph.initializer:
         tensor.name = renames.get(tensor.name, tensor.name)
-    _rename_inputs(graph, renames)
+    rename_inputs(graph, renames)
 
 
 def _check_flat(graph: onnx.GraphProto, block: str) -> None:
@@ -390,51 +389,16 @@ def export_graph(block: BlockExport) -> onnx.ModelProto:
 
 
 # ============================================================================================
-# float16 weights, external data, writing
+# the shared weight file of a unit, writing
 # ============================================================================================
-
-
-def _element_count(tensor: TensorProto) -> int:
-    return int(np.prod(tensor.dims, dtype=np.int64))
-
-
-def _is_weight(tensor: TensorProto) -> bool:
-    return _element_count(tensor) >= EXTERNAL_MIN_ELEMENTS
-
-
-def weights_to_float16(model: onnx.ModelProto, block: str) -> None:
-    """Stores float32 weights as float16, each read through a Cast back to float32 (see module doc)."""
-    graph = model.graph
-    casts = []
-    renames = {}
-    for tensor in graph.initializer:
-        if tensor.data_type != TensorProto.FLOAT or not _is_weight(tensor):
-            continue
-        values = numpy_helper.to_array(tensor)
-        if np.abs(values).max() > FLOAT16_MAX:
-            raise ExportError(f"{block}: weight {tensor.name!r} exceeds the float16 range")
-        tensor.CopyFrom(numpy_helper.from_array(values.astype(np.float16), tensor.name))
-        renames[tensor.name] = f"{tensor.name}.float32"
-        casts.append(
-            helper.make_node("Cast", [tensor.name], [renames[tensor.name]], f"Cast.{tensor.name}", to=TensorProto.FLOAT)
-        )
-    _rename_inputs(graph, renames)
-    nodes = casts + list(graph.node)
-    graph.ClearField("node")
-    graph.node.extend(nodes)
-    onnx.checker.check_model(model)
-
-
-def _weights_of(model: onnx.ModelProto) -> List[TensorProto]:
-    return [tensor for tensor in model.graph.initializer if _is_weight(tensor)]
 
 
 def _shared_weights(models: Sequence[onnx.ModelProto], names: Sequence[str]) -> List[TensorProto]:
     """The weights of the first graph, after checking that every other graph has exactly the same ones."""
-    first = _weights_of(models[0])
+    first = weights_of(models[0])
     expected = {tensor.name: tensor for tensor in first}
     for model, name in zip(models[1:], names[1:]):
-        found = {tensor.name: tensor for tensor in _weights_of(model)}
+        found = {tensor.name: tensor for tensor in weights_of(model)}
         differing = sorted(set(expected) ^ set(found))
         differing += sorted(key for key in set(expected) & set(found) if not _same_tensor(expected[key], found[key]))
         if differing:
@@ -442,34 +406,6 @@ def _shared_weights(models: Sequence[onnx.ModelProto], names: Sequence[str]) -> 
                 f"{names[0]} and {name} cannot share a weight file: their weights differ ({differing[:MAX_LISTED]})"
             )
     return first
-
-
-def _write_weights(path: Path, tensors: Sequence[TensorProto]) -> Dict[str, Tuple[int, int]]:
-    """Writes the tensors' raw little-endian bytes at aligned offsets; returns name → (offset, length)."""
-    layout = {}
-    with path.open("wb") as handle:
-        for tensor in tensors:
-            if not tensor.HasField("raw_data"):
-                raise ExportError(f"weight {tensor.name!r} is not stored as raw bytes")
-            data = tensor.raw_data  # ONNX raw_data is little-endian, as external data must be
-            offset = -(-handle.tell() // DATA_ALIGNMENT) * DATA_ALIGNMENT
-            handle.write(b"\0" * (offset - handle.tell()))
-            handle.write(data)
-            layout[tensor.name] = (offset, len(data))
-    return layout
-
-
-def _point_to(model: onnx.ModelProto, location: str, layout: Mapping[str, Tuple[int, int]]) -> None:
-    for tensor in model.graph.initializer:
-        if tensor.name not in layout:
-            continue
-        offset, length = layout[tensor.name]
-        tensor.ClearField("raw_data")
-        tensor.data_location = TensorProto.EXTERNAL
-        tensor.ClearField("external_data")
-        for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, value
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -490,13 +426,13 @@ def export_unit(unit: ExportUnit, out_dir: Path, dtype: str = "float32") -> List
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     files: Tuple[BlockFile, ...] = ()
     if weights:
-        layout = _write_weights(weights_path, weights)
+        layout = write_weights(weights_path, weights)
         files = (BlockFile(unit.weights_path, "weights"),)
     specs = []
     for block, model in zip(unit.blocks, models):
         graph_path = out_dir / block.graph_path
         if weights:
-            _point_to(model, _relative(weights_path, graph_path.parent), layout)
+            point_to(model, _relative(weights_path, graph_path.parent), layout)
         graph_path.write_bytes(model.SerializeToString())
         inputs, outputs = io_specs_from_onnx(graph_path)
         specs.append(BlockSpec(

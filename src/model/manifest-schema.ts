@@ -54,8 +54,9 @@ const block = z.strictObject({
   // files inside and `sha256` the package digest (packageContentHash in src/runtime/coreml-cache.ts), absent in a
   // derived manifest.
   format: z.enum(BLOCK_FORMATS),
-  // onnx: how weights are stored (float16 weights are computed in float32); coreml: the compute precision.
-  dtype: z.enum(['float32', 'float16']),
+  // onnx: how weights are stored (float16 and int8 weights are computed in float32; int8 only for matrices and
+  // kernels, with a scale per output channel); coreml: the compute precision.
+  dtype: z.enum(['float32', 'float16', 'int8']),
   files: z.array(fileEntry.extend({ role: z.enum(['graph', 'weights']) })).min(1),
   weightBytes: bytes,
   inputs: z.array(tensorSpec).min(1),
