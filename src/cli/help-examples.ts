@@ -66,6 +66,10 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora models convert stdit/ t5/ vae/ -o opensora-1.2/    # folders recognised by their config.json',
     'ondevice-sora models convert --stdit stdit/ --t5 t5/ --vae vae/ -o sora/ --dtype float16 --python /usr/bin/python3',
   ],
+  'models compress': [
+    'ondevice-sora models compress models/shapes --weights fp16 -o shapes-fp16/   # about half the bytes',
+    'ondevice-sora models compress models/shapes --weights int8 -o shapes-int8/   # about a quarter',
+  ],
   'models cache': ['ondevice-sora models cache prune'],
   'models cache prune': [
     'ondevice-sora models cache prune                   # stale, unreferenced, and unused for 30 days',

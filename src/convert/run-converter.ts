@@ -1,10 +1,12 @@
 /**
- * Runs scripts/convert_checkpoint.py as a child process (the model code is PyTorch; a separate process also keeps
- * the conversion's memory apart from ours) and turns its stdout into progress events: `config <component>: <name>
+ * Runs scripts/convert_checkpoint.py (or scripts/compress_model.py, which prints the same unit lines) as a child
+ * process (the model code is PyTorch; a separate process also keeps the conversion's memory apart from ours) and
+ * turns its stdout into progress events: `config <component>: <name>
  * (<how chosen>)` lines, then one `[i/n] <block names>` line per exported unit. Its `error: …` message becomes a
  * one-line INPUT error; any other failure (a Python traceback) an INTERNAL one with the last line.
  */
 import { spawn } from 'node:child_process';
+import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { SoraError } from '../errors.js';
@@ -21,13 +23,15 @@ const UNIT_LINE = /^\[(\d+)\/(\d+)\] (.+)$/;
 
 export interface ConverterRun {
   readonly python: string;
+  /** The script to run (default: scripts/convert_checkpoint.py); any script that speaks the same lines. */
+  readonly script?: string;
   readonly args: readonly string[];
   readonly logger: Logger;
   readonly onEvent?: (event: ConverterEvent) => void;
   readonly signal?: AbortSignal;
 }
 
-function failure(code: number | null, stderr: string): SoraError {
+function failure(code: number | null, stderr: string, script: string): SoraError {
   const lines = stderr.trimEnd().split('\n');
   const start = lines.findLastIndex((line) => line.startsWith('error: '));
   if (start >= 0) {
@@ -35,12 +39,12 @@ function failure(code: number | null, stderr: string): SoraError {
     return new SoraError('INPUT', message);
   }
   const last = lines.at(-1)?.trim() || `exit status ${code}`;
-  return new SoraError('INTERNAL', `scripts/convert_checkpoint.py failed: ${last} (run with --log-level debug for its output)`);
+  return new SoraError('INTERNAL', `scripts/${basename(script)} failed: ${last} (run with --log-level debug for its output)`);
 }
 
-export async function runConverter({ python, args, logger, onEvent, signal }: ConverterRun): Promise<void> {
+export async function runConverter({ python, script = CONVERTER_SCRIPT, args, logger, onEvent, signal }: ConverterRun): Promise<void> {
   signal?.throwIfAborted();
-  const child = spawn(python, [CONVERTER_SCRIPT, ...args], {
+  const child = spawn(python, [script, ...args], {
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -63,7 +67,7 @@ export async function runConverter({ python, args, logger, onEvent, signal }: Co
     });
     signal?.throwIfAborted();
     logger.debug({ stderr }, 'converter stderr');
-    if (code !== 0) throw failure(code, stderr);
+    if (code !== 0) throw failure(code, stderr, script);
   } finally {
     signal?.removeEventListener('abort', stop);
   }

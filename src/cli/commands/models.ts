@@ -1,4 +1,4 @@
-/** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
+/** `models inspect | verify | list | make-synthetic | compress | cache prune`: look at model folders, or make one for benchmarking. */
 import { execFile } from 'node:child_process';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
@@ -17,6 +17,7 @@ import { claimPath } from '../../video/claim.js';
 import { checkReplaceable } from '../../video/replaceable.js';
 import { cliContext, type CliContext } from '../context.js';
 import { registerCache } from './models-cache.js';
+import { registerCompress } from './models-compress.js';
 import { registerPullAndConvert } from './models-pull.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes, formatTable } from '../format.js';
@@ -66,6 +67,7 @@ export function register(program: Command): void {
     .option('--overwrite', 'replace an existing model folder (one holding its manifest and the files it lists, nothing else)')
     .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
   registerPullAndConvert(models);
+  registerCompress(models);
   registerCache(models);
 }
 
