@@ -160,9 +160,18 @@ def _same_weights(first: Sequence[TensorProto], other: Sequence[TensorProto]) ->
     ]
 
 
+def _read_graph(path: Path) -> onnx.ModelProto:
+    """The graph with its external data (read from beside it)."""
+    try:
+        return onnx.load(str(path))
+    except Exception as error:  # protobuf's DecodeError, a missing or short data file: all mean a damaged folder
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CompressionError(f"{path}: cannot read the ONNX graph and its weights ({reason})") from error
+
+
 def _compress_unit(source: Path, out: Path, unit: Unit, setting: str) -> None:
     graphs = [_path_of(block, "graph") for block in unit.blocks]
-    models = [onnx.load(str(source / graph)) for graph in graphs]  # external data read from beside each graph
+    models = [_read_graph(source / graph) for graph in graphs]
     for model, block in zip(models, unit.blocks):
         compress_graph(model, block.name, setting)
     layout: Mapping[str, "tuple[int, int]"] = {}
@@ -221,7 +230,7 @@ def compress_folder(source: Path, out: Path, setting: str, on_unit=lambda index,
         raise CompressionError(f"--weights {setting!r} is not one of {', '.join(SETTINGS)}")
     manifest = json.loads((source / MANIFEST_NAME).read_text(encoding="utf-8"))
     blocks = [block_spec_of(entry) for entry in manifest["blocks"]]
-    stored = {block.dtype for block in blocks} - {"float32"}
+    stored = {block.dtype for block in blocks if block.format == "onnx"} - {"float32"}
     if stored:
         raise CompressionError(f"{source}: its weights are already stored as {', '.join(sorted(stored))}; "
                                "compress a float32 folder")
