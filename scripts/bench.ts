@@ -9,12 +9,16 @@
  *    and onnx is missing (`models make-synthetic` exits with the DEPENDENCY status then).
  * 3. bench-results/memory.json: the memory budget, peak RSS sampled from outside at three budgets on models/shapes
  *    and on that synthetic model (scripts/bench-memory.ts).
- * 4. bench-results/startup.json: `--help` against a bare Node start (scripts/bench-startup.ts).
+ * 4. bench-results/compression.json: float32, float16 and int8 weight storage (`models compress`): bytes, load time,
+ *    peak RSS, STDiT step time, strict-eval quality (16 prompts) and frames against float32 on models/shapes; bytes,
+ *    load time and peak RSS on that synthetic model (scripts/bench-compression.ts).
+ * 5. bench-results/startup.json: `--help` against a bare Node start (scripts/bench-startup.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compressionCases, runCompressionBench } from './bench-compression.js';
 import { cli, paperWidthModel, runMemoryBench, standardCases } from './bench-memory.js';
 import { runStartupBench } from './bench-startup.js';
 
@@ -42,6 +46,8 @@ async function main(): Promise<void> {
     }
     console.log('\n== the memory budget: peak RSS sampled from outside at three budgets per model');
     await runMemoryBench(standardCases(model), join(ROOT, 'bench-results', 'memory.json'));
+    console.log('\n== weight compression: fp32, fp16 and int8 storage (models compress)');
+    await runCompressionBench(compressionCases(model), join(ROOT, 'bench-results', 'compression.json'));
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
