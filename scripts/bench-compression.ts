@@ -5,20 +5,20 @@
  *   npm run build && tsx scripts/bench-compression.ts [--synthetic DIR] [--prompts N] [--out FILE]
  *
  * models/shapes: bytes on disk (every file the manifest lists, each once) and of the weight files; load time (the
- * sum of every block's session creation, median of `bench --repeat 3`); STDiT step time (warm denoise / steps,
- * median of the same sessions); peak RSS of `generate` sampled from outside (scripts/rss-sampler.ts); strict-eval
+ * sum of every block's session creation in `bench`) and STDiT step time (warm denoise / model evaluations), each
+ * the median of 3 rounds that run the three settings in turn; peak RSS of `generate` sampled from outside (scripts/rss-sampler.ts); strict-eval
  * quality (`eval --configs baseline --prompts N`, 16 by default); and the frames of one 30-step generation against
  * float32's (largest difference of an 8-bit channel, PSNR). A paper-width synthetic model (`--synthetic`, or
  * made by `npm run bench`): bytes, load time and peak RSS only (its weights are random, so quality means nothing).
  * The CPU may be shared: ratios within one run are what counts.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import { formatBytes } from '../src/pipeline/memory-budget.js';
+import { frameDifference, readPngFrames, type FrameDifference } from './frame-difference.js';
 import { runSampled, type SampledRun } from './rss-sampler.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -32,7 +32,8 @@ interface ModelCase {
   readonly model: string;
   /** `bench` and `generate` flags besides the model. */
   readonly flags: readonly string[];
-  readonly benchRepeat: number;
+  /** Rounds of `bench --repeat 1` over the three settings in turn (interleaved, so load on the CPU hits all alike). */
+  readonly rounds: number;
   /** Eval prompts and frame comparison; off for random weights. */
   readonly quality: boolean;
 }
@@ -47,7 +48,7 @@ interface Measured {
   readonly stditStepMs: number;
   readonly peakRss: number;
   readonly quality?: { readonly overall: number; readonly relative: number; readonly criteria: Record<string, number>; readonly prompts: number };
-  readonly frames?: { readonly maxAbs: number; readonly psnr: number; readonly count: number };
+  readonly frames?: FrameDifference;
 }
 
 async function run(args: readonly string[]): Promise<SampledRun> {
@@ -74,8 +75,10 @@ interface BenchReport {
   readonly matrix: readonly { evaluations: number; warm: { denoise: { medianMs: number } } }[];
 }
 
-async function loadAndStep(testCase: ModelCase, dir: string): Promise<Pick<Measured, 'loadMs' | 'loadMsByComponent' | 'stditStepMs'>> {
-  const args = ['bench', '--model', dir, '--repeat', String(testCase.benchRepeat), '--json', '--quiet', ...testCase.flags];
+type LoadAndStep = Pick<Measured, 'loadMs' | 'loadMsByComponent' | 'stditStepMs'>;
+
+async function loadAndStep(testCase: ModelCase, dir: string): Promise<LoadAndStep> {
+  const args = ['bench', '--model', dir, '--repeat', '1', '--json', '--quiet', ...testCase.flags];
   const report = JSON.parse((await run(args)).stdout) as BenchReport;
   const loadMsByComponent: Record<string, number> = {};
   for (const { component, load } of report.components) {
@@ -87,6 +90,26 @@ async function loadAndStep(testCase: ModelCase, dir: string): Promise<Pick<Measu
     loadMsByComponent,
     stditStepMs: baseline.warm.denoise.medianMs / baseline.evaluations,
   };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Per setting, the median of its rounds (each component's load time too). */
+async function interleavedLoadAndStep(testCase: ModelCase, dirs: Record<Setting, string>): Promise<Record<Setting, LoadAndStep>> {
+  const rounds: Record<Setting, LoadAndStep[]> = { fp32: [], fp16: [], int8: [] };
+  for (let round = 0; round < testCase.rounds; round += 1) {
+    for (const setting of SETTINGS) rounds[setting].push(await loadAndStep(testCase, dirs[setting]));
+  }
+  const summary = (runs: LoadAndStep[]): LoadAndStep => ({
+    loadMs: median(runs.map((r) => r.loadMs)),
+    loadMsByComponent: Object.fromEntries(Object.keys(runs[0]!.loadMsByComponent).map((c) => [c, median(runs.map((r) => r.loadMsByComponent[c]!))])),
+    stditStepMs: median(runs.map((r) => r.stditStepMs)),
+  });
+  return { fp32: summary(rounds.fp32), fp16: summary(rounds.fp16), int8: summary(rounds.int8) };
 }
 
 async function peakRss(testCase: ModelCase, dir: string, scratch: string): Promise<number> {
@@ -107,29 +130,13 @@ async function quality(dir: string, prompts: number): Promise<NonNullable<Measur
 
 async function frames(dir: string, folder: string): Promise<Buffer[]> {
   await run(['generate', PROMPT, '--model', dir, '-o', folder, '--format', 'frames', '--seed', '42', '--quiet']);
-  const names = (await readdir(folder)).filter((name) => name.endsWith('.png')).sort();
-  return Promise.all(names.map((name) => sharp(join(folder, name)).raw().toBuffer()));
-}
-
-function compareFrames(reference: readonly Buffer[], other: readonly Buffer[]): NonNullable<Measured['frames']> {
-  let squares = 0;
-  let count = 0;
-  let maxAbs = 0;
-  reference.forEach((frame, index) => {
-    const against = other[index]!;
-    for (let i = 0; i < frame.length; i += 1) {
-      const difference = frame[i]! - against[i]!;
-      squares += difference * difference;
-      maxAbs = Math.max(maxAbs, Math.abs(difference));
-      count += 1;
-    }
-  });
-  return { maxAbs, psnr: squares === 0 ? Infinity : 10 * Math.log10((255 * 255 * count) / squares), count: reference.length };
+  return readPngFrames(folder);
 }
 
 async function measureCase(testCase: ModelCase, prompts: number, scratch: string): Promise<Measured[]> {
   const dirs: Record<Setting, string> = { fp32: testCase.model, fp16: join(scratch, 'fp16'), int8: join(scratch, 'int8') };
   for (const setting of ['fp16', 'int8'] as const) await run(['models', 'compress', testCase.model, '--weights', setting, '-o', dirs[setting], '--quiet']);
+  const timed = await interleavedLoadAndStep(testCase, dirs);
   const results: Measured[] = [];
   let reference: Buffer[] | undefined;
   for (const setting of SETTINGS) {
@@ -138,14 +145,14 @@ async function measureCase(testCase: ModelCase, prompts: number, scratch: string
       setting,
       dir,
       ...(await folderBytes(dir)),
-      ...(await loadAndStep(testCase, dir)),
+      ...timed[setting],
       peakRss: await peakRss(testCase, dir, scratch),
     };
     let extra: Pick<Measured, 'quality' | 'frames'> = {};
     if (testCase.quality) {
       const own = await frames(dir, join(scratch, `frames-${setting}`));
       reference ??= own;
-      extra = { quality: await quality(dir, prompts), frames: compareFrames(reference, own) };
+      extra = { quality: await quality(dir, prompts), frames: frameDifference(reference, own) };
     }
     results.push({ ...measured, ...extra });
     console.log(describe({ ...measured, ...extra }));
@@ -167,7 +174,7 @@ export function compressionCases(synthetic: string | undefined): ModelCase[] {
     name: 'models/shapes, 64x64, 51 frames, 10 steps (frames and eval: 30 steps)',
     model: join(ROOT, 'models', 'shapes'),
     flags: ['--steps', '10'],
-    benchRepeat: 3,
+    rounds: 3,
     quality: true,
   };
   if (synthetic === undefined) return [shapes];
@@ -175,7 +182,7 @@ export function compressionCases(synthetic: string | undefined): ModelCase[] {
     name: 'synthetic opensora-1.2 --depth 2 (hidden 1152), 128x128, 17 frames, 2 steps',
     model: synthetic,
     flags: ['--resolution', '128x128', '--steps', '2'],
-    benchRepeat: 1,
+    rounds: 2,
     quality: false,
   };
   return [shapes, paper];

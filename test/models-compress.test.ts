@@ -1,7 +1,7 @@
 import { cp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { frameDifference, readPngFrames } from '../scripts/frame-difference.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
@@ -58,27 +58,7 @@ async function framesOf(model: string, name: string): Promise<Buffer[]> {
   const folder = join(dir, name);
   const result = await cli(['generate', PROMPT, '--model', model, '-o', folder, '--format', 'frames', ...SMALL]);
   expect(result.code, result.stderr).toBe(0);
-  const names = (await readdir(folder)).filter((file) => file.endsWith('.png')).sort();
-  return Promise.all(names.map((file) => sharp(join(folder, file)).raw().toBuffer()));
-}
-
-/** Largest difference of one 8-bit channel, and PSNR over every frame. */
-function compare(reference: readonly Buffer[], other: readonly Buffer[]): { maxAbs: number; psnr: number } {
-  expect(other).toHaveLength(reference.length);
-  let squares = 0;
-  let count = 0;
-  let maxAbs = 0;
-  reference.forEach((frame, index) => {
-    const against = other[index]!;
-    expect(against.length).toBe(frame.length);
-    for (let i = 0; i < frame.length; i += 1) {
-      const difference = frame[i]! - against[i]!;
-      squares += difference * difference;
-      maxAbs = Math.max(maxAbs, Math.abs(difference));
-      count += 1;
-    }
-  });
-  return { maxAbs, psnr: squares === 0 ? Infinity : 10 * Math.log10((255 * 255 * count) / squares) };
+  return readPngFrames(folder);
 }
 
 describe('models compress on the shipped tiny model', () => {
@@ -116,8 +96,8 @@ describe('models compress on the shipped tiny model', () => {
 
   it('generates from the compressed folders with frames close to float32 (fp16 within 1-2 levels, int8 PSNR > 35 dB)', async () => {
     const reference = await framesOf(TINY, 'fp32');
-    const half = compare(reference, await framesOf(folders.fp16!, 'fp16'));
-    const int8 = compare(reference, await framesOf(folders.int8!, 'int8'));
+    const half = frameDifference(reference, await framesOf(folders.fp16!, 'fp16'));
+    const int8 = frameDifference(reference, await framesOf(folders.int8!, 'int8'));
     // Measured: fp16 max 1, PSNR 62 dB; int8 max 23, PSNR 43 dB (random weights amplify errors more than trained ones).
     expect(half.maxAbs).toBeLessThanOrEqual(4);
     expect(half.psnr).toBeGreaterThan(50);
