@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
@@ -201,13 +202,16 @@ def _compress_package(source: Path, out: Path, block: BlockSpec, setting: str) -
 
     ct = import_coremltools()
     package = _path_of(block, "graph")
-    model = ct.models.MLModel(str(source / package), skip_model_load=True)
     config = ct.optimize.coreml.OptimizationConfig(
         global_config=ct.optimize.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8", granularity="per_channel")
     )
-    quantized = ct.optimize.coreml.linear_quantize_weights(model, config=config)
-    (out / package).parent.mkdir(parents=True, exist_ok=True)
-    quantized.save(str(out / package))
+    # coremltools rewrites an .mlpackage's Manifest.json when it opens one, so it opens a copy: the source stays as it was.
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
+        copy = Path(scratch) / Path(package).name
+        shutil.copytree(source / package, copy)
+        quantized = ct.optimize.coreml.linear_quantize_weights(ct.models.MLModel(str(copy), skip_model_load=True), config=config)
+        (out / package).parent.mkdir(parents=True, exist_ok=True)
+        quantized.save(str(out / package))
 
 
 def _copy_other_files(source: Path, out: Path, manifest: Mapping, block_files: "set[str]") -> None:

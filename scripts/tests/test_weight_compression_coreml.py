@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sora.manifest import block_spec_of
+from sora.manifest import block_spec_of, package_digest
 from sora.weight_compression import CompressionError, _compress_package
 
 ct = pytest.importorskip(
@@ -34,7 +34,10 @@ def _op_types(package: Path) -> set:
 def test_an_int8_coreml_package_reads_int8_constants_and_is_smaller(tmp_path):
     block = _block("stdit3_ST_0")
     package = block.files[0].path
+    digest = package_digest(TINY_COREML / package)
     _compress_package(TINY_COREML, tmp_path, block, "int8")
+    assert package_digest(TINY_COREML / package) == digest  # coremltools opened a copy, not the source
+    assert sorted(path.name for path in tmp_path.iterdir()) == [Path(package).parts[0]]  # no scratch left
     before = (TINY_COREML / package / WEIGHTS).stat().st_size
     after = (tmp_path / package / WEIGHTS).stat().st_size
     assert after < before * 0.6  # float16-computed block: float16 weights (2 bytes) become int8 (1) plus scales
