@@ -4,8 +4,9 @@
  */
 import { z } from 'zod';
 
-export const MATRIX_CONFIGS = ['baseline', 'lpl', 'tdtm', 'cidl', 'all'] as const;
-export type MatrixConfig = (typeof MATRIX_CONFIGS)[number];
+import { MATRIX_CONFIGS, type MatrixConfig } from './matrix-configs.js';
+
+export { MATRIX_CONFIGS, type MatrixConfig } from './matrix-configs.js';
 
 /** Column titles, as the paper's Table 5 names them. */
 export const CONFIG_LABELS: Readonly<Record<MatrixConfig, string>> = {

@@ -4,12 +4,12 @@
  */
 import { presetFromFlags, type PolicyFlags } from '../cli/policy-flags.js';
 import type { Preset } from '../policies/presets.js';
+import type { EvalConfig } from './eval-config-names.js';
 
 /** The paper's schedule: the configurations' step numbers (leap at 15, merge in the first 15) are of 30 steps. */
 export const EVAL_STEPS = 30;
 
-export const EVAL_CONFIGS = ['baseline', 'lpl15', 'lpl-auto', 'tdtm15', 'tdtm-all', 'paper'] as const;
-export type EvalConfig = (typeof EVAL_CONFIGS)[number];
+export { EVAL_CONFIGS, type EvalConfig } from './eval-config-names.js';
 
 const CONFIG_FLAGS: Readonly<Record<EvalConfig, PolicyFlags>> = {
   baseline: { preset: 'baseline' },

@@ -52,9 +52,9 @@ import type {
 } from './onnx-worker.js';
 import { disableOrtTelemetry } from './ort-telemetry.js';
 
-/** Not a value of onnx-worker.ts: importing that module outside a worker would start its message loop. */
-export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+import type { ExecutionProvider } from './backend-kinds.js';
+
+export { EXECUTION_PROVIDERS, type ExecutionProvider } from './backend-kinds.js';
 
 export interface OnnxBackendOptions {
   /** Requested execution provider (default cpu); falls back to cpu, with a warning, when it cannot be used. */
