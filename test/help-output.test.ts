@@ -4,11 +4,12 @@
  * change to a help text is recorded with `npx vitest run test/help-output.test.ts -u`. The CoreML cache folder shown
  * by `models cache` depends on HOME and XDG_CACHE_HOME, so the CLI runs with fixed ones; macOS puts it elsewhere
  * (~/Library/Caches, the same line lengths at these values), which is mapped back to the recorded Linux folder.
+ * `device setup` shows its default model by absolute path; the package folder is recorded as <package>.
  */
 import type { Command } from 'commander';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createProgram } from '../src/cli/program.js';
-import { assertBuilt, cli } from './helpers/cli.js';
+import { assertBuilt, cli, ROOT } from './helpers/cli.js';
 
 beforeAll(() => {
   assertBuilt();
@@ -23,8 +24,9 @@ const PATHS = commandPaths(createProgram());
 const HELP_ENV = { HOME: '/home/user', XDG_CACHE_HOME: '/home/user/.cache' };
 
 function asRecorded(help: string): string {
-  if (process.platform !== 'darwin') return help;
-  return help.replaceAll('/home/user/Library/Caches/ondevice-sora/', '/home/user/.cache/ondevice-sora/');
+  const here = help.replaceAll(ROOT.replace(/[/\\]+$/, ''), '<package>');
+  if (process.platform !== 'darwin') return here;
+  return here.replaceAll('/home/user/Library/Caches/ondevice-sora/', '/home/user/.cache/ondevice-sora/');
 }
 
 describe('--help output', () => {
