@@ -19,7 +19,7 @@ import type { Backend } from '../../runtime/backend.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
-import { findFfmpeg, type Ffmpeg } from '../../video/ffmpeg.js';
+import { checkFfmpegMeanwhile, type Ffmpeg } from '../../video/ffmpeg.js';
 import { contactSheetPng } from '../../video/contact-sheet.js';
 import { claimPath, type Claim } from '../../video/claim.js';
 import { OutputFiles, writeClaimed } from '../../video/output.js';
@@ -186,13 +186,14 @@ interface GenerateRun {
 }
 
 async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
+  // Located now, run (`-version`) beside loading the model and the first blocks; one that does not run stops the job.
+  const ffmpegCheck = format === 'frames' ? undefined : checkFfmpegMeanwhile(flags.ffmpeg);
   const model = await loadModelToRun(flags.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
   checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
   checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
   const choice = jobBackendChoice(flags);
   const timeline = flags.trace === true ? new Timeline() : undefined;
-  const ffmpeg = format === 'frames' ? undefined : await findFfmpeg(flags.ffmpeg);
   // Outputs are claimed already; an unusable backend (CoreML outside macOS, or on a macOS older than the model's
   // packages need, a runner that cannot be reached or serves another model) fails here and the claims are given back.
   const { backend, cidl } = await openJobBackend(choice, jobMemory(flags, preset, model, [settings]), model, context.logger);
@@ -208,10 +209,10 @@ async function generateInto({ prompt, flags, preset, format, output, preview, co
       model,
       backend,
       settings,
-      video: { format, path: output.tempPath, ...(ffmpeg && { ffmpegPath: ffmpeg.path }) },
+      video: { format, path: output.tempPath, ...(ffmpegCheck && { ffmpegPath: ffmpegCheck.path }) },
       logger: context.logger,
       policies: stepPolicies(preset, latentShapeFor(settings).frames, context.logger),
-      signal: output.interrupted,
+      signal: ffmpegCheck === undefined ? output.interrupted : AbortSignal.any([output.interrupted, ffmpegCheck.failed]),
       cidl,
       timeline,
       ...(preview !== undefined && { onFrames: renderSheet }),
@@ -222,6 +223,7 @@ async function generateInto({ prompt, flags, preset, format, output, preview, co
     await backend.close();
   }
 
+  const ffmpeg = await ffmpegCheck?.probe;
   const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
   await checkFrameCount(output.tempPath, format, result.frames, ffmpeg?.path);
   const bytes = await output.writtenBytes();
