@@ -1,6 +1,7 @@
 /** `generate <prompt> -o <file>`: one video from a text prompt. The work is in ../actions/generate.ts, loaded when it runs. */
 import type { Command } from 'commander';
 import { VIDEO_FORMATS } from '../../video/video-formats.js';
+import { prestartOnnxWorkers } from '../onnx-prestart.js';
 import { addJobOptions } from '../shared-options.js';
 
 export function register(program: Command): void {
@@ -12,6 +13,7 @@ export function register(program: Command): void {
     .option('--format <format>', `${VIDEO_FORMATS.join(' | ')} (default: from the output's extension)`)
     .option('--preview <png>', 'also write a contact sheet: up to 16 frames, downscaled, in a grid (PNG)');
   addJobOptions(command).action(async (prompt: string, options: Record<string, unknown>, self: Command) => {
+    prestartOnnxWorkers(options, self.optsWithGlobals());
     const { generateAction } = await import('../actions/generate.js');
     await generateAction(prompt, options, self);
   });
