@@ -67,7 +67,7 @@ export function configPreset(config: MatrixConfig, steps: number): Preset {
     case 'cidl':
       return { ...off, cidl: true };
     case 'all':
-      return { lpl: leap, tdtm: 'all', cidl: true };
+      return { ...off, lpl: leap, tdtm: 'all', cidl: true };
   }
 }
 

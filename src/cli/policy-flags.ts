@@ -1,4 +1,7 @@
-/** The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`. */
+/**
+ * The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`, `--step-cache`,
+ * `--reuse-every`.
+ */
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
@@ -13,7 +16,9 @@ export function addPolicyOptions(command: Command): Command {
     .option('--lpl <n>', 'leap to the end at step N (N + 1 evaluations), auto (when drifts stop turning), or off')
     .option('--lpl-tolerance <x>', `--lpl auto: the least gain in drift similarity that counts (default ${DEFAULT_LPL_TOLERANCE})`)
     .option('--lpl-patience <n>', `--lpl auto: checks without gain before leaping (default ${DEFAULT_LPL_PATIENCE})`)
-    .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none');
+    .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none')
+    .option('--step-cache <x>', 'skip the blocks while the accumulated relative change of their input stays below X (TeaCache); 0 for off')
+    .option('--reuse-every <n>', 'run the blocks every N-th step, reuse their residual between (FORA); 1 for every step');
 }
 
 const MAX_STEPS = LIMITS.steps;
@@ -27,6 +32,8 @@ export const POLICY_FLAGS = {
   lplTolerance: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
   lplPatience: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
   tdtm: z.union([z.literal('all'), integerFlag(0, MAX_STEPS, TDTM_MESSAGE)], TDTM_MESSAGE).optional(),
+  stepCache: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  reuseEvery: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
 };
 
 const PolicyFlagsSchema = z.object(POLICY_FLAGS);
@@ -39,6 +46,8 @@ export function presetFromFlags(flags: PolicyFlags): Preset {
     ...preset,
     lpl: lplSetting(flags, preset.lpl),
     ...(flags.tdtm !== undefined && { tdtm: flags.tdtm }),
+    ...(flags.stepCache !== undefined && { stepCache: flags.stepCache }),
+    ...(flags.reuseEvery !== undefined && { reuseEvery: flags.reuseEvery }),
   };
 }
 
