@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BenchReportSchema, MATRIX_CONFIGS } from '../src/bench/report.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { loadModel } from '../src/model/manifest.js';
+import { PRESETS } from '../src/policies/presets.js';
 import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
 import { startServe } from './helpers/runner.js';
@@ -38,9 +39,10 @@ describe('bench', () => {
     expect(row('baseline').speedup?.cold).toEqual({ stdit: 1, total: 1 });
     expect(row('baseline').evaluations).toBe(4);
     // LPL leaps at half the steps (step 2 of 4: 3 evaluations); TDTM merges in every step.
-    expect(row('lpl').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false });
+    expect(row('lpl').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false, stepCache: 0 });
     expect(row('lpl').evaluations).toBe(3);
-    expect(row('all').settings).toEqual({ lplStep: 2, tdtm: 'all', cidl: true });
+    expect(row('all').settings).toEqual({ lplStep: 2, tdtm: 'all', cidl: true, stepCache: 0 });
+    expect(row('fast').settings).toEqual({ lplStep: 2, tdtm: 2, cidl: false, stepCache: PRESETS.fast.stepCache });
     expect(report.settings.memoryBudget).toBeGreaterThan(0);
     for (const r of report.matrix) {
       expect(r.cold.total.medianMs).toBeGreaterThanOrEqual(r.cold.denoise.medianMs);
@@ -101,7 +103,7 @@ describe('bench', () => {
 
   it('refuses bad flags before running anything', async () => {
     const { USAGE } = ERROR_EXIT_CODES;
-    expectOneLineError(await cli(['bench', '--matrix', 'baseline,fast']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all');
+    expectOneLineError(await cli(['bench', '--matrix', 'baseline,faster']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all, fast');
     expectOneLineError(await cli(['bench', '--matrix', 'lpl,lpl']), USAGE, '--matrix: names a configuration twice');
     expectOneLineError(await cli(['bench', '--repeat', '0']), USAGE, '--repeat: must be an integer from 1 to 1000, got "0"');
     expectOneLineError(await cli(['bench', '--trace']), USAGE, '--trace: needs -o <folder>');

@@ -119,8 +119,8 @@ describe('step caching on the real tiny model (ONNX blocks)', () => {
     expect(dot / Math.sqrt(aa * bb)).toBeGreaterThan(0.5);
   });
 
-  it('--preset fast composes: TDTM blocks early, the leap at 15, cached steps skip whole stacks', async () => {
-    const policies = stepPolicies(PRESETS.fast, 5, silent);
+  it('the step cache composes with LPL and TDTM: TDTM blocks early, the leap at 15, cached steps skip whole stacks', async () => {
+    const policies = stepPolicies({ ...PRESETS.fast, tdtm: 15 }, 5, silent);
     expect(policies.map((policy) => policy.name)).toEqual(['tdtm', 'lpl', 'step-cache']);
     const { result, blocks } = await run(policies, 30);
     expect(result.evaluations).toBe(16);

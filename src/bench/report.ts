@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-export const MATRIX_CONFIGS = ['baseline', 'lpl', 'tdtm', 'cidl', 'all'] as const;
+export const MATRIX_CONFIGS = ['baseline', 'lpl', 'tdtm', 'cidl', 'all', 'fast'] as const;
 export type MatrixConfig = (typeof MATRIX_CONFIGS)[number];
 
 /** Column titles, as the paper's Table 5 names them. */
@@ -14,6 +14,7 @@ export const CONFIG_LABELS: Readonly<Record<MatrixConfig, string>> = {
   tdtm: 'TDTM',
   cidl: 'CI-DL',
   all: 'All',
+  fast: 'fast',
 };
 
 /** The parts of a generation the pipeline times (GenerateTimings). */
@@ -61,6 +62,8 @@ export const MatrixRowSchema = z.object({
     lplStep: z.int().nonnegative().nullable(),
     tdtm: z.union([z.literal('all'), z.int().nonnegative()]),
     cidl: z.boolean(),
+    /** Step cache threshold (0: off). */
+    stepCache: z.number().nonnegative(),
   }),
   /** STDiT evaluations per generation (fewer than the steps after an LPL leap). */
   evaluations: z.int().nonnegative(),

@@ -24,6 +24,7 @@ export const EVAL_CONFIGS = [
   'lpl15-cache0.3',
   'lpl15-reuse2',
   'lpl-auto-cache0.2',
+  'lpl15-tdtm15-cache0.2',
   'fast',
 ] as const;
 export type EvalConfig = (typeof EVAL_CONFIGS)[number];
@@ -46,6 +47,7 @@ const CONFIG_FLAGS: Readonly<Record<EvalConfig, PolicyFlags>> = {
   'lpl15-cache0.3': { preset: 'baseline', lpl: 15, stepCache: 0.3 },
   'lpl15-reuse2': { preset: 'baseline', lpl: 15, reuseEvery: 2 },
   'lpl-auto-cache0.2': { preset: 'baseline', lpl: 'auto', stepCache: 0.2 },
+  'lpl15-tdtm15-cache0.2': { preset: 'baseline', lpl: 15, tdtm: 15, stepCache: 0.2 },
   fast: { preset: 'fast' },
 };
 
