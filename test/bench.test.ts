@@ -42,7 +42,7 @@ describe('bench', () => {
     expect(row('lpl').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false, stepCache: 0 });
     expect(row('lpl').evaluations).toBe(3);
     expect(row('all').settings).toEqual({ lplStep: 2, tdtm: 'all', cidl: true, stepCache: 0 });
-    expect(row('fast').settings).toEqual({ lplStep: 2, tdtm: 2, cidl: false, stepCache: PRESETS.fast.stepCache });
+    expect(row('fast').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false, stepCache: PRESETS.fast.stepCache });
     expect(report.settings.memoryBudget).toBeGreaterThan(0);
     for (const r of report.matrix) {
       expect(r.cold.total.medianMs).toBeGreaterThanOrEqual(r.cold.denoise.medianMs);

@@ -21,8 +21,8 @@ describe('presets and the flags that override them', () => {
     expect(stepPolicies(PRESETS.paper, 5, silent).map((policy) => policy.name)).toEqual(['tdtm', 'lpl']);
   });
 
-  it('fast is LPL 15 and the step cache at 0.2, without TDTM or CI-DL', () => {
-    expect(PRESETS.fast).toEqual({ lpl: { mode: 'fixed', step: 15 }, tdtm: 0, stepCache: 0.2, reuseEvery: 1, cidl: false });
+  it('fast is LPL 15 and the step cache at 0.15, without TDTM or CI-DL', () => {
+    expect(PRESETS.fast).toEqual({ lpl: { mode: 'fixed', step: 15 }, tdtm: 0, stepCache: 0.15, reuseEvery: 1, cidl: false });
     expect(stepPolicies(PRESETS.fast, 5, silent).map((policy) => policy.name)).toEqual(['lpl', 'step-cache']);
     expect(stepPolicies({ ...PRESETS.baseline, reuseEvery: 2 }, 5, silent).map((policy) => policy.name)).toEqual(['block-reuse']);
   });
