@@ -153,7 +153,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       memoryBudget: cidl?.budget.bytes ?? null,
     },
     components: componentRows(benched, model),
-    matrix: matrixRows(benched, configs, settings.steps),
+    matrix: matrixRows(benched, configs, settings.steps, model),
     remote: runnerComparison(runs),
   } satisfies BenchReport);
 
