@@ -28,11 +28,11 @@ describe('bench', () => {
     const result = await cli(['bench', '--json', '--steps', '4', '--resolution', '128x128', '--repeat', '1', '--matrix', '-o', out, '--trace']);
     expect(result.code, result.stderr).toBe(0);
     const report = BenchReportSchema.parse(JSON.parse(result.stdout));
-    // Piped, progress is one line per session (5 configurations × 1 repetition), with an ETA after the first.
+    // Piped, progress is one line per session (6 configurations × 1 repetition), with an ETA after the first.
     const progress = result.stderr.split('\n').filter((line) => line.startsWith('['));
     expect(progress).toHaveLength(MATRIX_CONFIGS.length);
-    expect(progress[0]).toMatch(/^\[1\/5\] \S.*, repetition 1$/);
-    expect(progress[4]).toMatch(/^\[5\/5\] .*, repetition 1 {2}ETA \d+:\d\d$/);
+    expect(progress[0]).toMatch(/^\[1\/6\] \S.*, repetition 1$/);
+    expect(progress[5]).toMatch(/^\[6\/6\] .*, repetition 1 {2}ETA \d+:\d\d$/);
 
     expect(report.matrix.map((row) => row.config)).toEqual([...MATRIX_CONFIGS]);
     const row = (config: string) => report.matrix.find((r) => r.config === config)!;
@@ -77,7 +77,7 @@ describe('bench', () => {
     expect(png.format).toBe('png');
     const trace = JSON.parse(await readFile(join(out, 'trace.json'), 'utf8')) as { traceEvents: { name: string; args?: { name?: string } }[] };
     const processes = trace.traceEvents.filter((e) => e.name === 'process_name').map((e) => e.args?.name);
-    expect(processes).toEqual(['baseline', 'LPL', 'TDTM', 'CI-DL', 'All']);
+    expect(processes).toEqual(['baseline', 'LPL', 'TDTM', 'CI-DL', 'All', 'fast']);
     expect(report.remote).toBeNull();
   });
 
