@@ -15,6 +15,7 @@ export const CONFIG_LABELS: Readonly<Record<MatrixConfig, string>> = {
   tdtm: 'TDTM',
   cidl: 'CI-DL',
   all: 'All',
+  fast: 'fast',
 };
 
 /** The parts of a generation the pipeline times (GenerateTimings). */
@@ -62,6 +63,8 @@ export const MatrixRowSchema = z.object({
     lplStep: z.int().nonnegative().nullable(),
     tdtm: z.union([z.literal('all'), z.int().nonnegative()]),
     cidl: z.boolean(),
+    /** Step cache threshold (0: off). */
+    stepCache: z.number().nonnegative(),
   }),
   /** STDiT evaluations per generation (fewer than the steps after an LPL leap). */
   evaluations: z.int().nonnegative(),

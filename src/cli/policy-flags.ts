@@ -1,4 +1,7 @@
-/** The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`. */
+/**
+ * The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`, `--step-cache`,
+ * `--reuse-every`.
+ */
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { LIMITS } from '../model/limits.js';
@@ -17,6 +20,8 @@ export const POLICY_FLAGS = {
   lplTolerance: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
   lplPatience: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
   tdtm: z.union([z.literal('all'), integerFlag(0, MAX_STEPS, TDTM_MESSAGE)], TDTM_MESSAGE).optional(),
+  stepCache: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  reuseEvery: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
 };
 
 const PolicyFlagsSchema = z.object(POLICY_FLAGS);
@@ -29,6 +34,8 @@ export function presetFromFlags(flags: PolicyFlags): Preset {
     ...preset,
     lpl: lplSetting(flags, preset.lpl),
     ...(flags.tdtm !== undefined && { tdtm: flags.tdtm }),
+    ...(flags.stepCache !== undefined && { stepCache: flags.stepCache }),
+    ...(flags.reuseEvery !== undefined && { reuseEvery: flags.reuseEvery }),
   };
 }
 

@@ -82,14 +82,16 @@ export function addLocalBackendOptions(command: Command): Command {
   return addRuntimeOptions(command.option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx'));
 }
 
-/** The speed-ups: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`. */
+/** The speed-ups: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`, `--step-cache`, `--reuse-every`. */
 export function addPolicyOptions(command: Command): Command {
   return command
     .option('--preset <name>', `${PRESET_NAMES.join(' | ')}: a set of speed-ups; the flags below override it`, 'baseline')
     .option('--lpl <n>', 'leap to the end at step N (N + 1 evaluations), auto (when drifts stop turning), or off')
     .option('--lpl-tolerance <x>', `--lpl auto: the least gain in drift similarity that counts (default ${DEFAULT_LPL_TOLERANCE})`)
     .option('--lpl-patience <n>', `--lpl auto: checks without gain before leaping (default ${DEFAULT_LPL_PATIENCE})`)
-    .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none');
+    .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none')
+    .option('--step-cache <x>', 'skip the blocks while the accumulated relative change of their input stays below X (TeaCache); 0 for off')
+    .option('--reuse-every <n>', 'run the blocks every N-th step, reuse their residual between (FORA); 1 for every step');
 }
 
 /** The memory flags: `--memory-budget`, `--no-ci`, `--no-dl`, and unless left out `--trace`. */

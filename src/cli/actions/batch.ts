@@ -33,7 +33,7 @@ import { jobMemory, memorySidecar } from '../memory-flags.js';
 import { presetFromFlags } from '../policy-flags.js';
 import { progressDisplay } from '../progress.js';
 import { checkDeclaredSize, checkPromptVocabulary } from '../model-limits.js';
-import { FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, type JobFlags } from './generate.js';
+import { FORMAT_FLAG, JOB_FLAGS, loadModelToRun, settingsFor, sidecarFor, sidecarSpeedups, type JobFlags } from './generate.js';
 
 /** A planned batch handed to a job queue instead of run here (batch-queue.ts, which builds on this module). */
 export interface QueuedBatch {
@@ -319,7 +319,7 @@ export async function runJob(batch: Batch, job: PlannedJob, output: OutputFiles)
         batch.onProgress?.(event);
       },
     });
-    const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
+    const speedups = sidecarSpeedups(flags.preset, preset);
     await checkFrameCount(output.tempPath, job.format, result.frames, ffmpeg?.path);
     const bytes = await output.writtenBytes();
     const sidecar = sidecarFor({ output: job.path, bytes, format: job.format, model, settings, speedups, result, ffmpeg, backend });

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { decodeVideo } from '../../eval/decode-video.js';
+import { DEFAULT_EVAL_CONFIGS } from '../../eval/eval-config-names.js';
 import { EVAL_CONFIGS, EVAL_STEPS, evalPreset, type EvalConfig } from '../../eval/eval-configs.js';
 import { parsePairPrompt, parsePrompt, shapeMentions } from '../../eval/prompt-attributes.js';
 import { pairScoreLines, reportTable, scoreLines } from '../../eval/render.js';
@@ -111,7 +112,7 @@ function isPair(attributes: VideoAttributes | readonly [VideoAttributes, VideoAt
 }
 
 async function evaluateModel(flags: Flags, context: CliContext): Promise<void> {
-  const configs: EvalConfig[] = ['baseline', ...(flags.configs ?? EVAL_CONFIGS).filter((config) => config !== 'baseline')];
+  const configs: EvalConfig[] = ['baseline', ...(flags.configs ?? DEFAULT_EVAL_CONFIGS).filter((config) => config !== 'baseline')];
   if (flags.report !== undefined) await refuseMissingFolder('--report', dirname(resolve(flags.report)));
   const model = await loadModelToRun(flags.model, context.logger);
   const world = await loadWorld(worldPath(flags));

@@ -224,7 +224,7 @@ async function generateInto({ prompt, flags, preset, format, output, preview, co
   }
 
   const ffmpeg = await ffmpegCheck?.probe;
-  const speedups = { preset: flags.preset, lpl: preset.lpl, tdtm: preset.tdtm };
+  const speedups = sidecarSpeedups(flags.preset, preset);
   await checkFrameCount(output.tempPath, format, result.frames, ffmpeg?.path);
   const bytes = await output.writtenBytes();
   const sidecar = sidecarFor({ output: output.path, bytes, format, model, settings, speedups, result, ffmpeg, backend });
@@ -246,10 +246,18 @@ export interface SidecarInputs {
   readonly model: Model;
   readonly settings: GenerateSettings;
   /** The preset and the LPL/TDTM settings in effect; what each did is in the sampler's policy records. */
-  readonly speedups: { readonly preset: string } & Pick<Preset, 'lpl' | 'tdtm'>;
+  readonly speedups: SidecarSpeedups;
   readonly result: GenerateResult;
   readonly ffmpeg: Ffmpeg | undefined;
   readonly backend: Backend;
+}
+
+type SidecarSpeedups = { readonly preset: string } & Pick<Preset, 'lpl' | 'tdtm' | 'stepCache' | 'reuseEvery'>;
+
+/** The speed-up settings a sidecar records: the preset's name and every field that changes the video. */
+export function sidecarSpeedups(name: string, preset: Preset): SidecarSpeedups {
+  const { lpl, tdtm, stepCache, reuseEvery } = preset;
+  return { preset: name, lpl, tdtm, stepCache, reuseEvery };
 }
 
 export function sidecarFor({ output, bytes, format, model, settings, speedups, result, ffmpeg, backend }: SidecarInputs): Sidecar {

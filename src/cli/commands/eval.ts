@@ -1,6 +1,6 @@
 /** `eval`: scores a shapes-world model's speed-up configurations, or one video. The work is in ../actions/eval.ts. */
 import type { Command } from 'commander';
-import { EVAL_CONFIGS } from '../../eval/eval-config-names.js';
+import { DEFAULT_EVAL_CONFIGS, EVAL_CONFIGS } from '../../eval/eval-config-names.js';
 import { WORLD_FILE } from '../../eval/world-file.js';
 import { MODEL_HELP } from '../shared-options.js';
 
@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .description('score a shapes-world model on its held-out prompts under each speed-up configuration, or score one video')
     .option('--model <dir>', MODEL_HELP)
     .option('--world <file>', `the world the model was trained on (default: ${WORLD_FILE} in the model folder)`)
-    .option('--configs <list>', `comma-separated, of ${EVAL_CONFIGS.join(',')} (default: all); the baseline always runs`)
+    .option('--configs <list>', `comma-separated, of ${EVAL_CONFIGS.join(',')} (default: ${DEFAULT_EVAL_CONFIGS.join(',')}); the baseline always runs`)
     .option('--prompts <n>', 'the first N held-out prompts, or all (default: all)')
     .option('--seed <n>', `seed of the first generation of each prompt (default: ${DEFAULT_SEED})`)
     .option('--seeds <k>', 'seeds per prompt: seed, seed + 1, … (default: 1)')
