@@ -12,7 +12,8 @@
  * 4. bench-results/compression.json: float32, float16 and int8 weight storage (`models compress`): bytes, load time,
  *    peak RSS, STDiT step time, strict-eval quality (16 prompts) and frames against float32 on models/shapes; bytes,
  *    load time and peak RSS on that synthetic model (scripts/bench-compression.ts).
- * 5. bench-results/startup.json: `--help` against a bare Node start (scripts/bench-startup.ts).
+ * 5. bench-results/startup.json: `--help` and the first block run on models/shapes against a bare Node start
+ *    (scripts/bench-startup.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

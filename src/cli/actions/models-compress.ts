@@ -1,7 +1,7 @@
-/** `models compress`: a copy of a model folder with float16 or int8 weight storage, for devices bound by loading. */
+/** `models compress` (options in ../commands/models.ts): a copy of a model folder with float16 or int8 weight storage, for devices bound by loading. */
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { compressibleModel, compressModel, COMPRESS_MODULES, WEIGHT_SETTINGS, type WeightSetting } from '../../convert/compress-model.js';
+import { compressibleModel, compressModel, COMPRESS_MODULES, type WeightSetting } from '../../convert/compress-model.js';
 import { COREMLTOOLS, findPython } from '../../convert/python.js';
 import { displayPath } from '../../display-path.js';
 import type { Model } from '../../model/manifest.js';
@@ -18,19 +18,9 @@ const CompressFlags = z.object({
   python: z.string().min(1, 'must name a Python interpreter').optional(),
 });
 
-export function registerCompress(models: Command): void {
-  models
-    .command('compress')
-    .description(
-      'write a copy of a model folder with its weights stored as float16, or as int8 with a scale per output channel ' +
-        '(matrices and kernels; float16 for the rest), computed in float32: the same blocks, so generate runs it ' +
-        `unchanged; fewer bytes to load. CoreML packages: int8 through coremltools. Needs Python with onnx, numpy and jsonschema`,
-    )
-    .argument('<dir>', 'model folder with manifest.json and float32 weights')
-    .requiredOption('--weights <setting>', `${WEIGHT_SETTINGS.join(' | ')} (fp16 = float16)`)
-    .requiredOption('-o, --output <dir>', 'folder to write (must not exist)')
-    .option('--python <path>', 'Python with onnx and numpy (default: $ONDEVICE_SORA_PYTHON, $PYTHON, python3)')
-    .action(async (dir: string, options: Record<string, unknown>, command: Command) => compress(dir, options, cliContext(command)));
+/** What `models compress` runs (commands/models.ts defines its options). */
+export async function compressAction(dir: string, options: Record<string, unknown>, self: Command): Promise<void> {
+  await compress(dir, options, cliContext(self));
 }
 
 function folderBytes(model: Model): number {
