@@ -57,6 +57,18 @@ describe('bench', () => {
     expect(st0.runWarm.n).toBe(4);
     expect(report.components.find((c) => c.name === 'vae_spatial_part1')!.callsPerRun).toBe(5); // 17 frames / 4
 
+    // The roof is measured in the run; every counted block has an efficiency against it, the VAE parts none.
+    expect(report.roof!.shape).toEqual([4096, 1152, 4608]);
+    expect(report.roof!.flopsPerSecond).toBeGreaterThan(0);
+    for (const name of ['stdit3_ST_0', 't5block-layer0', 'stdit3_part1']) {
+      const component = report.components.find((c) => c.name === name)!;
+      expect(component.flopsPerCall, name).toBeGreaterThan(0);
+      expect(component.efficiency, name).toBeGreaterThan(0);
+      expect(component.efficiency, name).toBeLessThanOrEqual(1.5);
+    }
+    expect(report.components.find((c) => c.name === 'vae_spatial_part1')).toMatchObject({ flopsPerCall: null, efficiency: null });
+    expect(result.stderr).toContain('measuring the fp32 GEMM roof');
+
     expect(JSON.parse(await readFile(join(out, 'bench.json'), 'utf8'))).toEqual(report);
     const schema = JSON.parse(await readFile(join(out, 'bench.schema.json'), 'utf8')) as Record<string, any>;
     expect(schema.$schema).toMatch(/json-schema\.org/);
@@ -82,6 +94,7 @@ describe('bench', () => {
       expect(result.code, result.stderr).toBe(0);
       const report = BenchReportSchema.parse(JSON.parse(result.stdout));
       expect(report.backend.kind).toBe('remote');
+      expect(report.roof).toBeNull();
       expect(report.backend.device).toContain(`runner at ${runner.address}`);
       expect(report.matrix.map((row) => row.config)).toEqual(['baseline']);
       const remote = report.remote!;

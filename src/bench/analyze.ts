@@ -2,23 +2,26 @@
 import type { Model } from '../model/manifest.js';
 import type { GenerateResult } from '../pipeline/generate.js';
 import type { TimelineEvent } from '../pipeline/timeline.js';
+import type { VideoSize } from '../pipeline/timesteps.js';
 import {
   CONFIG_LABELS,
   summarize,
   TIMING_PARTS,
   type ComponentRow,
+  type GemmRoof,
   type MatrixConfig,
   type MatrixRow,
   type RunnerComparison,
   type TimingPart,
 } from './report.js';
 import { configPreset, type SessionRun } from './run.js';
+import { blockFlopsPerCall } from './block-flops.js';
 
 /**
  * Per block of the baseline, in pipeline order: load times (each session loads every block once, during the cold
  * generation) and run times per call, cold and warm; tokenize and encode come from the generation's own timings.
  */
-export function componentRows(runs: readonly SessionRun[], model: Model): ComponentRow[] {
+export function componentRows(runs: readonly SessionRun[], model: Model, video: VideoSize, roof: GemmRoof | null): ComponentRow[] {
   const baseline = runs.filter((run) => run.config === 'baseline');
   const first = baseline[0];
   if (first === undefined) return [];
@@ -32,7 +35,7 @@ export function componentRows(runs: readonly SessionRun[], model: Model): Compon
   const blocks = model.blocks
     .filter((block) => events(first, 'run', block.name, false).length > 0)
     .map(
-      (block): ComponentRow => ({
+      (block): TimedRow => ({
         component: block.component,
         name: block.name,
         callsPerRun: events(first, 'run', block.name, false).length,
@@ -40,8 +43,11 @@ export function componentRows(runs: readonly SessionRun[], model: Model): Compon
         runCold: summarize(baseline.flatMap((run) => events(run, 'run', block.name, false))),
         runWarm: summarize(baseline.flatMap((run) => events(run, 'run', block.name, true))),
       }),
-    );
+    )
+    .map((row) => withEfficiency(row, blockFlopsPerCall(row.name, model, video, first.cold.tokens), roof));
   const step = (component: 'tokenizer' | 'encode', name: string, part: TimingPart): ComponentRow => ({
+    flopsPerCall: null,
+    efficiency: null,
     component,
     name,
     callsPerRun: 1,
@@ -50,6 +56,18 @@ export function componentRows(runs: readonly SessionRun[], model: Model): Compon
     runWarm: summarize(timing(part, true)),
   });
   return [step('tokenizer', 'tokenize', 'tokenizer'), ...blocks, step('encode', 'encode', 'write')];
+}
+
+type TimedRow = Omit<ComponentRow, 'flopsPerCall' | 'efficiency'>;
+
+/** Achieved FLOP/s of the median warm call ÷ the roof, to three decimals. */
+function withEfficiency(row: TimedRow, flopsPerCall: number | null, roof: GemmRoof | null): ComponentRow {
+  const seconds = row.runWarm.medianMs / 1000;
+  const efficiency =
+    flopsPerCall === null || roof === null || seconds <= 0 || flopsPerCall === 0
+      ? null
+      : Math.round((flopsPerCall / seconds / roof.flopsPerSecond) * 1000) / 1000;
+  return { ...row, flopsPerCall, efficiency };
 }
 
 /** One row per configuration, in the order given; speed-ups against the baseline's medians. */

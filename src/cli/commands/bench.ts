@@ -12,6 +12,7 @@ import {
   CONFIG_LABELS,
   MATRIX_CONFIGS,
   type BenchReport,
+  type GemmRoof,
   type MatrixConfig,
 } from '../../bench/report.js';
 import { runBench, type SessionRun } from '../../bench/run.js';
@@ -28,7 +29,8 @@ import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
 import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
-import { createCheckedJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
+import { createCheckedJobBackend, createJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
+import { measureGemmRoof } from '../../bench/gemm-roof.js';
 import type { Logger } from '../../logging.js';
 import type { Model } from '../../model/manifest.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -105,7 +107,9 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-'));
   const line = jobLines();
   let runs: SessionRun[];
+  let roof: GemmRoof | null;
   try {
+    roof = await measureRoof(choice, model, context);
     runs = await runBench({
       model,
       settings,
@@ -152,7 +156,8 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       repeat: flags.repeat,
       memoryBudget: cidl?.budget.bytes ?? null,
     },
-    components: componentRows(benched, model),
+    roof,
+    components: componentRows(benched, model, settings, roof),
     matrix: matrixRows(benched, configs, settings.steps),
     remote: runnerComparison(runs),
   } satisfies BenchReport);
@@ -160,6 +165,21 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   const written = flags.output === undefined ? [] : await writeOutputs(flags.output, report, flags.trace === true ? runs : undefined);
   const files = written.length === 0 ? '' : `\n\nwrote ${written.map(displayPath).join(', ')}`;
   context.result(`${reportText(report)}${files}`, report);
+}
+
+/**
+ * The GEMM roof on a fresh backend of the kind the blocks run on, with the same thread settings; null when they do
+ * not run on local ONNX Runtime (a roof of this machine says nothing about a runner or the Neural Engine).
+ */
+async function measureRoof(choice: JobBackendChoice, model: Model, context: CliContext): Promise<GemmRoof | null> {
+  if (choice.backend !== 'onnx') return null;
+  context.progress('measuring the fp32 GEMM roof');
+  const backend = createJobBackend({ backend: 'onnx' }, undefined, model, context.logger);
+  try {
+    return await measureGemmRoof(backend);
+  } finally {
+    await backend.close();
+  }
 }
 
 /**
