@@ -53,6 +53,7 @@ describe('GEMM roof', () => {
     expect(roof.run.n).toBe(3);
     expect(roof.flopsPerSecond).toBeGreaterThan(0);
     expect(roof.flopsPerSecond).toBeCloseTo(roof.flops / (roof.run.medianMs / 1000), -3);
+    expect(roof.peakFlopsPerSecond).toBeGreaterThanOrEqual(roof.flopsPerSecond);
   });
 });
 

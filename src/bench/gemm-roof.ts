@@ -14,7 +14,8 @@ import { summarize, type GemmRoof } from './report.js';
 /** An MLP projection at the paper's width (C = 1152, 4C hidden) over 4096 tokens. */
 export const PAPER_GEMM: MatMulShape = { m: 4096, k: 1152, n: 4608 };
 
-export async function measureGemmRoof(backend: Backend, shape: MatMulShape = PAPER_GEMM, runs = 5): Promise<GemmRoof> {
+/** Milliseconds of `runs` timed runs, after one untimed run that allocates the arena and prepacks the weights. */
+export async function timeGemm(backend: Backend, shape: MatMulShape = PAPER_GEMM, runs = 3): Promise<number[]> {
   const dir = await mkdtemp(join(tmpdir(), 'ondevice-sora-gemm-roof-'));
   try {
     const path = join(dir, 'matmul.onnx');
@@ -29,12 +30,10 @@ export async function measureGemmRoof(backend: Backend, shape: MatMulShape = PAP
       return elapsed;
     };
     try {
-      await once(); // the first run allocates the arena and the prepacked weights
+      await once();
       const samples: number[] = [];
       for (let i = 0; i < runs; i++) samples.push(await once());
-      const stats = summarize(samples);
-      const flops = 2 * shape.m * shape.k * shape.n;
-      return { shape: [shape.m, shape.k, shape.n], flops, run: stats, flopsPerSecond: Math.round(flops / (stats.medianMs / 1000)) };
+      return samples;
     } finally {
       await backend.release([a]);
       await backend.unload(handle);
@@ -42,4 +41,24 @@ export async function measureGemmRoof(backend: Backend, shape: MatMulShape = PAP
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The roof from run times: FLOPs ÷ the median (the roof efficiencies are taken against), and ÷ the fastest run
+ * (what the machine reached with the least interference: on a shared machine the median is well below it).
+ */
+export function gemmRoof(shape: MatMulShape, samples: readonly number[]): GemmRoof {
+  const run = summarize(samples);
+  const flops = 2 * shape.m * shape.k * shape.n;
+  return {
+    shape: [shape.m, shape.k, shape.n],
+    flops,
+    run,
+    flopsPerSecond: Math.round(flops / (run.medianMs / 1000)),
+    peakFlopsPerSecond: Math.round(flops / (run.minMs / 1000)),
+  };
+}
+
+export async function measureGemmRoof(backend: Backend, shape: MatMulShape = PAPER_GEMM, runs = 3): Promise<GemmRoof> {
+  return gemmRoof(shape, await timeGemm(backend, shape, runs));
 }

@@ -47,7 +47,7 @@ export function roofText(roof: GemmRoof | null): string {
   if (roof === null) return 'fp32 GEMM roof: not measured (the blocks do not run on local ONNX Runtime)';
   const [m, k, n] = roof.shape;
   return (
-    `fp32 GEMM roof: ${(roof.flopsPerSecond / 1e9).toFixed(1)} GFLOP/s ` +
+    `fp32 GEMM roof: ${(roof.flopsPerSecond / 1e9).toFixed(1)} GFLOP/s median, ${(roof.peakFlopsPerSecond / 1e9).toFixed(1)} fastest ` +
     `([${m}×${k}]·[${k}×${n}] MatMul, ${formatStats(roof.run)} ms per run, block thread settings)`
   );
 }

@@ -101,8 +101,10 @@ export const GemmRoofSchema = z.object({
   shape: z.tuple([z.int().positive(), z.int().positive(), z.int().positive()]),
   flops: z.number().positive(),
   run: StatsSchema,
-  /** FLOPs ÷ the median run time. */
+  /** FLOPs ÷ the median run time: the roof of the efficiency column. */
   flopsPerSecond: z.number().positive(),
+  /** FLOPs ÷ the fastest run. */
+  peakFlopsPerSecond: z.number().positive(),
 });
 export type GemmRoof = z.infer<typeof GemmRoofSchema>;
 
@@ -136,7 +138,7 @@ export const BenchReportSchema = z.object({
     /** The CI-DL budget in bytes (cidl and all), null when neither ran. */
     memoryBudget: z.number().positive().nullable(),
   }),
-  /** Measured in the same run, before the sessions; null when the blocks do not run on local ONNX Runtime. */
+  /** Measured in the same run, before and after the sessions (3 runs each); null when the blocks do not run on local ONNX Runtime. */
   roof: GemmRoofSchema.nullable(),
   /** Per block, from the baseline's sessions. */
   components: z.array(ComponentRowSchema),

@@ -30,7 +30,7 @@ import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
 import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { createCheckedJobBackend, createJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
-import { measureGemmRoof } from '../../bench/gemm-roof.js';
+import { gemmRoof, PAPER_GEMM, timeGemm } from '../../bench/gemm-roof.js';
 import type { Logger } from '../../logging.js';
 import type { Model } from '../../model/manifest.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -109,7 +109,8 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   let runs: SessionRun[];
   let roof: GemmRoof | null;
   try {
-    roof = await measureRoof(choice, model, context);
+    // Before and after the sessions, so a machine whose load changes during the run weighs on both alike.
+    const before = await timeRoof(choice, model, context);
     runs = await runBench({
       model,
       settings,
@@ -123,6 +124,8 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       localReference: choice.backend === 'remote',
       onSession: (config, rep, index, total) => context.progress(line(index, total, `${CONFIG_LABELS[config]}, repetition ${rep}`)),
     });
+    const after = await timeRoof(choice, model, context);
+    roof = before === null || after === null ? null : gemmRoof(PAPER_GEMM, [...before, ...after]);
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -171,12 +174,12 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
  * The GEMM roof on a fresh backend of the kind the blocks run on, with the same thread settings; null when they do
  * not run on local ONNX Runtime (a roof of this machine says nothing about a runner or the Neural Engine).
  */
-async function measureRoof(choice: JobBackendChoice, model: Model, context: CliContext): Promise<GemmRoof | null> {
+async function timeRoof(choice: JobBackendChoice, model: Model, context: CliContext): Promise<number[] | null> {
   if (choice.backend !== 'onnx') return null;
   context.progress('measuring the fp32 GEMM roof');
   const backend = createJobBackend({ backend: 'onnx' }, undefined, model, context.logger);
   try {
-    return await measureGemmRoof(backend);
+    return await timeGemm(backend, PAPER_GEMM);
   } finally {
     await backend.close();
   }
