@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BenchReportSchema, MATRIX_CONFIGS } from '../src/bench/report.js';
+import { ScalingReportSchema, type ScalingPoint } from '../src/bench/scaling.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { loadModel } from '../src/model/manifest.js';
 import { assertBuilt, cli, expectOneLineError, ROOT } from './helpers/cli.js';
@@ -112,11 +113,43 @@ describe('bench', () => {
     }
   });
 
+  it('--scaling: a point per size and frame count with FLOPs, step time, peak RSS and efficiency; JSON and chart with -o', async () => {
+    const out = join(root, 'scaling');
+    const result = await cli(['bench', '--scaling', '--scaling-sizes', '128,64', '--scaling-frames', '17', '--json', '-o', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = ScalingReportSchema.parse(JSON.parse(result.stdout));
+    expect(report.steps).toBe(1);
+    // Smallest first.
+    expect(report.points.map((p) => [p.width, p.numFrames])).toEqual([[64, 17], [128, 17]]);
+    const [small, large] = report.points as [ScalingPoint, ScalingPoint];
+    expect(large.tokens).toBe(4 * small.tokens);
+    expect(large.flopsPerStep!).toBeGreaterThan(small.flopsPerStep!);
+    expect(report.roof!.flopsPerSecond).toBeGreaterThan(0);
+    for (const point of report.points) {
+      expect(point.step.n).toBe(1);
+      expect(point.step.medianMs).toBeGreaterThan(0);
+      expect(point.peakRssBytes).toBeGreaterThan(0);
+      expect(point.efficiency!).toBeGreaterThan(0);
+      expect(point.efficiency!).toBeLessThanOrEqual(1.5);
+    }
+    expect(JSON.parse(await readFile(join(out, 'scaling.json'), 'utf8'))).toEqual(report);
+    expect(await readFile(join(out, 'scaling.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<circle [\s\S]*<\/svg>\n$/);
+    expect((await sharp(join(out, 'scaling.png')).metadata()).format).toBe('png');
+  });
+
   it('refuses bad flags before running anything', async () => {
     const { USAGE } = ERROR_EXIT_CODES;
     expectOneLineError(await cli(['bench', '--matrix', 'baseline,fast']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all');
     expectOneLineError(await cli(['bench', '--matrix', 'lpl,lpl']), USAGE, '--matrix: names a configuration twice');
     expectOneLineError(await cli(['bench', '--repeat', '0']), USAGE, '--repeat: must be an integer from 1 to 1000, got "0"');
     expectOneLineError(await cli(['bench', '--trace']), USAGE, '--trace: needs -o <folder>');
+    expectOneLineError(
+      await cli(['bench', '--scaling', '--scaling-sizes', '64,100']),
+      USAGE,
+      '--scaling-sizes: must be a comma-separated list of multiples of 16 from 16 to 2048',
+    );
+    expectOneLineError(await cli(['bench', '--scaling', '--scaling-frames', '17,20']), USAGE, '--scaling-frames: must be a comma-separated list of multiples of 17');
+    expectOneLineError(await cli(['bench', '--scaling-frames', '17']), USAGE, '--scaling-frames: needs --scaling');
+    expectOneLineError(await cli(['bench', '--scaling', '--matrix']), USAGE, '--scaling: cannot be combined with --matrix');
   });
 });

@@ -31,6 +31,9 @@ import { addBackendOptions, BACKEND_FLAGS, jobBackendChoice } from '../backend-f
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { createCheckedJobBackend, createJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
 import { gemmRoof, PAPER_GEMM, timeGemm } from '../../bench/gemm-roof.js';
+import { runScaling, ScalingReportSchema, withScalingEfficiency, type ScalingReport } from '../../bench/scaling.js';
+import { scalingSvg, scalingText } from '../../bench/scaling-render.js';
+import { LIMITS } from '../../model/limits.js';
 import type { Logger } from '../../logging.js';
 import type { Model } from '../../model/manifest.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -55,12 +58,27 @@ export function register(program: Command): void {
       '--matrix [configs]',
       `also run these configurations (default: all of ${MATRIX_CONFIGS.join(',')}); the baseline always runs`,
     )
+    .option('--scaling', 'instead: STDiT step time, FLOPs, peak memory and efficiency over sizes and frame counts')
+    .option('--scaling-sizes <list>', `--scaling: square sides in pixels (default: ${SCALING_SIZES.join(',')})`)
+    .option('--scaling-frames <list>', `--scaling: frame counts (default: ${SCALING_FRAMES.join(',')})`)
     .option('--memory-budget <size>', 'CI-DL budget of the cidl and all configurations (default: as generate)')
     .option('-o, --output <folder>', 'write bench.json, bench.schema.json, CSV files and the chart (SVG, PNG) there')
     .option('--trace', 'with -o: also trace.json, every block load and run (Chrome trace, one process per configuration)')
     .option('--ffmpeg <path>', 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)');
   addBackendOptions(command).action(async (options: Record<string, unknown>, self: Command) => bench(options, cliContext(self)));
 }
+
+const SCALING_SIZES = [64, 128, 192, 256];
+const SCALING_FRAMES = [17, 34, 51, 68];
+
+/** A comma-separated list of distinct integers each passing `check`. */
+const listFlag = (check: (value: number) => boolean, message: string) =>
+  z
+    .string()
+    .transform((text) => text.split(',').map((item) => item.trim()))
+    .refine((items) => items.every((item) => /^\d+$/.test(item) && check(Number(item))), message)
+    .transform((items) => items.map(Number))
+    .refine((values) => new Set(values).size === values.length, 'names a value twice');
 
 const MATRIX_MESSAGE = `must be a comma-separated list of ${MATRIX_CONFIGS.join(', ')}`;
 
@@ -86,6 +104,15 @@ const FlagsSchema = z.object({
   memoryBudget: MEMORY_FLAGS.memoryBudget,
   output: z.string().min(1, 'must name a folder').optional(),
   trace: z.boolean().optional(),
+  scaling: z.boolean().optional(),
+  scalingSizes: listFlag(
+    (side) => side >= 16 && side <= LIMITS.side && side % 16 === 0,
+    `must be a comma-separated list of multiples of 16 from 16 to ${LIMITS.side}`,
+  ).optional(),
+  scalingFrames: listFlag(
+    (frames) => frames >= 17 && frames <= LIMITS.numFrames && frames % 17 === 0,
+    `must be a comma-separated list of multiples of 17 from 17 to ${LIMITS.numFrames}`,
+  ).optional(),
   ...BACKEND_FLAGS,
 });
 
@@ -93,6 +120,10 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   const flags = parseFlags(FlagsSchema, options);
   if (flags.trace === true && flags.output === undefined) {
     throw new SoraError('USAGE', '--trace: needs -o <folder> to write trace.json into');
+  }
+  if (flags.scaling === true) return scaling(flags, context);
+  for (const flag of ['scalingSizes', 'scalingFrames'] as const) {
+    if (flags[flag] !== undefined) throw new SoraError('USAGE', `--${flag === 'scalingSizes' ? 'scaling-sizes' : 'scaling-frames'}: needs --scaling`);
   }
   const configs: MatrixConfig[] = ['baseline', ...(flags.matrix ?? []).filter((config) => config !== 'baseline')];
   const model = await loadModelToRun(flags.model, context.logger);
@@ -183,6 +214,76 @@ async function timeRoof(choice: JobBackendChoice, model: Model, context: CliCont
   } finally {
     await backend.close();
   }
+}
+
+type Flags = z.infer<typeof FlagsSchema>;
+
+/** `--scaling`: the grid of sizes × frame counts on local ONNX Runtime, the roof measured before and after. */
+async function scaling(flags: Flags, context: CliContext): Promise<void> {
+  const conflicts = [
+    ['matrix', flags.matrix],
+    ['resolution', flags.resolution],
+    ['num-frames', flags.numFrames],
+    ['trace', flags.trace],
+    ['memory-budget', flags.memoryBudget],
+  ] as const;
+  const conflict = conflicts.find(([, value]) => value !== undefined);
+  if (conflict !== undefined) throw new SoraError('USAGE', `--scaling: cannot be combined with --${conflict[0]}`);
+  const choice = jobBackendChoice(flags);
+  if (choice.backend !== 'onnx') throw new SoraError('USAGE', '--scaling: runs on local ONNX Runtime only (--backend onnx)');
+  const model = await loadModelToRun(flags.model, context.logger);
+  const settings = settingsFor(BENCH_PROMPT, { ...flags, steps: flags.steps ?? 1, timestepTransform: 'opensora' }, model);
+  const ffmpeg = await findFfmpeg(flags.ffmpeg);
+  if (flags.output !== undefined) await makeOutputFolder(flags.output);
+  const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-scaling-'));
+  const line = jobLines();
+  let report: ScalingReport;
+  try {
+    const before = await timeRoof(choice, model, context);
+    const plan = { model, settings, ffmpegPath: ffmpeg.path, workDir, logger: context.logger };
+    const grid = { resolutions: flags.scalingSizes ?? SCALING_SIZES, frameCounts: flags.scalingFrames ?? SCALING_FRAMES };
+    const points = await runScaling({
+      ...plan,
+      ...grid,
+      onPoint: (point, index, total) => context.progress(line(index, total, `${point.width}x${point.height}, ${point.numFrames} frames`)),
+    });
+    const after = await timeRoof(choice, model, context);
+    const roof = before === null || after === null ? null : gemmRoof(PAPER_GEMM, [...before, ...after]);
+    report = ScalingReportSchema.parse({
+      schemaVersion: 1,
+      createdAt: new Date().toISOString(),
+      model: {
+        name: model.name,
+        dir: model.dir,
+        stditDepth: model.architecture.stdit.depth,
+        stditHidden: model.architecture.stdit.hidden_size,
+      },
+      steps: settings.steps,
+      roof,
+      points: points.map((point) => withScalingEfficiency(point, roof)),
+    } satisfies ScalingReport);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const written = flags.output === undefined ? [] : await writeScalingOutputs(flags.output, report);
+  const files = written.length === 0 ? '' : `\n\nwrote ${written.map(displayPath).join(', ')}`;
+  context.result(`${scalingText(report)}${files}`, report);
+}
+
+async function writeScalingOutputs(folder: string, report: ScalingReport): Promise<string[]> {
+  const svg = scalingSvg(report);
+  const files: [string, string | Uint8Array][] = [
+    ['scaling.json', `${JSON.stringify(report, null, 2)}\n`],
+    ['scaling.svg', svg],
+    ['scaling.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
+  ];
+  const paths: string[] = [];
+  for (const [name, data] of files) {
+    const path = resolve(folder, name);
+    await writeFileAtomically(path, data);
+    paths.push(path);
+  }
+  return paths;
 }
 
 /**
