@@ -46,7 +46,11 @@ describe('bench', () => {
     for (const r of report.matrix) {
       expect(r.cold.total.medianMs).toBeGreaterThanOrEqual(r.cold.denoise.medianMs);
       expect(r.speedup!.warm.total).toBeCloseTo(row('baseline').warm.total.medianMs / r.warm.total.medianMs, 2);
+      expect(r.outsideBlocks.warm).toBeGreaterThanOrEqual(0);
+      expect(r.outsideBlocks.warm).toBeLessThan(1);
     }
+    // The cold generation loads its STDiT blocks on first use, inside the denoising loop: time outside block runs.
+    expect(row('baseline').outsideBlocks.cold).toBeGreaterThan(0);
 
     // Every block the baseline runs, in pipeline order, between tokenize and encode; STDiT blocks once per step.
     const model = await loadModel(join(ROOT, 'models', 'tiny'));

@@ -71,7 +71,13 @@ function withEfficiency(row: TimedRow, flopsPerCall: number | null, roof: GemmRo
 }
 
 /** One row per configuration, in the order given; speed-ups against the baseline's medians. */
-export function matrixRows(runs: readonly SessionRun[], configs: readonly MatrixConfig[], steps: number): MatrixRow[] {
+export function matrixRows(
+  runs: readonly SessionRun[],
+  configs: readonly MatrixConfig[],
+  steps: number,
+  model: Model,
+): MatrixRow[] {
+  const stditBlocks = new Set(model.blocks.filter((block) => block.component === 'stdit').map((block) => block.name));
   const parts = (results: readonly GenerateResult[]) =>
     Object.fromEntries(TIMING_PARTS.map((part) => [part, summarize(results.map((r) => r.timingsMs[part]))])) as MatrixRow['cold'];
   const rows = configs.map((config) => {
@@ -84,6 +90,10 @@ export function matrixRows(runs: readonly SessionRun[], configs: readonly Matrix
       evaluations: mine[0]?.cold.sampler.evaluations ?? 0,
       cold: parts(mine.map((run) => run.cold)),
       warm: parts(mine.map((run) => run.warm)),
+      outsideBlocks: {
+        cold: medianShare(mine.map((run) => outsideBlockShare(run, stditBlocks, false))),
+        warm: medianShare(mine.map((run) => outsideBlockShare(run, stditBlocks, true))),
+      },
     };
   });
   const baseline = rows.find((row) => row.config === 'baseline');
@@ -97,6 +107,24 @@ export function matrixRows(runs: readonly SessionRun[], configs: readonly Matrix
             warm: speedup(baseline.warm, row.warm),
           },
   }));
+}
+
+/**
+ * The share of a generation's denoising time not spent running STDiT blocks (loads, waits, copies, the sampler):
+ * what issue 17 calls orchestration. 0 when the generation did not denoise.
+ */
+function outsideBlockShare(run: SessionRun, stditBlocks: ReadonlySet<string>, warm: boolean): number {
+  const denoiseMs = (warm ? run.warm : run.cold).timingsMs.denoise;
+  if (denoiseMs <= 0) return 0;
+  const blockMs = run.timeline.events
+    .filter((e) => e.kind === 'run' && stditBlocks.has(e.block) && e.startMs >= run.warmStartMs === warm)
+    .reduce((sum, e) => sum + (e.endMs - e.startMs), 0);
+  return Math.max(0, 1 - blockMs / denoiseMs);
+}
+
+function medianShare(shares: readonly number[]): number {
+  const sorted = [...shares].sort((a, b) => a - b);
+  return sorted.length === 0 ? 0 : Math.round(sorted[Math.floor((sorted.length - 1) / 2)]! * 1000) / 1000;
 }
 
 function speedup(baseline: MatrixRow['cold'], row: MatrixRow['cold']): { stdit: number; total: number } {

@@ -56,6 +56,8 @@ export function roofText(roof: GemmRoof | null): string {
  * The layout of the paper's Table 5: one column per configuration, rows STDiT and Total (seconds), each followed
  * by its speed-up over the baseline; cold (as `generate`) then warm (as the later prompts of `batch`).
  */
+const pct = (share: number): string => `${(share * 100).toFixed(1)} %`;
+
 export function matrixText(rows: readonly MatrixRow[]): string {
   const line = (label: string, cell: (row: MatrixRow) => string): string[] => [label, ...rows.map(cell)];
   const seconds = (state: 'cold' | 'warm', part: 'denoise' | 'total') => (row: MatrixRow) =>
@@ -74,10 +76,11 @@ export function matrixText(rows: readonly MatrixRow[]): string {
       line('warm Total', seconds('warm', 'total')),
       line('  speed-up', times('warm', 'total')),
       line('evaluations', (row) => String(row.evaluations)),
+      line('outside blocks', (row) => `${pct(row.outsideBlocks.cold)} / ${pct(row.outsideBlocks.warm)}`),
     ],
     rows.map((_, i) => i + 1),
   );
-  return `ablation (seconds: median (min–max); cold = fresh session, warm = blocks loaded):\n${table}`;
+  return `ablation (seconds: median (min–max); cold = fresh session, warm = blocks loaded; outside blocks: share of STDiT time not in block runs, cold / warm):\n${table}`;
 }
 
 export function reportText(report: BenchReport): string {

@@ -72,6 +72,8 @@ export const MatrixRowSchema = z.object({
   cold: PartStatsSchema,
   /** The next generation in the same session, blocks already loaded (CI-DL: those its budget kept). */
   warm: PartStatsSchema,
+  /** Median share of denoising time spent outside STDiT block runs (loads, waits, copies, the sampler), 0–1. */
+  outsideBlocks: z.object({ cold: z.number().min(0).max(1), warm: z.number().min(0).max(1) }),
   /** Baseline median ÷ this median; null when the matrix has no baseline. */
   speedup: z.object({ cold: SpeedupSchema, warm: SpeedupSchema }).nullable(),
 });

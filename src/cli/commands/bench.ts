@@ -192,7 +192,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
     },
     roof,
     components: componentRows(benched, model, settings, roof),
-    matrix: matrixRows(benched, configs, settings.steps),
+    matrix: matrixRows(benched, configs, settings.steps, model),
     remote: runnerComparison(runs),
   } satisfies BenchReport);
 
