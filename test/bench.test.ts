@@ -55,7 +55,15 @@ describe('bench', () => {
     // Every block the baseline runs, in pipeline order, between tokenize and encode; STDiT blocks once per step.
     const model = await loadModel(join(ROOT, 'models', 'tiny'));
     const runBlocks = model.blocks.filter((block) => !block.name.includes('TDTM')).map((block) => block.name);
-    expect(report.components.map((c) => c.name)).toEqual(['tokenize', ...runBlocks, 'encode']);
+    const baselineRows = report.components.filter((c) => c.config === 'baseline');
+    expect(baselineRows.map((c) => c.name)).toEqual(['tokenize', ...runBlocks, 'encode']);
+    // The TDTM pairs the baseline never runs come from the tdtm configuration's sessions, with their own efficiency.
+    const tdtmRows = report.components.filter((c) => c.config !== 'baseline');
+    expect(tdtmRows.map((c) => [c.name, c.config])).toEqual(
+      model.blocks.filter((block) => block.name.includes('TDTM')).map((block) => [block.name, 'tdtm']),
+    );
+    expect(tdtmRows[0]!.flopsPerCall!).toBeLessThan(report.components.find((c) => c.name === 'stdit3_ST_0')!.flopsPerCall!);
+    expect(tdtmRows[0]!.efficiency!).toBeGreaterThan(0);
     const st0 = report.components.find((c) => c.name === 'stdit3_ST_0')!;
     expect(st0.callsPerRun).toBe(4);
     expect(st0.load?.n).toBe(1);

@@ -29,7 +29,7 @@ export function componentsText(rows: readonly ComponentRow[]): string {
       ['component', 'block', 'calls/run', 'load', 'run cold', 'run warm', 'GFLOP/call', 'of roof'],
       ...rows.map((row) => [
         row.component,
-        row.name,
+        row.config === 'baseline' ? row.name : `${row.name} (${row.config})`,
         String(row.callsPerRun),
         formatStats(row.load),
         formatStats(row.runCold),
@@ -40,7 +40,7 @@ export function componentsText(rows: readonly ComponentRow[]): string {
     ],
     [2, 3, 4, 5, 6, 7],
   );
-  return `per block, baseline (ms per call: median (min–max); of roof = warm GFLOP/s ÷ the GEMM roof):\n${table}`;
+  return `per block, baseline or (the configuration that ran it) (ms per call: median (min–max); of roof = warm GFLOP/s ÷ the GEMM roof):\n${table}`;
 }
 
 export function roofText(roof: GemmRoof | null): string {
@@ -119,6 +119,7 @@ export function componentsCsv(rows: readonly ComponentRow[]): string {
     [
       'component',
       'block',
+      'config',
       'calls_per_run',
       ...statsColumns('load'),
       ...statsColumns('run_cold'),
@@ -129,6 +130,7 @@ export function componentsCsv(rows: readonly ComponentRow[]): string {
     ...rows.map((row) => [
       row.component,
       row.name,
+      row.config,
       row.callsPerRun,
       ...statsCells(row.load),
       ...statsCells(row.runCold),

@@ -277,13 +277,7 @@ async function writeScalingOutputs(folder: string, report: ScalingReport): Promi
     ['scaling.svg', svg],
     ['scaling.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
   ];
-  const paths: string[] = [];
-  for (const [name, data] of files) {
-    const path = resolve(folder, name);
-    await writeFileAtomically(path, data);
-    paths.push(path);
-  }
-  return paths;
+  return writeFiles(folder, files);
 }
 
 /**
@@ -303,6 +297,17 @@ function toolVersions(): BenchReport['tool'] {
 }
 
 /** Each file whole or not at all; returns their paths. */
+async function writeFiles(folder: string, files: readonly [string, string | Uint8Array][]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const [name, data] of files) {
+    const path = resolve(folder, name);
+    await writeFileAtomically(path, data);
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** bench.json and the files beside it. */
 async function writeOutputs(folder: string, report: BenchReport, traced: readonly SessionRun[] | undefined): Promise<string[]> {
   const svg = matrixSvg(report);
   const files: [string, string | Uint8Array][] = [
@@ -314,13 +319,7 @@ async function writeOutputs(folder: string, report: BenchReport, traced: readonl
     ['matrix.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
     ...(traced === undefined ? [] : [['trace.json', JSON.stringify(mergedTrace(traced))] as [string, string]]),
   ];
-  const paths: string[] = [];
-  for (const [name, data] of files) {
-    const path = resolve(folder, name);
-    await writeFileAtomically(path, data);
-    paths.push(path);
-  }
-  return paths;
+  return writeFiles(folder, files);
 }
 
 /**
