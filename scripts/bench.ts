@@ -11,7 +11,8 @@
  *    frames, 1 step per point): step time, FLOPs, peak RSS and efficiency against the GEMM roof, with a chart.
  * 3. bench-results/memory.json: the memory budget, peak RSS sampled from outside at three budgets on models/shapes
  *    and on that synthetic model (scripts/bench-memory.ts).
- * 4. bench-results/startup.json: `--help` against a bare Node start (scripts/bench-startup.ts).
+ * 4. bench-results/startup.json: `--help` and the first block run on models/shapes against a bare Node start
+ *    (scripts/bench-startup.ts).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -6,9 +6,9 @@ import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 import type { PrettyStream } from 'pino-pretty';
 import { colorEnabled } from './color.js';
+import type { LogLevel } from './log-levels.js';
 
-export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export { LOG_LEVELS, type LogLevel } from './log-levels.js';
 export type { Logger };
 
 // Loaded only for a terminal: pino-pretty and its dependencies cost ~70 ms at every start, and logs to files and

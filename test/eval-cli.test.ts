@@ -96,7 +96,7 @@ describe('eval --video', () => {
     expectOneLineError(await cli(['eval', '--video', video, '--prompt', prompt, '--seeds', '2']), USAGE, '--seeds: does not apply with --video');
     expectOneLineError(await cli(['eval', '--video', join(root, 'none.mp4'), '--prompt', prompt, '--world', worldFile]), INPUT, 'none.mp4 is not a file');
     expectOneLineError(await cli(['eval', '--video', worldFile, '--prompt', prompt, '--world', worldFile]), INPUT, '--video: ffmpeg cannot decode');
-    expectOneLineError(await cli(['eval', '--configs', 'baseline,fast', '--model', 'models/tiny']), USAGE, '--configs: must be a comma-separated list of baseline, lpl15');
+    expectOneLineError(await cli(['eval', '--configs', 'baseline,faster', '--model', 'models/tiny']), USAGE, '--configs: must be a comma-separated list of baseline, lpl15');
     expectOneLineError(await cli(['eval', '--prompts', '0']), USAGE, '--prompts: must be a positive integer or all');
     expectOneLineError(await cli(['eval', '--model', 'models/tiny', '--world', worldFile, '--prompts', '9']), USAGE, '--prompts: the world has 2 held-out prompts');
     expectOneLineError(await cli(['eval', '--model', 'models/tiny']), INPUT, 'cannot read the world file models/tiny/world.json');

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/logging.js';
 import { hostOutputs, type Backend, type BlockHandle } from '../src/runtime/backend.js';
 import { OnnxBackend, type OnnxBackendOptions } from '../src/runtime/onnx-backend.js';
+import { adoptWorker, prestartWorkers } from '../src/runtime/onnx-worker-start.js';
 import { float16BitsToFloat32, float32ToFloat16Bits, fromNumbers, tensor } from '../src/runtime/tensor.js';
 import { expectSoraError } from './helpers/expect-error.js';
 import { tempDir } from './helpers/model-folder.js';
@@ -204,6 +205,32 @@ describe('OnnxBackend runs real sessions in worker threads', () => {
     await running;
     expect(loadDone).toBeLessThan(runDone);
     expect([...(hostOutputs(await b.run(loaded, { x: fromNumbers('float32', [1], [1]) })).y?.data as Float32Array)]).toEqual([1.25]);
+  });
+});
+
+describe('OnnxBackend with workers started early (prestartWorkers)', () => {
+  it('adopts them, ready or still starting, and runs on them', async () => {
+    prestartWorkers({ ortLogLevel: 'fatal' }, 2);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // one may be ready by now, the other not: either is fine
+    const b = backend({ workers: 2 });
+    expect(adoptWorker({ ortLogLevel: 'fatal' })).toBeUndefined(); // both taken by the backend
+    const [first, second] = await Promise.all([b.load(source('add-float32')), b.load(source('add-int32'))]);
+    const sum = hostOutputs(await b.run(first, { x: fromNumbers('float32', [2], [1, 2]) }));
+    expect([...(sum.y?.data as Float32Array)]).toEqual([1.25, 2.25]);
+    const difference = hostOutputs(await b.run(second, { x: fromNumbers('int32', [1], [7]) }));
+    expect([...(difference.y?.data as Int32Array)]).toEqual([0]);
+  });
+
+  it('leaves workers started for another ORT log level to their own backend', async () => {
+    prestartWorkers({ ortLogLevel: 'warning' }, 1);
+    backend({ workers: 1 }); // a silent logger: 'fatal' workers, started afresh
+    const left = adoptWorker({ ortLogLevel: 'warning' });
+    expect(left).toBeDefined();
+    // Asked to exit, as WorkerChannel.close does: terminate() during ORT's initialisation would abort the process.
+    const exited = once(left!.worker, 'exit');
+    left!.worker.ref();
+    left!.worker.postMessage({ type: 'close' });
+    await exited;
   });
 });
 

@@ -15,10 +15,16 @@ const silent = pino({ level: 'silent' });
 
 describe('presets and the flags that override them', () => {
   it('baseline has no speed-ups; paper is LPL 15, TDTM 15 and CI-DL', () => {
-    expect(PRESETS.baseline).toEqual({ lpl: { mode: 'off' }, tdtm: 0, cidl: false });
-    expect(PRESETS.paper).toEqual({ lpl: { mode: 'fixed', step: 15 }, tdtm: 15, cidl: true });
+    expect(PRESETS.baseline).toEqual({ lpl: { mode: 'off' }, tdtm: 0, stepCache: 0, reuseEvery: 1, cidl: false });
+    expect(PRESETS.paper).toEqual({ lpl: { mode: 'fixed', step: 15 }, tdtm: 15, stepCache: 0, reuseEvery: 1, cidl: true });
     expect(stepPolicies(PRESETS.baseline, 5, silent)).toEqual([]);
     expect(stepPolicies(PRESETS.paper, 5, silent).map((policy) => policy.name)).toEqual(['tdtm', 'lpl']);
+  });
+
+  it('fast is LPL 15 and the step cache at 0.15, without TDTM or CI-DL', () => {
+    expect(PRESETS.fast).toEqual({ lpl: { mode: 'fixed', step: 15 }, tdtm: 0, stepCache: 0.15, reuseEvery: 1, cidl: false });
+    expect(stepPolicies(PRESETS.fast, 5, silent).map((policy) => policy.name)).toEqual(['lpl', 'step-cache']);
+    expect(stepPolicies({ ...PRESETS.baseline, reuseEvery: 2 }, 5, silent).map((policy) => policy.name)).toEqual(['block-reuse']);
   });
 
   it('explicit flags replace the preset’s fields, the rest stays', () => {
@@ -28,8 +34,11 @@ describe('presets and the flags that override them', () => {
     expect(presetFromFlags({ preset: 'paper', tdtm: 'all', lpl: 20 })).toEqual({
       lpl: { mode: 'fixed', step: 20 },
       tdtm: 'all',
+      stepCache: 0,
+      reuseEvery: 1,
       cidl: true,
     });
+    expect(presetFromFlags({ preset: 'fast', stepCache: 0, reuseEvery: 2 })).toEqual({ ...PRESETS.fast, stepCache: 0, reuseEvery: 2 });
   });
 
   it('--lpl auto defaults to tolerance 1e-4 and patience 3; --lpl-tolerance and --lpl-patience change them', () => {
@@ -100,7 +109,10 @@ describe('generate --preset/--lpl/--tdtm on the shipped tiny model (built CLI)',
   const PROMPT = 'a red ball bouncing';
 
   it.each([
-    [['--preset', 'fast'], '--preset: must be one of: baseline, paper, got "fast"'],
+    [['--preset', 'faster'], '--preset: must be one of: baseline, paper, fast, got "faster"'],
+    [['--step-cache', '-0.1'], '--step-cache: must be a number ≥ 0, got "-0.1"'],
+    [['--step-cache', 'big'], '--step-cache: must be a number ≥ 0, got "big"'],
+    [['--reuse-every', '0'], '--reuse-every: must be an integer from 1 to 1000, got "0"'],
     [['--lpl', '0'], '--lpl: must be a step number from 1 to 1000, auto or off, got "0"'],
     [['--lpl', 'soon'], '--lpl: must be a step number from 1 to 1000, auto or off, got "soon"'],
     [['--lpl', 'auto', '--lpl-patience', '0'], '--lpl-patience: must be an integer from 1 to 1000, got "0"'],
@@ -128,6 +140,7 @@ describe('generate --preset/--lpl/--tdtm on the shipped tiny model (built CLI)',
     expect(sidecar.sampler).toEqual({
       evaluations: 16,
       leapStep: 15,
+      reusedBlocks: 0,
       policies: {
         tdtm: { mergeSteps: 15, mergedSteps: 15 },
         lpl: { mode: 'fixed', step: 15, leapStep: 15, evaluations: 16 },

@@ -98,7 +98,12 @@ export function matrixRows(
     return {
       config,
       label: CONFIG_LABELS[config],
-      settings: { lplStep: preset.lpl.mode === 'fixed' ? preset.lpl.step : null, tdtm: preset.tdtm, cidl: preset.cidl },
+      settings: {
+        lplStep: preset.lpl.mode === 'fixed' ? preset.lpl.step : null,
+        tdtm: preset.tdtm,
+        cidl: preset.cidl,
+        stepCache: preset.stepCache,
+      },
       evaluations: mine[0]?.cold.sampler.evaluations ?? 0,
       cold: parts(mine.map((run) => run.cold)),
       warm: parts(mine.map((run) => run.warm)),

@@ -4,8 +4,9 @@
  */
 import { z } from 'zod';
 
-export const MATRIX_CONFIGS = ['baseline', 'lpl', 'tdtm', 'cidl', 'all'] as const;
-export type MatrixConfig = (typeof MATRIX_CONFIGS)[number];
+import { MATRIX_CONFIGS, type MatrixConfig } from './matrix-configs.js';
+
+export { MATRIX_CONFIGS, type MatrixConfig } from './matrix-configs.js';
 
 /** Column titles, as the paper's Table 5 names them. */
 export const CONFIG_LABELS: Readonly<Record<MatrixConfig, string>> = {
@@ -14,6 +15,7 @@ export const CONFIG_LABELS: Readonly<Record<MatrixConfig, string>> = {
   tdtm: 'TDTM',
   cidl: 'CI-DL',
   all: 'All',
+  fast: 'fast',
 };
 
 /** The parts of a generation the pipeline times (GenerateTimings). */
@@ -67,6 +69,8 @@ export const MatrixRowSchema = z.object({
     lplStep: z.int().nonnegative().nullable(),
     tdtm: z.union([z.literal('all'), z.int().nonnegative()]),
     cidl: z.boolean(),
+    /** Step cache threshold (0: off). */
+    stepCache: z.number().nonnegative(),
   }),
   /** STDiT evaluations per generation (fewer than the steps after an LPL leap). */
   evaluations: z.int().nonnegative(),

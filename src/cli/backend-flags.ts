@@ -1,43 +1,16 @@
 /**
- * The backend flags of generate, batch and bench: where blocks run. `--backend onnx|coreml` in this process,
+ * The backend flags of generate, batch and bench (shared-options.ts defines them), checked: where blocks run.
+ * `--backend onnx|coreml` in this process,
  * `--backend remote` on a runner: `--connect HOST:PORT|unix:PATH` (`serve` elsewhere), or `--device <udid>|auto`
  * (the iPhone app over USB). `--connect` or `--device` alone implies remote.
  */
-import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { COMPUTE_UNITS } from '../native/coreml.js';
 import type { JobBackendChoice } from '../pipeline/session.js';
-import { BACKEND_KINDS, EXECUTION_PROVIDERS } from '../runtime/create-backend.js';
+import { BACKEND_KINDS, EXECUTION_PROVIDERS } from '../runtime/backend-kinds.js';
 import { DEFAULT_RUNNER_PORT, parseConnect, type RunnerTarget } from '../runtime/runner-address.js';
-
-export const JOB_BACKEND_KINDS = [...BACKEND_KINDS, 'remote'] as const;
-
-/** The runner's token when the flag is not given: a flag shows in `ps`, the environment does not. */
-export const TOKEN_ENV = 'ONDEVICE_SORA_TOKEN';
-
-function addRuntimeOptions(command: Command): Command {
-  return command
-    .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
-    .option(
-      '--compute-units <units>',
-      `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,
-    );
-}
-
-export function addBackendOptions(command: Command): Command {
-  return addRuntimeOptions(
-    command.option('--backend <name>', `${JOB_BACKEND_KINDS.join(' | ')}: ONNX Runtime, CoreML (macOS), or a runner (serve, the iPhone app) (default: onnx)`),
-  )
-    .option('--connect <address>', 'remote: the runner at HOST:PORT or unix:PATH (ondevice-sora serve)')
-    .option('--device <udid>', `remote: the iPhone runner app over USB, by UDID, or auto (the only one attached); port ${DEFAULT_RUNNER_PORT}`)
-    .option('--token <token>', `remote: the token the runner requires (default: $${TOKEN_ENV})`);
-}
-
-/** The queue worker's: its blocks run in its own process. */
-export function addLocalBackendOptions(command: Command): Command {
-  return addRuntimeOptions(command.option('--backend <name>', `${BACKEND_KINDS.join(' | ')}: ONNX Runtime, or CoreML (macOS)`, 'onnx'));
-}
+import { JOB_BACKEND_KINDS, TOKEN_ENV } from './shared-options.js';
 
 const connectFlag = z
   .string()

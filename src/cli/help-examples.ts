@@ -42,7 +42,7 @@ const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
     'ondevice-sora bench --connect unix:/tmp/sora.sock --repeat 3   # a runner vs local ONNX: time and bytes per step',
   ],
   eval: [
-    'ondevice-sora eval                                    # models/shapes, every configuration, all held-out prompts',
+    'ondevice-sora eval                                    # models/shapes, paper configurations and fast, all prompts',
     'ondevice-sora eval --configs baseline,lpl15,paper --prompts 4 --seeds 2 --report eval.json',
     'ondevice-sora eval --video ball.mp4 --prompt "a red circle moving left on a black background"',
   ],

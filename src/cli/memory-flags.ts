@@ -1,5 +1,4 @@
 /** The memory flags of `generate`: `--memory-budget`, `--no-ci`, `--no-dl`, `--trace`. */
-import type { Command } from 'commander';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { COMPONENTS, type Component } from '../model/contract.js';
@@ -9,27 +8,11 @@ import type { CidlSettings } from '../pipeline/ci-dl.js';
 import { latentShapeFor } from '../pipeline/latent.js';
 import { refuseBudgetBeforeWork, runGeometry } from '../pipeline/memory-estimates.js';
 import type { VideoSize } from '../pipeline/timesteps.js';
-import { DEFAULT_BUDGET_FRACTION, localMemoryMeter, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
+import { localMemoryMeter, memoryBudgetFlag, resolveBudget } from '../pipeline/memory-budget.js';
 import type { JobMemory } from '../pipeline/session.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { Timeline } from '../pipeline/timeline.js';
 import type { Preset } from '../policies/presets.js';
-
-export function addMemoryOptions(command: Command, { trace = true } = {}): Command {
-  command
-    .option(
-      '--memory-budget <size>',
-      'cap on peak memory (RSS), e.g. 3.3G or 800M, or -1G for 1G below what is available; turns CI-DL on ' +
-        `(default with CI-DL: in use + ${DEFAULT_BUDGET_FRACTION * 100}% of available)`,
-    )
-    .option('--no-ci', 'CI-DL: do not load the next block while one runs')
-    .option('--no-dl', 'CI-DL: keep no block resident between steps');
-  if (!trace) return command;
-  return command.option(
-    '--trace',
-    'record every block load, run and unload (Chrome trace format): generate puts it in the sidecar, batch in trace.json',
-  );
-}
 
 /** Zod fields for the flags schema of `generate`; commander gives `ci`/`dl` false for `--no-ci`/`--no-dl`. */
 export const MEMORY_FLAGS = {

@@ -11,11 +11,6 @@ import type { Model } from '../model/manifest.js';
 import type { GenerateSettings } from '../pipeline/generate.js';
 import { promptProblems } from '../text/prompt-vocabulary.js';
 
-export const LIMIT_FLAGS_HELP = {
-  strictPrompt: 'fail instead of warning when the prompt has words the model does not know or more objects than it draws',
-  allowAnySize: 'try a resolution or frame count the model does not declare (with a warning) instead of refusing it',
-} as const;
-
 /** Warns about (or with `strict`, refuses) a prompt the model's vocabulary does not cover; `fields` go with the warning. */
 export function checkPromptVocabulary(prompt: string, model: Model, strict: boolean, logger: Logger, fields: object = {}): void {
   if (model.vocabulary === undefined) return;

@@ -1,20 +1,13 @@
-/** The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`. */
-import type { Command } from 'commander';
+/**
+ * The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`, `--step-cache`,
+ * `--reuse-every`.
+ */
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { LIMITS } from '../model/limits.js';
 import { DEFAULT_LPL_PATIENCE, DEFAULT_LPL_TOLERANCE, type LplSetting } from '../policies/lpl.js';
 import { PRESET_NAMES, PRESETS, type Preset } from '../policies/presets.js';
 import { integerFlag, numberFlag } from './flags.js';
-
-export function addPolicyOptions(command: Command): Command {
-  return command
-    .option('--preset <name>', `${PRESET_NAMES.join(' | ')}: a set of speed-ups; the flags below override it`, 'baseline')
-    .option('--lpl <n>', 'leap to the end at step N (N + 1 evaluations), auto (when drifts stop turning), or off')
-    .option('--lpl-tolerance <x>', `--lpl auto: the least gain in drift similarity that counts (default ${DEFAULT_LPL_TOLERANCE})`)
-    .option('--lpl-patience <n>', `--lpl auto: checks without gain before leaping (default ${DEFAULT_LPL_PATIENCE})`)
-    .option('--tdtm <k>', 'merge frame pairs in the first K steps, or all; 0 for none');
-}
 
 const MAX_STEPS = LIMITS.steps;
 const LPL_MESSAGE = `must be a step number from 1 to ${MAX_STEPS}, auto or off`;
@@ -27,6 +20,8 @@ export const POLICY_FLAGS = {
   lplTolerance: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
   lplPatience: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
   tdtm: z.union([z.literal('all'), integerFlag(0, MAX_STEPS, TDTM_MESSAGE)], TDTM_MESSAGE).optional(),
+  stepCache: numberFlag('must be a number ≥ 0', (value) => Number.isFinite(value) && value >= 0).optional(),
+  reuseEvery: integerFlag(1, MAX_STEPS, `must be an integer from 1 to ${MAX_STEPS}`).optional(),
 };
 
 const PolicyFlagsSchema = z.object(POLICY_FLAGS);
@@ -39,6 +34,8 @@ export function presetFromFlags(flags: PolicyFlags): Preset {
     ...preset,
     lpl: lplSetting(flags, preset.lpl),
     ...(flags.tdtm !== undefined && { tdtm: flags.tdtm }),
+    ...(flags.stepCache !== undefined && { stepCache: flags.stepCache }),
+    ...(flags.reuseEvery !== undefined && { reuseEvery: flags.reuseEvery }),
   };
 }
 

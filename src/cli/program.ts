@@ -1,9 +1,12 @@
-/** The commander program: global options and the commands, each registered by its own module. */
+/**
+ * The commander program: global options and the commands, each registered by its own module. Those modules hold
+ * what `--help` shows and nothing more; a command's work (zod, the runtimes, ffmpeg) is imported when it runs.
+ */
 import { Command, Option } from 'commander';
-import { LOG_LEVELS } from '../logging.js';
+import { LOG_LEVELS } from '../log-levels.js';
 import { VERSION } from '../version.js';
 import { addExamples } from './help-examples.js';
-import { register as registerBatch } from './commands/batch-queue.js';
+import { register as registerBatch } from './commands/batch.js';
 import { register as registerBench } from './commands/bench.js';
 import { register as registerDevice } from './commands/device.js';
 import { register as registerDevices } from './commands/devices.js';

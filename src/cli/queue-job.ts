@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parsePromptLine, promptLineObject, type BatchEntry } from '../batch/prompt-file.js';
 import type { Model } from '../model/manifest.js';
 import { jobIdFor } from '../queue/jobs.js';
-import { FORMAT_FLAG, JOB_FLAGS } from './commands/generate.js';
+import { FORMAT_FLAG, JOB_FLAGS } from './actions/generate.js';
 import { POLICY_FLAGS } from './policy-flags.js';
 
 const JOB_DATA_VERSION = 1;

@@ -14,10 +14,9 @@ import { t5VocabSize, type CheckpointFolders } from './checkpoint-folders.js';
 import { runConverter, type ConverterEvent } from './run-converter.js';
 import { writeTokenizerFiles } from './tokenizer-files.js';
 
-export const FORMATS = ['onnx', 'coreml'] as const;
-export type ModelFormat = (typeof FORMATS)[number];
-export const DTYPES = ['float32', 'float16'] as const;
-export type WeightDtype = (typeof DTYPES)[number];
+import type { ModelFormat, WeightDtype } from './model-formats.js';
+
+export { DTYPES, FORMATS, type ModelFormat, type WeightDtype } from './model-formats.js';
 
 export interface ConvertJob {
   readonly folders: CheckpointFolders;

@@ -54,6 +54,8 @@ export const EvalRunSchema = z.object({
   expected: z.object({ shape: z.enum(SHAPES), colour: z.string(), background: z.string(), motion: z.string() }),
   evaluations: z.int().nonnegative(),
   leapStep: z.int().nonnegative().nullable(),
+  /** Of the evaluations, those that reused the cached block-stack residual (step cache, block reuse). */
+  reusedBlocks: z.int().nonnegative(),
   timingsMs: z.object({ denoise: ms, total: ms }),
   first: z.boolean(),
   video: z.string().nullable(),

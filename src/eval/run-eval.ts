@@ -50,6 +50,8 @@ export interface EvalRun extends EvalJob {
   /** STDiT evaluations (fewer than the steps after an LPL leap) and the leap step, if any. */
   readonly evaluations: number;
   readonly leapStep: number | null;
+  /** Of the evaluations, those that reused the cached block-stack residual instead of running the blocks. */
+  readonly reusedBlocks: number;
   readonly timingsMs: { readonly denoise: number; readonly total: number };
   /** The configuration's first generation: it may have loaded blocks (load time counts in its component's time). */
   readonly first: boolean;
@@ -127,6 +129,7 @@ async function runJob(plan: EvalPlan, { job, entry, first }: PlannedJob, preset:
     expected,
     evaluations: result.sampler.evaluations,
     leapStep: result.sampler.leapStep,
+    reusedBlocks: result.sampler.reusedBlocks,
     timingsMs: { denoise: result.timingsMs.denoise, total: result.timingsMs.total },
     first,
     video: saved,

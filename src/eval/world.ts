@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 
-export const WORLD_FILE = 'world.json';
+export { WORLD_FILE } from './world-file.js';
 
 /** The shapes the frame analysis has a template for; a world with another shape cannot be scored. */
 export const SHAPES = ['circle', 'square', 'triangle'] as const;

@@ -12,6 +12,7 @@ import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/
 import { dirname, join } from 'node:path';
 import { toolCacheDir } from '../cache-dir.js';
 import { displayPath } from '../display-path.js';
+import { allInOrder } from '../all-in-order.js';
 import { SoraError } from '../errors.js';
 
 export interface HashedFile {
@@ -65,12 +66,15 @@ export async function checkHashesOnFirstUse(
 ): Promise<HashCheck> {
   let hashed = 0;
   let known = 0;
-  const seen = new Set<string>();
-  for (const file of files) {
-    if (file.sha256 === undefined || seen.has(file.path)) continue;
-    seen.add(file.path);
-    const stamp = join(cacheDir, await versionStamp(file.path));
-    if ((await readFile(stamp, 'utf8').catch(() => undefined)) === file.sha256) {
+  // A file shared by several entries is checked once, at its first entry.
+  const firsts = new Map<string, HashedFile>();
+  for (const file of files) if (file.sha256 !== undefined && !firsts.has(file.path)) firsts.set(file.path, file);
+  const toCheck = [...firsts.values()];
+  // The cache is read for every file at once (start-up time); files are hashed one after another, in order.
+  const stamps = await allInOrder(toCheck.map((file) => () => cachedStamp(file, cacheDir)));
+  for (const [i, file] of toCheck.entries()) {
+    const { stamp, verified } = stamps[i]!;
+    if (verified) {
       known++;
       continue;
     }
@@ -80,6 +84,12 @@ export async function checkHashesOnFirstUse(
     await recordVerified(stamp, actual);
   }
   return { hashed, known };
+}
+
+/** This file version's cache entry, and whether it records the file as verified with the manifest's sha256. */
+async function cachedStamp(file: HashedFile, cacheDir: string): Promise<{ stamp: string; verified: boolean }> {
+  const stamp = join(cacheDir, await versionStamp(file.path));
+  return { stamp, verified: (await readFile(stamp, 'utf8').catch(() => undefined)) === file.sha256 };
 }
 
 /** Records a file version as verified (also after `models verify`, so the next generate hashes nothing). */

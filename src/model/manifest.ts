@@ -7,6 +7,7 @@
  */
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { allInOrder } from '../all-in-order.js';
 import { displayPath } from '../display-path.js';
 import { errnoCode, errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { BlockSource } from '../runtime/backend.js';
@@ -128,21 +129,19 @@ async function assemble(
   model: Omit<Model, 'tokenizer' | 'blocks'> & Pick<ModelDescription, 'tokenizer' | 'blocks'>,
   resolveFile: FileResolver,
 ): Promise<Model> {
-  // Sequential on purpose: the first broken entry in manifest order is the one reported.
-  const tokenizerFiles: ModelFile[] = [];
-  for (const [i, entry] of model.tokenizer.files.entries()) {
-    tokenizerFiles.push(await resolveFile(entry, `tokenizer.files[${i}]`, false));
-  }
-  const blocks: ModelBlock[] = [];
-  for (const [i, block] of model.blocks.entries()) {
-    const files: ModelFile[] = [];
-    for (const [j, entry] of block.files.entries()) {
-      files.push(await resolveFile(entry, `blocks[${i}].files[${j}]`, block.format === 'coreml'));
-    }
+  // All at once (start-up time), reported in order: the first broken entry in manifest order is the one reported.
+  const tokenizerTasks = model.tokenizer.files.map((entry, i) => () => resolveFile(entry, `tokenizer.files[${i}]`, false));
+  const blockTasks = model.blocks.flatMap((block, i) =>
+    block.files.map((entry, j) => () => resolveFile(entry, `blocks[${i}].files[${j}]`, block.format === 'coreml')),
+  );
+  const resolved = await allInOrder([...tokenizerTasks, ...blockTasks]);
+  const tokenizerFiles = resolved.splice(0, tokenizerTasks.length);
+  const blocks = model.blocks.map((block, i): ModelBlock => {
+    const files = resolved.splice(0, block.files.length);
     const graph = files[block.files.findIndex((entry) => entry.role === 'graph')];
     if (graph === undefined) throw new SoraError('INTERNAL', `${block.name}: no graph file after checkContract`);
-    blocks.push({ ...block, files, graph, field: `blocks[${i}]` });
-  }
+    return { ...block, files, graph, field: `blocks[${i}]` };
+  });
   return { ...model, tokenizer: { ...model.tokenizer, files: tokenizerFiles }, blocks };
 }
 

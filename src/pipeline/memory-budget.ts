@@ -9,11 +9,10 @@ import { SoraError } from '../errors.js';
 import { availableMemory, evictFile, mallocTrim, peakRss, prefetchFile, processMemory, resetPeakRss } from '../native/memory.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 
-/**
- * Without `--memory-budget`, the budget is the memory in use now plus this share of what is still available: the
- * rest is left to the page cache the block files are read through, and to the other programs of the machine.
- */
-export const DEFAULT_BUDGET_FRACTION = 0.8;
+import { DEFAULT_BUDGET_FRACTION } from './budget-default.js';
+import { formatBytes } from './format-bytes.js';
+
+export { DEFAULT_BUDGET_FRACTION, formatBytes };
 
 const UNITS: Readonly<Record<string, number>> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 const SIZE = /^(-)?(\d+(?:\.\d+)?|\.\d+)\s*([KMGT]?)(?:i?B)?$/i;
@@ -75,15 +74,6 @@ const RESERVE_FRACTION = 0.02;
 
 export function budgetReserve(budget: number): number {
   return RESERVE_BYTES + RESERVE_FRACTION * budget;
-}
-
-export function formatBytes(bytes: number): string {
-  const sign = bytes < 0 ? '-' : '';
-  const size = Math.abs(bytes);
-  for (const [unit, factor] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
-    if (size >= factor) return `${sign}${(size / factor).toFixed(size >= 100 * factor ? 0 : 1)} ${unit}`;
-  }
-  return `${sign}${size} B`;
 }
 
 // The kernel keeps one high-water mark per process. The scheduler resets it to measure each block on its own, so

@@ -13,6 +13,22 @@ export interface StepInfo {
 
 export interface DenoiserStep extends StepInfo {
   readonly variant: BlockVariant;
+  /**
+   * Asked once part1 has run: true reuses the block-stack residual cached at the last step that ran the blocks (output =
+   * this step's stack input + that residual) instead of running them. Absent: the blocks always run, nothing is kept.
+   */
+  readonly reuseBlocks?: (input: StackInput) => boolean;
+}
+
+/**
+ * The block stack's input at one step, on the host: part1's tokens `x` [2, N, C] (conditional row first, then the
+ * unconditional one) and the timestep modulation `tMlp` [2, 6·C] every block applies.
+ */
+export interface StackInput {
+  readonly x: Float32Array;
+  readonly tMlp: Float32Array;
+  /** Hidden size C. */
+  readonly channels: number;
 }
 
 /** The model's velocity for the conditional and the unconditional (null-caption) sample, each shaped like z. */
@@ -41,6 +57,12 @@ export interface StepPolicy {
    * dt = t_i/1000 (straight to t = 0), and sampling ends after it.
    */
   leapAfter?(step: StepInfo, drift: Float32Array): boolean;
+  /**
+   * Whether step `step` reuses the cached block-stack residual instead of running the blocks (step caching). Called at
+   * every step with the stack's input; a step answered false runs the blocks and caches their residual anew. Step 0
+   * has nothing cached: answering true there is a bug. Both CFG rows reuse together, each with its own residual.
+   */
+  reuseBlocks?(step: StepInfo, input: StackInput): boolean;
   /** Facts for the sidecar (e.g. a similarity trace), read once sampling ends. */
   record?(): Record<string, unknown>;
 }
@@ -60,6 +82,8 @@ export interface SampleResult {
   readonly evaluations: number;
   /** Index of the step that leapt to t = 0 before the schedule ended, or null. */
   readonly leapStep: number | null;
+  /** Evaluations that reused the cached block-stack residual instead of running the blocks. */
+  readonly reusedBlocks: number;
   readonly policies: Record<string, Record<string, unknown>>;
 }
 
@@ -75,10 +99,18 @@ export async function sample(denoiser: Denoiser, noise: Float32Array, options: S
   const drift = new Float32Array(z.length);
   let evaluations = 0;
   let leapStep: number | null = null;
+  let reusedBlocks = 0;
+  const caching = policies.filter((p) => p.reuseBlocks !== undefined);
   for (let index = 0; index < steps && leapStep === null; index++) {
     const step: StepInfo = { index, steps, t: timesteps[index]! };
     const variant = policies.some((p) => p.blockVariant?.(step) === 'tdtm') ? 'tdtm' : 'st';
-    const velocity = await denoiser.predict(z, { ...step, variant });
+    // Every caching policy sees every input it is asked about (no short-circuit): each keeps its own history.
+    const reuseBlocks = (input: StackInput): boolean => {
+      const reuse = caching.map((p) => p.reuseBlocks!(step, input)).includes(true);
+      if (reuse) reusedBlocks++;
+      return reuse;
+    };
+    const velocity = await denoiser.predict(z, { ...step, variant, ...(caching.length > 0 && { reuseBlocks }) });
     evaluations++;
     combineGuidance(velocity, cfgScale, drift);
     // Every policy sees every drift (no short-circuit): an adaptive policy keeps a history.
@@ -89,7 +121,7 @@ export async function sample(denoiser: Denoiser, noise: Float32Array, options: S
     if (leap && !last) leapStep = index;
   }
   const records = Object.fromEntries(policies.flatMap((p) => (p.record ? [[p.name, p.record()]] : [])));
-  return { latent: z, evaluations, leapStep, policies: records };
+  return { latent: z, evaluations, leapStep, reusedBlocks, policies: records };
 }
 
 const f = Math.fround;

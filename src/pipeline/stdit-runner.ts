@@ -1,9 +1,10 @@
+import { SoraError } from '../errors.js';
 import type { ResidentTensor, Tensor } from '../runtime/backend.js';
 import type { TextEncoding } from '../text/text-encoder.js';
 import { blockDiagonalMask, queryRowsPerSample, type BlockVariant, type PatchGrid } from './attention-mask.js';
 import { runBlock, type BlockProvider } from './block-provider.js';
 import { latentDims, latentLength, type LatentShape } from './latent.js';
-import type { CfgVelocity, Denoiser, DenoiserStep } from './sampler.js';
+import type { CfgVelocity, Denoiser, DenoiserStep, StackInput } from './sampler.js';
 import { ResidentSet } from './resident-set.js';
 import { blockName, float32Output, float32Tensor, int64Scalar, residentFloat32Output } from './tensors.js';
 
@@ -30,6 +31,8 @@ const PART1_CONSTANTS = ['y', 'mask', 'fps', 'height', 'width', 'padH', 'padW'] 
 const PART1_KEPT = ['x', 'outY', 't_mlp', 'T', 'outT'] as const;
 
 type Part1Constants = Record<(typeof PART1_CONSTANTS)[number], ResidentTensor>;
+/** What every block of a step takes besides `x`. */
+type StackConstants = Record<'y' | 't_mlp' | 'attn' | 'T', ResidentTensor>;
 
 /**
  * STDiT3 as a CFG denoiser: part1 → depth block pairs → part2 on the batch-2 layout [z; z] with captions
@@ -48,6 +51,8 @@ export class StditRunner implements Denoiser {
   private readonly generation: ResidentSet;
   private constants: Promise<Part1Constants> | undefined;
   private readonly masks = new Map<BlockVariant, Promise<ResidentTensor>>();
+  /** Output − input of the block stack at the last step that ran it, both CFG rows (only when a step may reuse it). */
+  private residual: Float32Array | undefined;
 
   constructor(private readonly options: StditRunnerOptions) {
     const { text, latent } = options;
@@ -87,13 +92,8 @@ export class StditRunner implements Denoiser {
         keep: PART1_KEPT,
       });
       const { x: x0, outY, t_mlp, T, outT } = resident.kept(first, STDIT_PART1, PART1_KEPT);
-      let x = x0;
-      for (let i = 0; i < depth; i++) {
-        const name = stditBlock(step.variant, i);
-        const next = i + 1 < depth ? stditBlock(step.variant, i + 1) : STDIT_PART2;
-        const out = await runBlock(provider, name, { x, y: outY, t_mlp, attn, T }, next, { keep: ['output'], consume: ['x'] });
-        x = resident.add(residentFloat32Output(out, name, 'output'));
-      }
+      const stack = { y: outY, t_mlp, attn, T };
+      const x = step.reuseBlocks === undefined ? await this.runStack(x0, stack, step, resident) : await this.runOrReuse(x0, stack, step, resident);
       const { padH, padW } = constants;
       const out = await runBlock(provider, STDIT_PART2, { z_in: zIn, x, t: outT, padH, padW }, STDIT_PART1, { consume: ['x'] });
       return splitCfgOutput(float32Output(out, STDIT_PART2, 'output').data, size);
@@ -102,8 +102,45 @@ export class StditRunner implements Denoiser {
     }
   }
 
+  /** The depth block pairs on part1's tokens `x` (consumed); their output stays resident. */
+  private async runStack(x0: ResidentTensor, stack: StackConstants, step: DenoiserStep, resident: ResidentSet): Promise<ResidentTensor> {
+    const { provider, depth } = this.options;
+    let x = x0;
+    for (let i = 0; i < depth; i++) {
+      const name = stditBlock(step.variant, i);
+      const next = i + 1 < depth ? stditBlock(step.variant, i + 1) : STDIT_PART2;
+      const out = await runBlock(provider, name, { ...stack, x }, next, { keep: ['output'], consume: ['x'] });
+      x = resident.add(residentFloat32Output(out, name, 'output'));
+    }
+    return x;
+  }
+
+  /**
+   * Step caching: the stack's input comes to the host for the policies to judge; a reused step uploads input +
+   * cached residual, a step that runs the blocks fetches their output to cache the new residual.
+   */
+  private async runOrReuse(x0: ResidentTensor, stack: StackConstants, step: DenoiserStep, resident: ResidentSet): Promise<ResidentTensor> {
+    const { backend } = this.options.provider;
+    const input = float32Data(await backend.fetch(x0));
+    const tMlp = float32Data(await backend.fetch(stack.t_mlp));
+    const stackInput: StackInput = { x: input, tMlp, channels: x0.dims[x0.dims.length - 1]! };
+    if (step.reuseBlocks!(stackInput)) {
+      if (this.residual === undefined) throw new SoraError('INTERNAL', `step ${step.index}: no block residual cached to reuse`);
+      const reused = new Float32Array(input.length);
+      for (let k = 0; k < input.length; k++) reused[k] = input[k]! + this.residual[k]!;
+      return resident.upload(float32Tensor(x0.dims, reused), true);
+    }
+    const output = await this.runStack(x0, stack, step, resident);
+    const computed = float32Data(await backend.fetch(output));
+    const residual = new Float32Array(input.length);
+    for (let k = 0; k < input.length; k++) residual[k] = computed[k]! - input[k]!;
+    this.residual = residual;
+    return output;
+  }
+
   /** Releases what the generation kept resident (conditioning, masks). */
   async close(): Promise<void> {
+    this.residual = undefined;
     this.constants = undefined;
     this.masks.clear();
     await this.generation.release();
@@ -133,6 +170,11 @@ export class StditRunner implements Denoiser {
  * part2 returns [2, 8, T, H, W]: channels 0–3 are the velocity, 4–7 the learned sigma (unused by the sampler).
  * Batch row 0 is the conditional sample, row 1 the unconditional one.
  */
+function float32Data(tensor: Tensor): Float32Array {
+  if (!(tensor.data instanceof Float32Array)) throw new SoraError('INTERNAL', `expected float32 data, got ${tensor.dtype}`);
+  return tensor.data;
+}
+
 function splitCfgOutput(output: Float32Array, latentSize: number): CfgVelocity {
   const sample = output.length / 2;
   return {

@@ -19,7 +19,7 @@ export const MAX_ATTEMPTS = 3;
 const BACKOFF_MS = 5000;
 /** A job whose worker died this many times more is failed ("crashed its worker"), not handed out forever. */
 const MAX_STALLS = 2;
-export const DEFAULT_STALL_SECONDS = 30;
+export { DEFAULT_STALL_SECONDS } from './stall-timeout.js';
 
 export const JOB_OPTIONS: JobsOptions = {
   attempts: MAX_ATTEMPTS,

@@ -13,13 +13,9 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { z } from 'zod';
-import { toolCacheDir } from '../cache-dir.js';
 import { packageSpecPath } from './coreml-package.js';
 
-/** ~/Library/Caches/ondevice-sora/coreml on macOS, $XDG_CACHE_HOME (or ~/.cache)/ondevice-sora/coreml elsewhere. */
-export function defaultCoreMLCacheDir(): string {
-  return toolCacheDir('coreml');
-}
+export { defaultCoreMLCacheDir } from './coreml-cache-dir.js';
 
 const ENTRIES = 'entries';
 const COMPILED_NAME = /^.+-[0-9a-f]{32}\.mlmodelc$/;

@@ -2,12 +2,10 @@ import type { Logger } from 'pino';
 import type { ComputeUnits } from '../native/coreml.js';
 import type { Backend } from './backend.js';
 import { createCoreMLBackend } from './coreml-backend.js';
-import { EXECUTION_PROVIDERS, OnnxBackend, type ExecutionProvider, type OnnxBackendOptions } from './onnx-backend.js';
+import type { BackendKind, ExecutionProvider } from './backend-kinds.js';
+import { OnnxBackend, type OnnxBackendOptions } from './onnx-backend.js';
 
-export const BACKEND_KINDS = ['onnx', 'coreml'] as const;
-export type BackendKind = (typeof BACKEND_KINDS)[number];
-
-export { EXECUTION_PROVIDERS };
+export { BACKEND_KINDS, EXECUTION_PROVIDERS, type BackendKind } from './backend-kinds.js';
 
 export interface BackendChoice {
   readonly backend: BackendKind;

@@ -14,9 +14,7 @@
  * WorkerChannel.close for why a worker must not be stopped from outside at those times).
  */
 import { access } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import { createLogger, type Logger } from '../logging.js';
@@ -50,11 +48,11 @@ import type {
   WorkerSessionOptions,
   WorkerValue,
 } from './onnx-worker.js';
-import { disableOrtTelemetry } from './ort-telemetry.js';
+import { adoptWorker, startWorker } from './onnx-worker-start.js';
 
-/** Not a value of onnx-worker.ts: importing that module outside a worker would start its message loop. */
-export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'coreml'] as const;
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
+import type { ExecutionProvider } from './backend-kinds.js';
+
+export { EXECUTION_PROVIDERS, type ExecutionProvider } from './backend-kinds.js';
 
 export interface OnnxBackendOptions {
   /** Requested execution provider (default cpu); falls back to cpu, with a warning, when it cannot be used. */
@@ -75,21 +73,6 @@ export interface OnnxBackendOptions {
    */
   readonly activationArena?: boolean;
   readonly logger?: Logger;
-}
-
-/**
- * Starts the worker from dist/ (plain .js), or from the TypeScript sources when tests run them. Node 20 ignores
- * loader hooks given to a worker through `execArgv: ['--import', 'tsx']` (checked: ERR_UNKNOWN_FILE_EXTENSION),
- * so the source case registers tsx inside the worker first.
- */
-function startWorker(workerData: WorkerData): Worker {
-  disableOrtTelemetry();
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./onnx-worker.js', here), { workerData });
-  const tsx = createRequire(here).resolve('tsx/cjs/api');
-  const entry = fileURLToPath(new URL('./onnx-worker.ts', here));
-  const code = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
-  return new Worker(code, { eval: true, workerData });
 }
 
 type Reply<T> = { ok: true; result: T } | { ok: false; message: string };
@@ -117,7 +100,9 @@ class WorkerChannel {
   sessions = 0;
 
   constructor(workerData: WorkerData) {
-    this.#worker = startWorker(workerData);
+    const adopted = adoptWorker(workerData);
+    this.#worker = adopted?.worker ?? startWorker(workerData);
+    this.#ready = adopted?.ready ?? false;
     this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.on('message', (message: WorkerMessage) => {
       if ('type' in message) {

@@ -8,8 +8,7 @@ import { COMPUTE_UNITS } from '../native/coreml.js';
 import { ERROR_CODES } from './runner-frames.js';
 
 export const PROTOCOL_VERSION = 1;
-/** The port the iPhone runner app listens on (its loopback), and `serve`'s default. */
-export const DEFAULT_RUNNER_PORT = 7315;
+export { DEFAULT_RUNNER_PORT } from './runner-port.js';
 
 const id = z.int().min(0).max(0x7fffffff);
 const handle = z.int().min(1).max(0x7fffffff);

@@ -20,12 +20,9 @@ import { VERSION } from '../version.js';
 import { LoadedBlocks } from './loaded-blocks.js';
 import { RunnerSession, type RunnerContext } from './runner-session.js';
 
-export const DEFAULT_LIMITS: RunnerLimits = {
-  maxFrameBytes: 256 * 2 ** 20,
-  maxHeaderBytes: 1 * 2 ** 20,
-  maxHandles: 4096,
-  maxInFlight: 4,
-};
+import { DEFAULT_LIMITS } from './runner-limits.js';
+
+export { DEFAULT_LIMITS };
 
 export interface RunnerServerOptions {
   readonly backend: Backend;

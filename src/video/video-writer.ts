@@ -9,8 +9,9 @@ import { errorMessage, SoraError } from '../errors.js';
 import { findFfprobe } from './ffmpeg.js';
 import { spawnTiedToParent } from './tied-child.js';
 
-export const VIDEO_FORMATS = ['mp4', 'webm', 'gif', 'frames'] as const;
-export type VideoFormat = (typeof VIDEO_FORMATS)[number];
+import type { VideoFormat } from './video-formats.js';
+
+export { VIDEO_FORMATS, type VideoFormat } from './video-formats.js';
 
 export interface VideoSpec {
   readonly format: VideoFormat;

@@ -1,22 +1,12 @@
-/** `devices`: the iPhones tethered over USB (through usbmuxd), for `--device <udid>`. */
+/** `devices`: the iPhones attached over USB. The work is in ../actions/devices.ts. */
 import type { Command } from 'commander';
-import { displayPath } from '../../display-path.js';
-import { listDevices, usbmuxdPath } from '../../runtime/usbmux.js';
-import { cliContext, type CliContext } from '../context.js';
 
 export function register(program: Command): void {
   program
     .command('devices')
     .description('list the iPhones attached over USB (usbmuxd), for generate --device <udid>')
-    .action(async (_options: Record<string, unknown>, command: Command) => devices(cliContext(command)));
-}
-
-async function devices(context: CliContext): Promise<void> {
-  const path = usbmuxdPath();
-  const found = await listDevices(path);
-  const lines =
-    found.length === 0
-      ? [`no device attached (usbmuxd at ${displayPath(path)} lists none)`]
-      : ['udid                                      connection', ...found.map((device) => `${device.udid.padEnd(41)} ${device.connectionType}`)];
-  context.result(lines.join('\n'), { usbmuxd: path, devices: found });
+    .action(async (_options: Record<string, unknown>, self: Command) => {
+      const { devicesAction } = await import('../actions/devices.js');
+      await devicesAction(self);
+    });
 }

@@ -1,34 +1,22 @@
-/** `models inspect | verify | list | make-synthetic | cache prune`: look at model folders, or make one for benchmarking. */
-import { execFile } from 'node:child_process';
-import { readdir, rename, rm } from 'node:fs/promises';
-import { delimiter, join, resolve } from 'node:path';
+/**
+ * `models inspect|verify|list|make-synthetic|pull|convert|cache prune`: model folders. The work is in
+ * ../actions/models.ts, models-pull.ts and models-cache.ts, loaded when a subcommand runs.
+ */
+import { delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import { DTYPES, FORMATS } from '../../convert/model-formats.js';
+import { MODEL_IDS } from '../../convert/opensora-recipe.js';
 import { displayPath } from '../../display-path.js';
-import { errorMessage, SoraError } from '../../errors.js';
-import { COMPONENTS, type Component } from '../../model/contract.js';
-import { loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
-import { MODEL_FOLDER_OUTPUT } from '../../model/replaceable-model.js';
-import { checkModelAgainstContract } from '../../pipeline/contract-check.js';
-import { OnnxBackend } from '../../runtime/onnx-backend.js';
-import { claimPath } from '../../video/claim.js';
-import { checkReplaceable } from '../../video/replaceable.js';
-import { cliContext, type CliContext } from '../context.js';
-import { registerCache } from './models-cache.js';
-import { registerPullAndConvert } from './models-pull.js';
-import { integerFlag, parseFlags } from '../flags.js';
-import { formatBytes, formatTable } from '../format.js';
-
-const execFileAsync = promisify(execFile);
+import { defaultCoreMLCacheDir } from '../../runtime/coreml-cache-dir.js';
 
 const MODEL_FOLDER = 'model folder (holds manifest.json, or the published On-device Sora CoreML packages)';
-/** Folders of the user's own models for `models list`, besides the shipped ones. */
-const MODELS_ENV = 'ONDEVICE_SORA_MODELS';
-
-/** The model folders shipped with the package (models/ beside src/ and dist/). */
-const SHIPPED_MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+/** Folders of model folders that `models list` shows besides the shipped ones. */
+export const MODELS_ENV = 'ONDEVICE_SORA_MODELS';
+/** The package's models/ folder, resolved from this file so it works from src/ and dist/ alike. */
+export const SHIPPED_MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+export const SYNTHETIC_PRESETS = ['opensora-1.2'] as const;
+export const DEFAULT_UNUSED_DAYS = 30;
 
 export function register(program: Command): void {
   const models = program.command('models').description('inspect, verify and list model folders');
@@ -36,7 +24,10 @@ export function register(program: Command): void {
     .command('inspect')
     .description('show the components, block counts, sizes, dtypes and defaults of a model folder')
     .argument('<dir>', MODEL_FOLDER)
-    .action(async (dir: string, _options: unknown, command: Command) => inspect(dir, cliContext(command)));
+    .action(async (dir: string, _options: unknown, self: Command) => {
+      const { inspectAction } = await import('../actions/models.js');
+      await inspectAction(dir, self);
+    });
   models
     .command('verify')
     .description(
@@ -45,14 +36,20 @@ export function register(program: Command): void {
         'architecture, and the tokenizer against the T5 embedding (CoreML packages: presence and structure only)',
     )
     .argument('<dir>', MODEL_FOLDER)
-    .action(async (dir: string, _options: unknown, command: Command) => verify(dir, cliContext(command)));
+    .action(async (dir: string, _options: unknown, self: Command) => {
+      const { verifyAction } = await import('../actions/models.js');
+      await verifyAction(dir, self);
+    });
   models
     .command('list')
     .description(
       `list the model folders shipped in ${displayPath(SHIPPED_MODELS)} and those under the folders named in ` +
         `${MODELS_ENV} (${delimiter}-separated)`,
     )
-    .action(async (_options: unknown, command: Command) => list(cliContext(command)));
+    .action(async (_options: unknown, self: Command) => {
+      const { listAction } = await import('../actions/models.js');
+      await listAction(self);
+    });
   models
     .command('make-synthetic')
     .description(
@@ -64,305 +61,78 @@ export function register(program: Command): void {
     .option('--depth <n>', 'STDiT block pairs (default: the preset\'s, 28)')
     .option('--hidden <n>', 'STDiT hidden size, a multiple of 32 (default: the preset\'s, 1152)')
     .option('--overwrite', 'replace an existing model folder (one holding its manifest and the files it lists, nothing else)')
-    .action(async (options: Record<string, unknown>, command: Command) => makeSynthetic(options, cliContext(command)));
+    .action(async (options: Record<string, unknown>, self: Command) => {
+      const { makeSyntheticAction } = await import('../actions/models.js');
+      await makeSyntheticAction(options, self);
+    });
   registerPullAndConvert(models);
   registerCache(models);
 }
 
-interface ComponentSummary {
-  readonly component: Component;
-  readonly blocks: number;
-  readonly kinds: Record<string, number>;
-  readonly dtypes: string[];
-  readonly bytes: number;
-  readonly weightBytes: number;
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
-interface ModelSummary {
-  readonly name: string;
-  readonly description: string;
-  readonly dir: string;
-  readonly blocks: number;
-  readonly bytes: number;
-  readonly components: ComponentSummary[];
-  readonly tokenizer: { readonly files: number; readonly bytes: number };
-  readonly defaults: Model['defaults'];
-  readonly architecture: Model['architecture'];
-  readonly source: Model['source'];
-  readonly quirks?: Model['quirks'];
-  readonly checkpoints?: Model['checkpoints'];
-  readonly vocabulary?: Model['vocabulary'];
+function addConvertOptions(command: Command): Command {
+  return command
+    .option('--format <format>', `${FORMATS.join(' | ')}: ONNX blocks, or CoreML packages (.mlpackage)`, 'onnx')
+    .option('--dtype <dtype>', `${DTYPES.join(' | ')}: how weights are stored`, 'float32')
+    .option('--python <path>', 'Python with torch and onnx for the converter (default: $ONDEVICE_SORA_PYTHON, $PYTHON, python3)')
+    .option('--overwrite', 'replace an existing output folder');
 }
 
-/** Bytes on disk, each file once (our ST and TDTM blocks share their weight file). */
-function uniqueBytes(files: readonly ModelFile[]): number {
-  return [...new Map(files.map((file) => [file.path, file.bytes])).values()].reduce((sum, bytes) => sum + bytes, 0);
-}
-
-function summarizeModel(model: Model): ModelSummary {
-  const components = COMPONENTS.map((component) => {
-    const blocks = model.blocks.filter((block) => block.component === component);
-    const kinds: Record<string, number> = {};
-    for (const block of blocks) kinds[block.kind] = (kinds[block.kind] ?? 0) + 1;
-    return {
-      component,
-      blocks: blocks.length,
-      kinds,
-      dtypes: [...new Set(blocks.map((block) => block.dtype))],
-      bytes: uniqueBytes(blocks.flatMap((block) => block.files)),
-      weightBytes: blocks.reduce((sum, block) => sum + block.weightBytes, 0),
-    };
+function registerPullAndConvert(models: Command): void {
+  addConvertOptions(
+    models
+      .command('pull')
+      .description(
+        'download the Open-Sora 1.2 checkpoints (only the files conversion needs) into the Hugging Face cache ' +
+          '(HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE as the Python tools read them), then convert them',
+      )
+      .argument('<model>', MODEL_IDS.join(' | '))
+      .option('-o, --output <dir>', 'model folder to write (default: ./<model>, ./<model>-coreml for CoreML)')
+      .option('--download-only', 'only download; print the folders to pass to `models convert`')
+      .option('--revision <rev>', 'a revision for every repository, or REPO=REV for one (repeatable)', collect, []),
+  ).action(async (model: string, options: Record<string, unknown>, self: Command) => {
+    const { pullAction } = await import('../actions/models-pull.js');
+    await pullAction(model, options, self);
   });
-  return {
-    name: model.name,
-    description: model.description,
-    dir: model.dir,
-    blocks: model.blocks.length,
-    bytes: uniqueBytes([...model.tokenizer.files, ...model.blocks.flatMap((block) => block.files)]),
-    components,
-    tokenizer: { files: model.tokenizer.files.length, bytes: uniqueBytes(model.tokenizer.files) },
-    defaults: model.defaults,
-    architecture: model.architecture,
-    source: model.source,
-    ...(model.quirks && { quirks: model.quirks }),
-    ...(model.checkpoints && { checkpoints: model.checkpoints }),
-    ...(model.vocabulary && { vocabulary: model.vocabulary }),
-  };
+
+  addConvertOptions(
+    models
+      .command('convert')
+      .description(
+        'convert downloaded checkpoint folders (recognised by their config.json) into a model folder; the tokenizer ' +
+          'is built from the T5 folder\'s spiece.model; configs are chosen from each folder\'s config.json',
+      )
+      .argument('[dirs...]', 'the STDiT3, T5 and VAE checkpoint folders, in any order')
+      .requiredOption('-o, --output <dir>', 'model folder to write')
+      .option('--name <name>', 'model name in the manifest (default opensora-v1.2)')
+      .option('--stdit <dir>', 'the STDiT3 checkpoint folder, if not among the dirs')
+      .option('--t5 <dir>', 'the T5 encoder checkpoint folder, if not among the dirs')
+      .option('--vae <dir>', 'the VAE checkpoint folder, if not among the dirs')
+      .option('--tokenizer <dir>', 'folder with tokenizer.json or spiece.model (default: the T5 folder)')
+      .option('--config-stdit <name>', 'STDiT config name instead of the one chosen from config.json')
+      .option('--config-t5 <name>', 'T5 config name instead of the one chosen from config.json')
+      .option('--config-vae <name>', 'VAE config name instead of the one chosen from config.json'),
+  ).action(async (dirs: string[], options: Record<string, unknown>, self: Command) => {
+    const { convertAction } = await import('../actions/models-pull.js');
+    await convertAction(dirs, options, self);
+  });
 }
 
-function formatSummary(summary: ModelSummary): string {
-  const rows = [
-    ['component', 'blocks', 'kinds', 'dtype', 'bytes'],
-    ...summary.components.map((c) => [
-      c.component,
-      String(c.blocks),
-      Object.entries(c.kinds)
-        .map(([kind, count]) => `${kind} ${count}`)
-        .join(', '),
-      c.dtypes.join(', '),
-      formatBytes(c.bytes),
-    ]),
-    ['tokenizer', '-', `${summary.tokenizer.files} files`, '-', formatBytes(summary.tokenizer.bytes)],
-    ['total', String(summary.blocks), '', '', formatBytes(summary.bytes)],
-  ];
-  const { defaults: d, architecture: a } = summary;
-  return [
-    summary.description === '' ? summary.name : `${summary.name}: ${summary.description}`,
-    `folder: ${displayPath(summary.dir)}`,
-    '',
-    formatTable(rows, [1, 4]),
-    '',
-    `architecture: t5 ${a.t5.num_layers} layers, d_model ${a.t5.d_model}, ${a.t5.num_heads} heads; ` +
-      `stdit depth ${a.stdit.depth}, hidden ${a.stdit.hidden_size}, ${a.stdit.num_heads} heads`,
-    `defaults: ${d.steps} steps, cfg ${d.cfgScale}, ${d.fps} fps, aesthetic ${d.aestheticScore}, ` +
-      `${d.resolution}, ${d.numFrames} frames`,
-    `choices: resolutions ${d.resolutions.join(', ')}; frames ${d.numFramesChoices.join(', ')}`,
-    ...(summary.quirks === undefined ? [] : [formatQuirks(summary.quirks)]),
-    ...(summary.checkpoints === undefined ? [] : [formatCheckpoints(summary.checkpoints)]),
-    ...(summary.vocabulary === undefined ? [] : [formatVocabulary(summary.vocabulary)]),
-    ...(summary.source.kind === 'published-coreml' && summary.source.ignored.length > 0
-      ? [`ignored (not blocks of the contract): ${summary.source.ignored.join(', ')}`]
-      : []),
-  ].join('\n');
-}
-
-function formatVocabulary(vocabulary: NonNullable<Model['vocabulary']>): string {
-  const objects = vocabulary.maxObjects === 1 ? 'one object' : `up to ${vocabulary.maxObjects} objects`;
-  return `vocabulary (${vocabulary.words.length} words, ${objects} of ${vocabulary.objectWords.join(', ')}): ${vocabulary.words.join(' ')}`;
-}
-
-function formatQuirks(quirks: NonNullable<Model['quirks']>): string {
-  const rows = quirks.maxCaptionRows;
-  return (
-    `quirks: caption rows ≤ ${rows} (prompt ≤ ${rows / 2 - 1} tokens + EOS); ` +
-    `${quirks.evenTdtmOnly ? 'TDTM needs an even number of latent frames; ' : ''}` +
-    `the authors' app used timestep transform ${quirks.appTimestepTransform}`
-  );
-}
-
-function formatCheckpoints(checkpoints: NonNullable<Model['checkpoints']>): string {
-  const origin = ({ component, repo, revision, commit, folder }: (typeof checkpoints)[number]): string =>
-    repo === undefined ? `${component} ${folder ?? '?'}` : `${component} ${repo}@${commit ?? revision}${revision !== commit ? ` (${revision})` : ''}`;
-  return `converted from: ${checkpoints.map(origin).join(', ')}`;
-}
-
-async function inspect(dir: string, context: CliContext): Promise<void> {
-  const summary = summarizeModel(await loadModel(dir));
-  context.result(formatSummary(summary), summary);
-}
-
-async function verify(dir: string, context: CliContext): Promise<void> {
-  const model = await loadModel(dir);
-  const checked = await verifyModel(model, (file) => context.status(`check ${file.relativePath}`));
-  if (checked.checked === 'structure') {
-    const text =
-      `${displayPath(model.dir)}: ok (presence and structure only)\n` +
-      `${model.blocks.length} CoreML packages and ${model.tokenizer.files.length} tokenizer files present ` +
-      `(${formatBytes(checked.bytes)}); no sha256 available, the manifest is derived from the folder; ` +
-      'blocks not opened (CoreML packages need --backend coreml on macOS)';
-    context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
-    return;
-  }
-  const packages = model.blocks.filter((block) => block.format !== 'onnx').length;
-  // A converted CoreML folder cannot run here, so its packages are checked by digest only.
-  if (packages === 0) await checkEveryBlock(model, context);
-  const text =
-    `${displayPath(model.dir)}: ok\n` +
-    `${checked.files} files (${formatBytes(checked.bytes)}) match their sha256` +
-    (packages > 0
-      ? ` (a CoreML package: its package digest); ${packages} CoreML packages not opened (they need --backend coreml on macOS)`
-      : `; ${model.blocks.length} blocks open in ONNX Runtime and take and return the contract's names, dtypes and ` +
-        `shapes for this architecture; the tokenizer's ids fit the T5 embedding`);
-  context.result(text, { ok: true, dir: model.dir, ...checked, blocks: model.blocks.length });
-}
-
-async function checkEveryBlock(model: Model, context: CliContext): Promise<void> {
-  // Mapped weights make each open cheap (no copy, no prepacking); each block then runs once on a small request.
-  const backend = new OnnxBackend({ logger: context.logger, mmapWeights: true });
-  try {
-    await checkModelAgainstContract(model, backend, context.logger, (block) => context.status(`check ${block.name}`));
-  } finally {
-    await backend.close();
-  }
-}
-
-interface ListedModel {
-  readonly folder: string;
-  /** `shipped`, or the environment variable that named the folder. */
-  readonly source: string;
-  readonly ok: boolean;
-  readonly name?: string;
-  readonly blocks?: number;
-  readonly bytes?: number;
-  readonly error?: string;
-}
-
-/** Model folders (with a manifest.json) at `root` itself or one level below it, by name. */
-async function modelFolders(root: string): Promise<string[]> {
-  const hasManifest = async (folder: string): Promise<boolean> =>
-    (await readdir(folder).catch(() => [] as string[])).includes(MANIFEST_FILE);
-  if (await hasManifest(root)) return [root];
-  const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
-  const folders = entries.filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name));
-  const found: string[] = [];
-  for (const entry of folders) if (await hasManifest(join(root, entry.name))) found.push(join(root, entry.name));
-  return found;
-}
-
-async function list(context: CliContext): Promise<void> {
-  const known = (process.env[MODELS_ENV] ?? '').split(delimiter).filter((dir) => dir !== '');
-  const roots = [{ root: SHIPPED_MODELS, source: 'shipped' }, ...known.map((dir) => ({ root: resolve(dir), source: MODELS_ENV }))];
-  const listed: ListedModel[] = [];
-  const seen = new Set<string>();
-  for (const { root, source } of roots) {
-    for (const folder of await modelFolders(root)) {
-      if (seen.has(folder)) continue;
-      seen.add(folder);
-      try {
-        const summary = summarizeModel(await loadModel(folder));
-        listed.push({ folder, source, ok: true, name: summary.name, blocks: summary.blocks, bytes: summary.bytes });
-      } catch (error) {
-        listed.push({ folder, source, ok: false, error: errorMessage(error) });
-      }
-    }
-  }
-  const text =
-    listed.length === 0
-      ? `no model folders in ${roots.map((r) => displayPath(r.root)).join(', ')}`
-      : formatTable(
-          [
-            ['folder', 'source', 'name', 'blocks', 'bytes', 'status'],
-            ...listed.map((m) => [
-              displayPath(m.folder),
-              m.source,
-              m.name ?? '-',
-              m.blocks === undefined ? '-' : String(m.blocks),
-              m.bytes === undefined ? '-' : formatBytes(m.bytes),
-              m.ok ? 'ok' : `invalid: ${m.error}`,
-            ]),
-          ],
-          [3, 4],
-        );
-  context.result(text, listed);
-}
-
-const SYNTHETIC_PRESETS = ['opensora-1.2'] as const;
-/** Preset → the generator's --shape. */
-const SYNTHETIC_SHAPES: Readonly<Record<(typeof SYNTHETIC_PRESETS)[number], string>> = { 'opensora-1.2': 'paper' };
-const SYNTHETIC_SCRIPT = fileURLToPath(new URL('../../../scripts/make_synthetic_model.py', import.meta.url));
-
-const SyntheticFlags = z.object({
-  preset: z.enum(SYNTHETIC_PRESETS, `must be one of: ${SYNTHETIC_PRESETS.join(', ')}`),
-  output: z.string().min(1, 'must name a folder'),
-  depth: integerFlag(1, 1000, 'must be an integer from 1 to 1000').optional(),
-  // 16 heads whose size must be even for the rotary embedding of the temporal attention.
-  hidden: integerFlag(32, 65536, 'must be a multiple of 32 from 32 to 65536')
-    .refine((value) => value % 32 === 0, 'must be a multiple of 32 from 32 to 65536')
-    .optional(),
-  overwrite: z.boolean().optional(),
-});
-
-/**
- * Runs scripts/make_synthetic_model.py (the model code lives in Python) into the claim's hidden folder beside the
- * target, renamed into place once the manifest loads, so a failed or interrupted run leaves nothing that looks like
- * a model. An existing folder is replaced only with --overwrite and only if it is a model folder and nothing more.
- */
-async function makeSynthetic(options: Record<string, unknown>, context: CliContext): Promise<void> {
-  const flags = parseFlags(SyntheticFlags, options);
-  const target = resolve(flags.output);
-  const overwrite = flags.overwrite === true;
-  const claim = await claimPath(target, { command: 'models make-synthetic' });
-  try {
-    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
-    const python = modelToolingPython();
-    const partial = claim.partPath;
-    const args = [SYNTHETIC_SCRIPT, '--out', partial, '--shape', SYNTHETIC_SHAPES[flags.preset]];
-    if (flags.depth !== undefined) args.push('--depth', String(flags.depth));
-    if (flags.hidden !== undefined) args.push('--hidden', String(flags.hidden));
-    context.status(`writing ${displayPath(target)} with ${python} (a paper-sized model takes minutes)`);
-    await runScript(python, args, context);
-    const model = await loadModel(partial);
-    // Checked again: the script ran for minutes, and the folder it replaces must still be only a model.
-    await checkReplaceable(target, MODEL_FOLDER_OUTPUT, overwrite);
-    await rm(target, { recursive: true, force: true });
-    await rename(partial, target);
-    const summary = summarizeModel({ ...model, dir: target });
-    const text = `wrote ${displayPath(target)}: ${summary.name}, ${summary.blocks} blocks, ${formatBytes(summary.bytes)}`;
-    context.result(text, { ...summary, dir: target });
-  } finally {
-    claim.release();
-  }
-}
-
-/** The interpreter the model scripts run with: PYTHON, else /usr/bin/python3 (Debian's python3-torch). */
-function modelToolingPython(): string {
-  return process.env.PYTHON || '/usr/bin/python3';
-}
-
-/** The script's own exit status for a missing module (scripts/sora/dependencies.py), the CLI's DEPENDENCY. */
-const PYTHON_DEPENDENCY_EXIT = 8;
-const PYTHON_PACKAGES = 'python3-torch python3-onnx python3-numpy python3-jsonschema';
-
-/**
- * Runs the generator, which checks every Python module it needs before any work (scripts/sora/dependencies.py) and
- * then says which are missing, with the packages that provide them.
- */
-async function runScript(python: string, args: readonly string[], context: CliContext): Promise<void> {
-  try {
-    const { stdout } = await execFileAsync(python, [...args], { maxBuffer: 64 << 20 });
-    context.logger.debug({ stdout: stdout.trim() }, 'model script done');
-  } catch (error) {
-    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
-    const reason = (stderr.split('\n').pop() || errorMessage(error)).replace(/^error: /, '');
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new SoraError(
-        'DEPENDENCY',
-        `models make-synthetic needs Python 3 with torch, onnx, numpy and jsonschema: ${python} not found; install ` +
-          `them (Debian/Ubuntu: apt-get install ${PYTHON_PACKAGES}) or set PYTHON`,
-        { cause: error },
-      );
-    }
-    const missingModules = (error as { code?: unknown }).code === PYTHON_DEPENDENCY_EXIT;
-    throw new SoraError(missingModules ? 'DEPENDENCY' : 'INTERNAL', `models make-synthetic: ${reason}`, { cause: error });
-  }
+function registerCache(models: Command): void {
+  const cache = models.command('cache').description(`the CoreML compile cache (${displayPath(defaultCoreMLCacheDir())})`);
+  cache
+    .command('prune')
+    .description(
+      'remove compiled models whose .mlpackage is gone or changed, those unused for --unused-days, and any no entry ' +
+        'refers to (only what the cache itself wrote)',
+    )
+    .option('--unused-days <n>', `remove what was not used for this many days (default ${DEFAULT_UNUSED_DAYS})`)
+    .option('--all', 'remove every compiled model (they are compiled again when next loaded)')
+    .action(async (options: Record<string, unknown>, self: Command) => {
+      const { pruneAction } = await import('../actions/models-cache.js');
+      await pruneAction(options, self);
+    });
 }

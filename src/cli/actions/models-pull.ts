@@ -48,52 +48,6 @@ const ConvertFlags = ConvertFlagsBase.extend({
   configVae: z.string().min(1).optional(),
 });
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-function addConvertOptions(command: Command): Command {
-  return command
-    .option('--format <format>', `${FORMATS.join(' | ')}: ONNX blocks, or CoreML packages (.mlpackage)`, 'onnx')
-    .option('--dtype <dtype>', `${DTYPES.join(' | ')}: how weights are stored`, 'float32')
-    .option('--python <path>', 'Python with torch and onnx for the converter (default: $ONDEVICE_SORA_PYTHON, $PYTHON, python3)')
-    .option('--overwrite', 'replace an existing output folder');
-}
-
-export function registerPullAndConvert(models: Command): void {
-  addConvertOptions(
-    models
-      .command('pull')
-      .description(
-        'download the Open-Sora 1.2 checkpoints (only the files conversion needs) into the Hugging Face cache ' +
-          '(HF_HOME, HF_HUB_CACHE, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE as the Python tools read them), then convert them',
-      )
-      .argument('<model>', MODEL_IDS.join(' | '))
-      .option('-o, --output <dir>', 'model folder to write (default: ./<model>, ./<model>-coreml for CoreML)')
-      .option('--download-only', 'only download; print the folders to pass to `models convert`')
-      .option('--revision <rev>', 'a revision for every repository, or REPO=REV for one (repeatable)', collect, []),
-  ).action(async (model: string, options: Record<string, unknown>, command: Command) => pull(model, options, cliContext(command)));
-
-  addConvertOptions(
-    models
-      .command('convert')
-      .description(
-        'convert downloaded checkpoint folders (recognised by their config.json) into a model folder; the tokenizer ' +
-          'is built from the T5 folder\'s spiece.model; configs are chosen from each folder\'s config.json',
-      )
-      .argument('[dirs...]', 'the STDiT3, T5 and VAE checkpoint folders, in any order')
-      .requiredOption('-o, --output <dir>', 'model folder to write')
-      .option('--name <name>', 'model name in the manifest (default opensora-v1.2)')
-      .option('--stdit <dir>', 'the STDiT3 checkpoint folder, if not among the dirs')
-      .option('--t5 <dir>', 'the T5 encoder checkpoint folder, if not among the dirs')
-      .option('--vae <dir>', 'the VAE checkpoint folder, if not among the dirs')
-      .option('--tokenizer <dir>', 'folder with tokenizer.json or spiece.model (default: the T5 folder)')
-      .option('--config-stdit <name>', 'STDiT config name instead of the one chosen from config.json')
-      .option('--config-t5 <name>', 'T5 config name instead of the one chosen from config.json')
-      .option('--config-vae <name>', 'VAE config name instead of the one chosen from config.json'),
-  ).action(async (dirs: string[], options: Record<string, unknown>, command: Command) => convert(dirs, options, cliContext(command)));
-}
-
 /** SIGINT/SIGTERM abort the work in progress (a download keeps what it has, to resume); a second one exits. */
 function interruptible(message: string): { readonly signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();
@@ -185,6 +139,16 @@ async function download(plans: readonly SnapshotPlan[], client: HubClient, setti
   } finally {
     display?.finish();
   }
+}
+
+/** What `models pull` runs (commands/models.ts defines its options). */
+export async function pullAction(model: string, options: Record<string, unknown>, self: Command): Promise<void> {
+  await pull(model, options, cliContext(self));
+}
+
+/** What `models convert` runs. */
+export async function convertAction(dirs: string[], options: Record<string, unknown>, self: Command): Promise<void> {
+  await convert(dirs, options, cliContext(self));
 }
 
 async function pull(model: string, options: Record<string, unknown>, context: CliContext): Promise<void> {

@@ -29,30 +29,13 @@ import {
   ordered,
   pending,
   refuseExisting,
-  register as registerBatch,
+  runBatch,
   report,
   type BatchFlags,
   type QueuedBatch,
 } from './batch.js';
 
-export const QUEUE_HELP = 'redis://[:password@]host[:port][/name]: the job queue (name: default ondevice-sora)';
 const POLL_MS = 500;
-
-export function register(program: Command): void {
-  const batch = registerBatch(program, runQueuedBatch)
-    .option('--queue <url>', `${QUEUE_HELP}; enqueue the prompts for \`worker\` processes, then follow them`)
-    .option('--detach', 'with --queue: enqueue and exit (run the same command again to follow)')
-    // The queue flags are checked with every other flag, before the prompt file is read.
-    .hook('preAction', (_self, action) => {
-      if (action === batch && action.opts().queue !== undefined) queueFlags(action.opts());
-    });
-  batch
-    .command('status')
-    .description('job counts of a queue (every batch in it) and the workers connected to it')
-    // Not required here: `batch` has a --queue of its own, which takes the value wherever it stands.
-    .option('--queue <url>', QUEUE_HELP)
-    .action(async (_options: Record<string, unknown>, self: Command) => showStatus(self.optsWithGlobals(), cliContext(self)));
-}
 
 const QueueFlagsSchema = z.object({ queue: queueFlag, detach: z.boolean().optional() });
 
@@ -72,12 +55,22 @@ const WORKER_FLAGS: Readonly<Record<string, unknown>> = {
 };
 
 /** The queue flags; a flag only a worker can act on is refused rather than silently dropped. */
-function queueFlags(options: Record<string, unknown>): z.infer<typeof QueueFlagsSchema> {
+export function queueFlags(options: Record<string, unknown>): z.infer<typeof QueueFlagsSchema> {
   const flags = parseFlags(QueueFlagsSchema, options);
   const given = Object.keys(WORKER_FLAGS).find((key) => options[key] !== WORKER_FLAGS[key]);
   if (given === undefined) return flags;
   const flag = given === 'ci' || given === 'dl' ? `no-${given}` : given.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
   throw new SoraError('USAGE', `--${flag}: each worker decides it for itself with --queue; pass it to \`ondevice-sora worker\``);
+}
+
+/** What `batch` runs (commands/batch.ts defines it): here, or with --queue through workers. */
+export async function batchAction(file: string, options: Record<string, unknown>, self: Command): Promise<void> {
+  await runBatch(file, options, cliContext(self), runQueuedBatch);
+}
+
+/** What `batch status` runs. */
+export async function statusAction(self: Command): Promise<void> {
+  await showStatus(self.optsWithGlobals(), cliContext(self));
 }
 
 interface Enqueued {

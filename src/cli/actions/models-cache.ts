@@ -6,25 +6,17 @@ import { defaultCoreMLCacheDir, pruneCache } from '../../runtime/coreml-cache.js
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes } from '../format.js';
+import { DEFAULT_UNUSED_DAYS } from '../commands/models.js';
 
-const DEFAULT_UNUSED_DAYS = 30;
 
 const PruneFlags = z.object({
   all: z.boolean().optional(),
   unusedDays: integerFlag(0, 100_000, 'must be a whole number of days, 0 or more').optional(),
 });
 
-export function registerCache(models: Command): void {
-  const cache = models.command('cache').description(`the CoreML compile cache (${displayPath(defaultCoreMLCacheDir())})`);
-  cache
-    .command('prune')
-    .description(
-      'remove compiled models whose .mlpackage is gone or changed, those unused for --unused-days, and any no entry ' +
-        'refers to (only what the cache itself wrote)',
-    )
-    .option('--unused-days <n>', `remove what was not used for this many days (default ${DEFAULT_UNUSED_DAYS})`)
-    .option('--all', 'remove every compiled model (they are compiled again when next loaded)')
-    .action(async (options: Record<string, unknown>, command: Command) => prune(options, cliContext(command)));
+/** What `models cache prune` runs (commands/ defines its options). */
+export async function pruneAction(options: Record<string, unknown>, self: Command): Promise<void> {
+  await prune(options, cliContext(self));
 }
 
 async function prune(options: Record<string, unknown>, context: CliContext): Promise<void> {
