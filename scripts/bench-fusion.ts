@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { pino } from 'pino';
 import { gemmRoof, PAPER_GEMM, timeGemm } from '../src/bench/gemm-roof.js';
+import { summarize } from '../src/bench/report.js';
 import { runScaling, withScalingEfficiency, type ScalingPoint } from '../src/bench/scaling.js';
 import { loadModel, type Model } from '../src/model/manifest.js';
 import { createBackend } from '../src/runtime/create-backend.js';
@@ -74,14 +75,14 @@ async function main(): Promise<void> {
       }
     }
     const roof = gemmRoof(PAPER_GEMM, [...before, ...(await roofSamples())]);
-    const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     const summary = Object.fromEntries(
       (['plain', 'fusable'] as const).map((kind) => {
         const withEfficiency = points[kind].map((point) => withScalingEfficiency(point, roof));
         return [kind, { stepMs: withEfficiency.map((p) => p.step.medianMs), efficiency: withEfficiency.map((p) => p.efficiency), flopsPerStep: withEfficiency[0]!.flopsPerStep }];
       }),
     );
-    const ratio = median(points.plain.map((p) => p.step.medianMs)) / median(points.fusable.map((p) => p.step.medianMs));
+    const median = (kind: 'plain' | 'fusable'): number => summarize(points[kind].map((p) => p.step.medianMs)).medianMs;
+    const ratio = median('plain') / median('fusable');
     const report = { createdAt: new Date().toISOString(), size: side, numFrames, reps, roof, ...summary, plainOverFusable: Math.round(ratio * 1000) / 1000 };
     const out = resolve(values.out ?? join(ROOT, 'bench-results', 'fusion.json'));
     await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
