@@ -35,7 +35,7 @@ import { PRESETS, stepPolicies, type Preset } from '../src/policies/presets.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { fromBytes } from '../src/runtime/tensor.js';
 import type { TextEncoding } from '../src/text/text-encoder.js';
-import { stepFlops, type StditFlopShape } from './stdit-flops.js';
+import { stepFlops, type StditFlopShape } from '../src/bench/stdit-flops.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STEPS = 30;

@@ -7,6 +7,8 @@
  *    per block) with 2 block pairs instead of 28 to fit the time, made by `models make-synthetic` into a temporary
  *    folder and deleted afterwards; 128×128, 10 steps, 1 session each. Skipped, saying why, when Python with torch
  *    and onnx is missing (`models make-synthetic` exits with the DEPENDENCY status then).
+ *    bench-results/scaling-synthetic-opensora-1.2/: `bench --scaling` on the same model (64², 128², 256² × 17 and 68
+ *    frames, 1 step per point): step time, FLOPs, peak RSS and efficiency against the GEMM roof, with a chart.
  * 3. bench-results/memory.json: the memory budget, peak RSS sampled from outside at three budgets on models/shapes
  *    and on that synthetic model (scripts/bench-memory.ts).
  * 4. bench-results/compression.json: float32, float16 and int8 weight storage (`models compress`): bytes, load time,
@@ -43,6 +45,12 @@ async function main(): Promise<void> {
         'bench',
         ...['--model', model, '--matrix', '--steps', '10', '--resolution', '128x128', '--repeat', '1'],
         ...['-o', 'bench-results/synthetic-opensora-1.2'],
+      ]);
+      console.log('\n== cost as the work grows (same model): 64², 128², 256² × 17, 68 frames, 1 step per point');
+      await must([
+        'bench',
+        ...['--scaling', '--model', model, '--scaling-sizes', '64,128,256', '--scaling-frames', '17,68'],
+        ...['-o', 'bench-results/scaling-synthetic-opensora-1.2'],
       ]);
     }
     console.log('\n== the memory budget: peak RSS sampled from outside at three budgets per model');

@@ -2,6 +2,7 @@
 """Builds a synthetic model folder with a bigger STDiT than the shipped tiny one, for the CI-DL tests and benchmark.
 
     /usr/bin/python3 scripts/make_synthetic_model.py --out DIR [--shape test|paper] [--depth N] [--hidden H]
+        [--fusable-gelu]
 
 `test`  (default): 8 STDiT block pairs, hidden 384 (~19 MB of weights per block), so memory budgets bite.
 `paper`: STDiT3-XL/2 blocks (depth 28, hidden 1152, ~170 MB fp32 per block, ~4.8 GB in all), as in the paper.
@@ -32,7 +33,7 @@ import torch  # noqa: E402
 from sora.configs import STDiT3Config, get_stdit3_config
 from sora.manifest import BlockSpec, block_spec_of, build_manifest, write_manifest
 from sora.onnx_export import export_unit, stdit_units
-from sora.stdit3 import STDiT3
+from sora.stdit3 import STDiT3, use_fusable_gelu
 from sora.tiny_model import DEFAULTS, SEEDS, STDIT_GAINS, init_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,12 @@ def build_stdit(config: STDiT3Config) -> STDiT3:
     return stdit
 
 
-def export_stdit(config: STDiT3Config, out_dir: Path) -> List[BlockSpec]:
+def export_stdit(config: STDiT3Config, out_dir: Path, fusable_gelu: bool = False) -> List[BlockSpec]:
     """part1, every block pair (ST and TDTM sharing one weight file), part2."""
-    return [spec for unit in stdit_units(build_stdit(config)) for spec in export_unit(unit, out_dir)]
+    stdit = build_stdit(config)
+    if fusable_gelu:
+        use_fusable_gelu(stdit)
+    return [spec for unit in stdit_units(stdit) for spec in export_unit(unit, out_dir)]
 
 
 def copy_tiny_parts(tiny_dir: Path, out_dir: Path) -> Tuple[Dict[str, Any], List[BlockSpec], List[BlockSpec]]:
@@ -73,13 +77,13 @@ def copy_tiny_parts(tiny_dir: Path, out_dir: Path) -> Tuple[Dict[str, Any], List
     return manifest, specs["t5"], specs["vae"]
 
 
-def write_synthetic_model(out_dir: Path, config: STDiT3Config) -> int:
+def write_synthetic_model(out_dir: Path, config: STDiT3Config, fusable_gelu: bool = False) -> int:
     """Writes the folder and returns its number of blocks."""
     if not (TINY_MODEL / "manifest.json").is_file():
         raise SystemExit(f"{TINY_MODEL} is missing; build it first with scripts/make_tiny_model.py")
     out_dir.mkdir(parents=True, exist_ok=True)
     tiny, t5_specs, vae_specs = copy_tiny_parts(TINY_MODEL, out_dir)
-    blocks = t5_specs + export_stdit(config, out_dir) + vae_specs
+    blocks = t5_specs + export_stdit(config, out_dir, fusable_gelu) + vae_specs
     architecture = tiny["architecture"]
     manifest = build_manifest(
         out_dir,
@@ -101,6 +105,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--shape", choices=sorted(SHAPES), default="test")
     parser.add_argument("--depth", type=int, help="STDiT block pairs (overrides the shape's)")
     parser.add_argument("--hidden", type=int, help="STDiT hidden size (overrides the shape's)")
+    parser.add_argument(
+        "--fusable-gelu",
+        action="store_true",
+        help="export the MLP's tanh-GELU in the form ONNX Runtime fuses into FastGelu (same maths)",
+    )
     args = parser.parse_args(argv)
     shape = dict(SHAPES[args.shape])
     if args.depth is not None:
@@ -109,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         shape["hidden_size"] = args.hidden
     # The captions come from the tiny T5, so the STDiT keeps the tiny caption width.
     config = dataclasses.replace(get_stdit3_config("tiny"), **shape)
-    blocks = write_synthetic_model(args.out, config)
+    blocks = write_synthetic_model(args.out, config, args.fusable_gelu)
     print(f"wrote {args.out}: {blocks} blocks, STDiT {shape}")
     return 0
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BenchReportSchema, MATRIX_CONFIGS } from '../src/bench/report.js';
+import { ScalingReportSchema, type ScalingPoint } from '../src/bench/scaling.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
 import { loadModel } from '../src/model/manifest.js';
 import { PRESETS } from '../src/policies/presets.js';
@@ -56,12 +57,32 @@ describe('bench', () => {
     // Every block the baseline runs, in pipeline order, between tokenize and encode; STDiT blocks once per step.
     const model = await loadModel(join(ROOT, 'models', 'tiny'));
     const runBlocks = model.blocks.filter((block) => !block.name.includes('TDTM')).map((block) => block.name);
-    expect(report.components.map((c) => c.name)).toEqual(['tokenize', ...runBlocks, 'encode']);
+    const baselineRows = report.components.filter((c) => c.config === 'baseline');
+    expect(baselineRows.map((c) => c.name)).toEqual(['tokenize', ...runBlocks, 'encode']);
+    // The TDTM pairs the baseline never runs come from the tdtm configuration's sessions, with their own efficiency.
+    const tdtmRows = report.components.filter((c) => c.config !== 'baseline');
+    expect(tdtmRows.map((c) => [c.name, c.config])).toEqual(
+      model.blocks.filter((block) => block.name.includes('TDTM')).map((block) => [block.name, 'tdtm']),
+    );
+    expect(tdtmRows[0]!.flopsPerCall!).toBeLessThan(report.components.find((c) => c.name === 'stdit3_ST_0')!.flopsPerCall!);
+    expect(tdtmRows[0]!.efficiency!).toBeGreaterThan(0);
     const st0 = report.components.find((c) => c.name === 'stdit3_ST_0')!;
     expect(st0.callsPerRun).toBe(4);
     expect(st0.load?.n).toBe(1);
     expect(st0.runWarm.n).toBe(4);
     expect(report.components.find((c) => c.name === 'vae_spatial_part1')!.callsPerRun).toBe(5); // 17 frames / 4
+
+    // The roof is measured in the run; every counted block has an efficiency against it, the VAE parts none.
+    expect(report.roof!.shape).toEqual([4096, 1152, 4608]);
+    expect(report.roof!.flopsPerSecond).toBeGreaterThan(0);
+    for (const name of ['stdit3_ST_0', 't5block-layer0', 'stdit3_part1']) {
+      const component = report.components.find((c) => c.name === name)!;
+      expect(component.flopsPerCall, name).toBeGreaterThan(0);
+      expect(component.efficiency, name).toBeGreaterThan(0);
+      expect(component.efficiency, name).toBeLessThanOrEqual(1.5);
+    }
+    expect(report.components.find((c) => c.name === 'vae_spatial_part1')).toMatchObject({ flopsPerCall: null, efficiency: null });
+    expect(result.stderr).toContain('measuring the fp32 GEMM roof');
 
     expect(JSON.parse(await readFile(join(out, 'bench.json'), 'utf8'))).toEqual(report);
     const schema = JSON.parse(await readFile(join(out, 'bench.schema.json'), 'utf8')) as Record<string, any>;
@@ -88,6 +109,7 @@ describe('bench', () => {
       expect(result.code, result.stderr).toBe(0);
       const report = BenchReportSchema.parse(JSON.parse(result.stdout));
       expect(report.backend.kind).toBe('remote');
+      expect(report.roof).toBeNull();
       expect(report.backend.device).toContain(`runner at ${runner.address}`);
       expect(report.matrix.map((row) => row.config)).toEqual(['baseline']);
       const remote = report.remote!;
@@ -105,11 +127,43 @@ describe('bench', () => {
     }
   });
 
+  it('--scaling: a point per size and frame count with FLOPs, step time, peak RSS and efficiency; JSON and chart with -o', async () => {
+    const out = join(root, 'scaling');
+    const result = await cli(['bench', '--scaling', '--scaling-sizes', '128,64', '--scaling-frames', '17', '--json', '-o', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = ScalingReportSchema.parse(JSON.parse(result.stdout));
+    expect(report.steps).toBe(1);
+    // Smallest first.
+    expect(report.points.map((p) => [p.width, p.numFrames])).toEqual([[64, 17], [128, 17]]);
+    const [small, large] = report.points as [ScalingPoint, ScalingPoint];
+    expect(large.tokens).toBe(4 * small.tokens);
+    expect(large.flopsPerStep!).toBeGreaterThan(small.flopsPerStep!);
+    expect(report.roof!.flopsPerSecond).toBeGreaterThan(0);
+    for (const point of report.points) {
+      expect(point.step.n).toBe(1);
+      expect(point.step.medianMs).toBeGreaterThan(0);
+      expect(point.peakRssBytes).toBeGreaterThan(0);
+      expect(point.efficiency!).toBeGreaterThan(0);
+      expect(point.efficiency!).toBeLessThanOrEqual(1.5);
+    }
+    expect(JSON.parse(await readFile(join(out, 'scaling.json'), 'utf8'))).toEqual(report);
+    expect(await readFile(join(out, 'scaling.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<circle [\s\S]*<\/svg>\n$/);
+    expect((await sharp(join(out, 'scaling.png')).metadata()).format).toBe('png');
+  });
+
   it('refuses bad flags before running anything', async () => {
     const { USAGE } = ERROR_EXIT_CODES;
     expectOneLineError(await cli(['bench', '--matrix', 'baseline,faster']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all, fast');
     expectOneLineError(await cli(['bench', '--matrix', 'lpl,lpl']), USAGE, '--matrix: names a configuration twice');
     expectOneLineError(await cli(['bench', '--repeat', '0']), USAGE, '--repeat: must be an integer from 1 to 1000, got "0"');
     expectOneLineError(await cli(['bench', '--trace']), USAGE, '--trace: needs -o <folder>');
+    expectOneLineError(
+      await cli(['bench', '--scaling', '--scaling-sizes', '64,100']),
+      USAGE,
+      '--scaling-sizes: must be a comma-separated list of multiples of 16 from 16 to 2048',
+    );
+    expectOneLineError(await cli(['bench', '--scaling', '--scaling-frames', '17,20']), USAGE, '--scaling-frames: must be a comma-separated list of multiples of 17');
+    expectOneLineError(await cli(['bench', '--scaling-frames', '17']), USAGE, '--scaling-frames: needs --scaling');
+    expectOneLineError(await cli(['bench', '--scaling', '--matrix']), USAGE, '--scaling: cannot be combined with --matrix');
   });
 });

@@ -308,3 +308,21 @@ def test_stdit_wrappers_export_with_symbolic_dims(tiny_stdit):
 
     part2 = STDiTPart2(tiny_stdit)
     _assert_signature(_export(part2, [z, x, t_cond, *pads]), part2, int_inputs)
+
+
+def test_fusable_tanh_gelu_matches_nn_gelu_and_exports_the_pow_form():
+    from sora.stdit3 import FusableTanhGelu, Mlp, use_fusable_gelu
+
+    x = torch.randn(4, 64, generator=torch.Generator().manual_seed(3)) * 4
+    expected = torch.nn.GELU(approximate="tanh")(x)
+    assert torch.max(torch.abs(FusableTanhGelu()(x) - expected)).item() <= 1e-6
+    mlp = Mlp(8, 32, 8).eval()
+    before = mlp(x[:, :8])
+    use_fusable_gelu(mlp)
+    assert isinstance(mlp.act, FusableTanhGelu)
+    assert torch.max(torch.abs(mlp(x[:, :8]) - before)).item() <= 1e-5
+    # ORT's FastGeluFusion matches x * 0.5 * (1 + tanh(k * (x + c * Pow(x, 3)))); nn.GELU exports x * (x * x).
+    buffer = io.BytesIO()
+    torch.onnx.export(FusableTanhGelu(), (x,), buffer, opset_version=17)
+    ops = [node.op_type for node in onnx.load_from_string(buffer.getvalue()).graph.node]
+    assert ops.count("Pow") == 1 and ops.count("Tanh") == 1

@@ -2,23 +2,31 @@
 import type { Model } from '../model/manifest.js';
 import type { GenerateResult } from '../pipeline/generate.js';
 import type { TimelineEvent } from '../pipeline/timeline.js';
+import type { VideoSize } from '../pipeline/timesteps.js';
 import {
   CONFIG_LABELS,
   summarize,
   TIMING_PARTS,
   type ComponentRow,
+  type GemmRoof,
   type MatrixConfig,
   type MatrixRow,
   type RunnerComparison,
   type TimingPart,
 } from './report.js';
 import { configPreset, type SessionRun } from './run.js';
+import { blockFlopsPerCall } from './block-flops.js';
+
+/** Where a block's times come from: the first of these configurations whose sessions run it. */
+const SOURCES: readonly MatrixConfig[] = ['baseline', 'tdtm', 'all'];
 
 /**
- * Per block of the baseline, in pipeline order: load times (each session loads every block once, during the cold
- * generation) and run times per call, cold and warm; tokenize and encode come from the generation's own timings.
+ * Per block, in pipeline order: load times (each session loads every block once, during the cold generation) and
+ * run times per call, cold and warm; tokenize and encode come from the generation's own timings. Blocks come from
+ * the baseline's sessions; blocks the baseline never runs (TDTM pairs) from the first configuration that does,
+ * `tdtm` before `all` (which also leaps and budgets), so every block kind gets its efficiency.
  */
-export function componentRows(runs: readonly SessionRun[], model: Model): ComponentRow[] {
+export function componentRows(runs: readonly SessionRun[], model: Model, video: VideoSize, roof: GemmRoof | null): ComponentRow[] {
   const baseline = runs.filter((run) => run.config === 'baseline');
   const first = baseline[0];
   if (first === undefined) return [];
@@ -28,20 +36,30 @@ export function componentRows(runs: readonly SessionRun[], model: Model): Compon
       .map((e) => e.endMs - e.startMs);
   const timing = (part: TimingPart, warm: boolean): number[] =>
     baseline.map((run) => (warm ? run.warm : run.cold).timingsMs[part]);
+  const sessionsRunning = (name: string): SessionRun[] =>
+    SOURCES.map((config) => runs.filter((run) => run.config === config)).find(
+      (sessions) => sessions[0] !== undefined && events(sessions[0], 'run', name, false).length > 0,
+    ) ?? [];
 
-  const blocks = model.blocks
-    .filter((block) => events(first, 'run', block.name, false).length > 0)
-    .map(
-      (block): ComponentRow => ({
-        component: block.component,
-        name: block.name,
-        callsPerRun: events(first, 'run', block.name, false).length,
-        load: summarize(baseline.flatMap((run) => events(run, 'load', block.name, false))),
-        runCold: summarize(baseline.flatMap((run) => events(run, 'run', block.name, false))),
-        runWarm: summarize(baseline.flatMap((run) => events(run, 'run', block.name, true))),
-      }),
-    );
+  const blocks = model.blocks.flatMap((block): ComponentRow[] => {
+    const sessions = sessionsRunning(block.name);
+    const one = sessions[0];
+    if (one === undefined) return [];
+    const row: TimedRow = {
+      component: block.component,
+      name: block.name,
+      config: one.config,
+      callsPerRun: events(one, 'run', block.name, false).length,
+      load: summarize(sessions.flatMap((run) => events(run, 'load', block.name, false))),
+      runCold: summarize(sessions.flatMap((run) => events(run, 'run', block.name, false))),
+      runWarm: summarize(sessions.flatMap((run) => events(run, 'run', block.name, true))),
+    };
+    return [withEfficiency(row, blockFlopsPerCall(block.name, model, video, first.cold.tokens), roof)];
+  });
   const step = (component: 'tokenizer' | 'encode', name: string, part: TimingPart): ComponentRow => ({
+    flopsPerCall: null,
+    efficiency: null,
+    config: 'baseline',
     component,
     name,
     callsPerRun: 1,
@@ -50,6 +68,18 @@ export function componentRows(runs: readonly SessionRun[], model: Model): Compon
     runWarm: summarize(timing(part, true)),
   });
   return [step('tokenizer', 'tokenize', 'tokenizer'), ...blocks, step('encode', 'encode', 'write')];
+}
+
+type TimedRow = Omit<ComponentRow, 'flopsPerCall' | 'efficiency'>;
+
+/** Achieved FLOP/s of the median warm call ÷ the roof, to three decimals. */
+function withEfficiency(row: TimedRow, flopsPerCall: number | null, roof: GemmRoof | null): ComponentRow {
+  const seconds = row.runWarm.medianMs / 1000;
+  const efficiency =
+    flopsPerCall === null || roof === null || seconds <= 0 || flopsPerCall === 0
+      ? null
+      : Math.round((flopsPerCall / seconds / roof.flopsPerSecond) * 1000) / 1000;
+  return { ...row, flopsPerCall, efficiency };
 }
 
 /** One row per configuration, in the order given; speed-ups against the baseline's medians. */

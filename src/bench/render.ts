@@ -1,6 +1,6 @@
 /** The bench report for people (terminal tables, an SVG chart) and spreadsheets (CSV). */
 import { formatTable } from '../cli/format.js';
-import type { BenchReport, ComponentRow, MatrixRow, RunnerComparison, Stats } from './report.js';
+import type { BenchReport, ComponentRow, GemmRoof, MatrixRow, RunnerComparison, Stats } from './report.js';
 
 /** Milliseconds with as many decimals as their size deserves. */
 function formatMs(ms: number): string {
@@ -26,19 +26,30 @@ export function headerText(report: BenchReport): string {
 export function componentsText(rows: readonly ComponentRow[]): string {
   const table = formatTable(
     [
-      ['component', 'block', 'calls/run', 'load', 'run cold', 'run warm'],
+      ['component', 'block', 'calls/run', 'load', 'run cold', 'run warm', 'GFLOP/call', 'of roof'],
       ...rows.map((row) => [
         row.component,
-        row.name,
+        row.config === 'baseline' ? row.name : `${row.name} (${row.config})`,
         String(row.callsPerRun),
         formatStats(row.load),
         formatStats(row.runCold),
         formatStats(row.runWarm),
+        row.flopsPerCall === null ? '-' : (row.flopsPerCall / 1e9).toFixed(row.flopsPerCall < 1e9 ? 3 : 1),
+        row.efficiency === null ? '-' : row.efficiency.toFixed(2),
       ]),
     ],
-    [2, 3, 4, 5],
+    [2, 3, 4, 5, 6, 7],
   );
-  return `per block, baseline (ms per call: median (min–max)):\n${table}`;
+  return `per block, baseline or (the configuration that ran it) (ms per call: median (min–max); of roof = warm GFLOP/s ÷ the GEMM roof):\n${table}`;
+}
+
+export function roofText(roof: GemmRoof | null): string {
+  if (roof === null) return 'fp32 GEMM roof: not measured (the blocks do not run on local ONNX Runtime)';
+  const [m, k, n] = roof.shape;
+  return (
+    `fp32 GEMM roof: ${(roof.flopsPerSecond / 1e9).toFixed(1)} GFLOP/s median, ${(roof.peakFlopsPerSecond / 1e9).toFixed(1)} fastest ` +
+    `([${m}×${k}]·[${k}×${n}] MatMul, ${formatStats(roof.run)} ms per run, block thread settings)`
+  );
 }
 
 /**
@@ -74,7 +85,9 @@ export function matrixText(rows: readonly MatrixRow[]): string {
 
 export function reportText(report: BenchReport): string {
   const remote = report.remote === null ? [] : [remoteText(report.remote)];
-  return [headerText(report), componentsText(report.components), matrixText(report.matrix), ...remote].join('\n\n');
+  return [headerText(report), roofText(report.roof), componentsText(report.components), matrixText(report.matrix), ...remote].join(
+    '\n\n',
+  );
 }
 
 function remoteText(comparison: RunnerComparison): string {
@@ -103,14 +116,27 @@ const statsCells = (stats: Stats | null): (number | null)[] =>
 
 export function componentsCsv(rows: readonly ComponentRow[]): string {
   return csv([
-    ['component', 'block', 'calls_per_run', ...statsColumns('load'), ...statsColumns('run_cold'), ...statsColumns('run_warm')],
+    [
+      'component',
+      'block',
+      'config',
+      'calls_per_run',
+      ...statsColumns('load'),
+      ...statsColumns('run_cold'),
+      ...statsColumns('run_warm'),
+      'flops_per_call',
+      'efficiency',
+    ],
     ...rows.map((row) => [
       row.component,
       row.name,
+      row.config,
       row.callsPerRun,
       ...statsCells(row.load),
       ...statsCells(row.runCold),
       ...statsCells(row.runWarm),
+      row.flopsPerCall,
+      row.efficiency,
     ]),
   ]);
 }

@@ -40,6 +40,8 @@ export const ComponentRowSchema = z.object({
   component: z.enum(COMPONENTS),
   /** Block contract name, or `tokenize` / `encode`. */
   name: z.string().min(1),
+  /** The configuration whose sessions timed it: the baseline, or for blocks it never runs (TDTM) tdtm or all. */
+  config: z.enum(MATRIX_CONFIGS),
   /** Times it runs in one generation (STDiT blocks: once per step; spatial VAE parts: once per 4 frames). */
   callsPerRun: z.number().nonnegative(),
   /** Loading the block (ONNX Runtime session creation) in a fresh session; null for tokenize and encode. */
@@ -48,6 +50,10 @@ export const ComponentRowSchema = z.object({
   runCold: StatsSchema,
   /** One call in a later generation of the same session (the blocks already loaded, as in `batch`). */
   runWarm: StatsSchema,
+  /** Matrix-product FLOPs of one call (block-flops.ts); null where none are counted (VAE parts, lookups). */
+  flopsPerCall: z.number().nonnegative().nullable(),
+  /** Achieved FLOP/s of a warm call (median) ÷ the GEMM roof; null without FLOPs or roof. */
+  efficiency: z.number().nonnegative().nullable(),
 });
 export type ComponentRow = z.infer<typeof ComponentRowSchema>;
 
@@ -97,6 +103,19 @@ export const RunnerComparisonSchema = z.object({
 });
 export type RunnerComparison = z.infer<typeof RunnerComparisonSchema>;
 
+/** A MatMul-only graph run through the benched ONNX backend (gemm-roof.ts): the fp32 FLOP/s blocks can reach. */
+export const GemmRoofSchema = z.object({
+  /** [M, K, N] of [M×K]·[K×N]. */
+  shape: z.tuple([z.int().positive(), z.int().positive(), z.int().positive()]),
+  flops: z.number().positive(),
+  run: StatsSchema,
+  /** FLOPs ÷ the median run time: the roof of the efficiency column. */
+  flopsPerSecond: z.number().positive(),
+  /** FLOPs ÷ the fastest run. */
+  peakFlopsPerSecond: z.number().positive(),
+});
+export type GemmRoof = z.infer<typeof GemmRoofSchema>;
+
 export const BenchReportSchema = z.object({
   schemaVersion: z.literal(1),
   createdAt: z.iso.datetime(),
@@ -127,6 +146,8 @@ export const BenchReportSchema = z.object({
     /** The CI-DL budget in bytes (cidl and all), null when neither ran. */
     memoryBudget: z.number().positive().nullable(),
   }),
+  /** Measured in the same run, before and after the sessions (3 runs each); null when the blocks do not run on local ONNX Runtime. */
+  roof: GemmRoofSchema.nullable(),
   /** Per block, from the baseline's sessions. */
   components: z.array(ComponentRowSchema),
   /** One row per configuration of --matrix (just the baseline without it). */

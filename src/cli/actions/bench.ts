@@ -12,6 +12,7 @@ import {
   CONFIG_LABELS,
   MATRIX_CONFIGS,
   type BenchReport,
+  type GemmRoof,
   type MatrixConfig,
 } from '../../bench/report.js';
 import { runBench, type SessionRun } from '../../bench/run.js';
@@ -28,7 +29,12 @@ import { integerFlag, parseFlags } from '../flags.js';
 import { cidlSettings, MEMORY_FLAGS } from '../memory-flags.js';
 import { BACKEND_FLAGS, jobBackendChoice } from '../backend-flags.js';
 import type { CidlSettings } from '../../pipeline/ci-dl.js';
-import { createCheckedJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
+import { createCheckedJobBackend, createJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
+import { gemmRoof, PAPER_GEMM, timeGemm } from '../../bench/gemm-roof.js';
+import { runScaling, ScalingReportSchema, withScalingEfficiency, type ScalingReport } from '../../bench/scaling.js';
+import { SCALING_FRAMES, SCALING_SIZES } from '../../bench/scaling-defaults.js';
+import { scalingSvg, scalingText } from '../../bench/scaling-render.js';
+import { LIMITS } from '../../model/limits.js';
 import type { Logger } from '../../logging.js';
 import type { Model } from '../../model/manifest.js';
 import type { Backend } from '../../runtime/backend.js';
@@ -38,6 +44,16 @@ import { jobLines } from '../progress.js';
 /** Fixed, so runs on different machines or days generate the same thing. */
 const BENCH_PROMPT = 'a red ball bouncing on a wooden floor';
 const MAX_REPEAT = 1000;
+
+
+/** A comma-separated list of distinct integers each passing `check`. */
+const listFlag = (check: (value: number) => boolean, message: string) =>
+  z
+    .string()
+    .transform((text) => text.split(',').map((item) => item.trim()))
+    .refine((items) => items.every((item) => /^\d+$/.test(item) && check(Number(item))), message)
+    .transform((items) => items.map(Number))
+    .refine((values) => new Set(values).size === values.length, 'names a value twice');
 
 const MATRIX_MESSAGE = `must be a comma-separated list of ${MATRIX_CONFIGS.join(', ')}`;
 
@@ -51,6 +67,11 @@ const matrixFlag = z.preprocess(
     .refine((names) => new Set(names).size === names.length, 'names a configuration twice'),
 );
 
+/** What `bench` runs (commands/ defines its options). */
+export async function benchAction(options: Record<string, unknown>, self: Command): Promise<void> {
+  await bench(options, cliContext(self));
+}
+
 const FlagsSchema = z.object({
   model: JOB_FLAGS.model,
   steps: JOB_FLAGS.steps,
@@ -63,18 +84,26 @@ const FlagsSchema = z.object({
   memoryBudget: MEMORY_FLAGS.memoryBudget,
   output: z.string().min(1, 'must name a folder').optional(),
   trace: z.boolean().optional(),
+  scaling: z.boolean().optional(),
+  scalingSizes: listFlag(
+    (side) => side >= 16 && side <= LIMITS.side && side % 16 === 0,
+    `must be a comma-separated list of multiples of 16 from 16 to ${LIMITS.side}`,
+  ).optional(),
+  scalingFrames: listFlag(
+    (frames) => frames >= 17 && frames <= LIMITS.numFrames && frames % 17 === 0,
+    `must be a comma-separated list of multiples of 17 from 17 to ${LIMITS.numFrames}`,
+  ).optional(),
   ...BACKEND_FLAGS,
 });
-
-/** What `bench` runs (commands/ defines its options). */
-export async function benchAction(options: Record<string, unknown>, self: Command): Promise<void> {
-  await bench(options, cliContext(self));
-}
 
 async function bench(options: Record<string, unknown>, context: CliContext): Promise<void> {
   const flags = parseFlags(FlagsSchema, options);
   if (flags.trace === true && flags.output === undefined) {
     throw new SoraError('USAGE', '--trace: needs -o <folder> to write trace.json into');
+  }
+  if (flags.scaling === true) return scaling(flags, context);
+  for (const flag of ['scalingSizes', 'scalingFrames'] as const) {
+    if (flags[flag] !== undefined) throw new SoraError('USAGE', `--${flag === 'scalingSizes' ? 'scaling-sizes' : 'scaling-frames'}: needs --scaling`);
   }
   const configs: MatrixConfig[] = ['baseline', ...(flags.matrix ?? []).filter((config) => config !== 'baseline')];
   const model = await loadModelToRun(flags.model, context.logger);
@@ -89,7 +118,10 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-'));
   const line = jobLines();
   let runs: SessionRun[];
+  let roof: GemmRoof | null;
   try {
+    // Before and after the sessions, so a machine whose load changes during the run weighs on both alike.
+    const before = await timeRoof(choice, model, context);
     runs = await runBench({
       model,
       settings,
@@ -103,6 +135,8 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       localReference: choice.backend === 'remote',
       onSession: (config, rep, index, total) => context.progress(line(index, total, `${CONFIG_LABELS[config]}, repetition ${rep}`)),
     });
+    const after = await timeRoof(choice, model, context);
+    roof = before === null || after === null ? null : gemmRoof(PAPER_GEMM, [...before, ...after]);
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -136,7 +170,8 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       repeat: flags.repeat,
       memoryBudget: cidl?.budget.bytes ?? null,
     },
-    components: componentRows(benched, model),
+    roof,
+    components: componentRows(benched, model, settings, roof),
     matrix: matrixRows(benched, configs, settings.steps, model),
     remote: runnerComparison(runs),
   } satisfies BenchReport);
@@ -144,6 +179,85 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   const written = flags.output === undefined ? [] : await writeOutputs(flags.output, report, flags.trace === true ? runs : undefined);
   const files = written.length === 0 ? '' : `\n\nwrote ${written.map(displayPath).join(', ')}`;
   context.result(`${reportText(report)}${files}`, report);
+}
+
+/**
+ * The GEMM roof on a fresh backend of the kind the blocks run on, with the same thread settings; null when they do
+ * not run on local ONNX Runtime (a roof of this machine says nothing about a runner or the Neural Engine).
+ */
+async function timeRoof(choice: JobBackendChoice, model: Model, context: CliContext): Promise<number[] | null> {
+  if (choice.backend !== 'onnx') return null;
+  context.progress('measuring the fp32 GEMM roof');
+  const backend = createJobBackend({ backend: 'onnx' }, undefined, model, context.logger);
+  try {
+    return await timeGemm(backend, PAPER_GEMM);
+  } finally {
+    await backend.close();
+  }
+}
+
+type Flags = z.infer<typeof FlagsSchema>;
+
+/** `--scaling`: the grid of sizes × frame counts on local ONNX Runtime, the roof measured before and after. */
+async function scaling(flags: Flags, context: CliContext): Promise<void> {
+  const conflicts = [
+    ['matrix', flags.matrix],
+    ['resolution', flags.resolution],
+    ['num-frames', flags.numFrames],
+    ['trace', flags.trace],
+    ['memory-budget', flags.memoryBudget],
+  ] as const;
+  const conflict = conflicts.find(([, value]) => value !== undefined);
+  if (conflict !== undefined) throw new SoraError('USAGE', `--scaling: cannot be combined with --${conflict[0]}`);
+  const choice = jobBackendChoice(flags);
+  if (choice.backend !== 'onnx') throw new SoraError('USAGE', '--scaling: runs on local ONNX Runtime only (--backend onnx)');
+  const model = await loadModelToRun(flags.model, context.logger);
+  const settings = settingsFor(BENCH_PROMPT, { ...flags, steps: flags.steps ?? 1, timestepTransform: 'opensora' }, model);
+  const ffmpeg = await findFfmpeg(flags.ffmpeg);
+  if (flags.output !== undefined) await makeOutputFolder(flags.output);
+  const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-scaling-'));
+  const line = jobLines();
+  let report: ScalingReport;
+  try {
+    const before = await timeRoof(choice, model, context);
+    const plan = { model, settings, ffmpegPath: ffmpeg.path, workDir, logger: context.logger };
+    const grid = { resolutions: flags.scalingSizes ?? SCALING_SIZES, frameCounts: flags.scalingFrames ?? SCALING_FRAMES };
+    const points = await runScaling({
+      ...plan,
+      ...grid,
+      onPoint: (point, index, total) => context.progress(line(index, total, `${point.width}x${point.height}, ${point.numFrames} frames`)),
+    });
+    const after = await timeRoof(choice, model, context);
+    const roof = before === null || after === null ? null : gemmRoof(PAPER_GEMM, [...before, ...after]);
+    report = ScalingReportSchema.parse({
+      schemaVersion: 1,
+      createdAt: new Date().toISOString(),
+      model: {
+        name: model.name,
+        dir: model.dir,
+        stditDepth: model.architecture.stdit.depth,
+        stditHidden: model.architecture.stdit.hidden_size,
+      },
+      steps: settings.steps,
+      roof,
+      points: points.map((point) => withScalingEfficiency(point, roof)),
+    } satisfies ScalingReport);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const written = flags.output === undefined ? [] : await writeScalingOutputs(flags.output, report);
+  const files = written.length === 0 ? '' : `\n\nwrote ${written.map(displayPath).join(', ')}`;
+  context.result(`${scalingText(report)}${files}`, report);
+}
+
+async function writeScalingOutputs(folder: string, report: ScalingReport): Promise<string[]> {
+  const svg = scalingSvg(report);
+  const files: [string, string | Uint8Array][] = [
+    ['scaling.json', `${JSON.stringify(report, null, 2)}\n`],
+    ['scaling.svg', svg],
+    ['scaling.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
+  ];
+  return writeFiles(folder, files);
 }
 
 /**
@@ -163,6 +277,17 @@ function toolVersions(): BenchReport['tool'] {
 }
 
 /** Each file whole or not at all; returns their paths. */
+async function writeFiles(folder: string, files: readonly [string, string | Uint8Array][]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const [name, data] of files) {
+    const path = resolve(folder, name);
+    await writeFileAtomically(path, data);
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** bench.json and the files beside it. */
 async function writeOutputs(folder: string, report: BenchReport, traced: readonly SessionRun[] | undefined): Promise<string[]> {
   const svg = matrixSvg(report);
   const files: [string, string | Uint8Array][] = [
@@ -174,13 +299,7 @@ async function writeOutputs(folder: string, report: BenchReport, traced: readonl
     ['matrix.png', await (await import('sharp')).default(Buffer.from(svg)).png().toBuffer()],
     ...(traced === undefined ? [] : [['trace.json', JSON.stringify(mergedTrace(traced))] as [string, string]]),
   ];
-  const paths: string[] = [];
-  for (const [name, data] of files) {
-    const path = resolve(folder, name);
-    await writeFileAtomically(path, data);
-    paths.push(path);
-  }
-  return paths;
+  return writeFiles(folder, files);
 }
 
 /**

@@ -1,6 +1,7 @@
 /** `bench`: load and run time of every block, and the speed-ups. The work is in ../actions/bench.ts. */
 import type { Command } from 'commander';
 import { MATRIX_CONFIGS } from '../../bench/matrix-configs.js';
+import { SCALING_FRAMES, SCALING_SIZES } from '../../bench/scaling-defaults.js';
 import { addBackendOptions, MODEL_HELP } from '../shared-options.js';
 
 export function register(program: Command): void {
@@ -17,6 +18,9 @@ export function register(program: Command): void {
       '--matrix [configs]',
       `also run these configurations (default: all of ${MATRIX_CONFIGS.join(',')}); the baseline always runs`,
     )
+    .option('--scaling', 'instead: STDiT step time, FLOPs, peak memory and efficiency over sizes and frame counts')
+    .option('--scaling-sizes <list>', `--scaling: square sides in pixels (default: ${SCALING_SIZES.join(',')})`)
+    .option('--scaling-frames <list>', `--scaling: frame counts (default: ${SCALING_FRAMES.join(',')})`)
     .option('--memory-budget <size>', 'CI-DL budget of the cidl and all configurations (default: as generate)')
     .option('-o, --output <folder>', 'write bench.json, bench.schema.json, CSV files and the chart (SVG, PNG) there')
     .option('--trace', 'with -o: also trace.json, every block load and run (Chrome trace, one process per configuration)')

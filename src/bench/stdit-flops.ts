@@ -9,7 +9,7 @@
  * What TDTM shrinks (§D): self-attention (qkv, scores, projection) and cross-attention queries run on ⌊T/2⌋
  * merged frames; the caption keys/values, the MLP and part1/part2 stay at full size.
  */
-import type { BlockVariant } from '../src/pipeline/attention-mask.js';
+import type { BlockVariant } from '../pipeline/attention-mask.js';
 
 export interface StditFlopShape {
   readonly hidden: number;
@@ -76,7 +76,7 @@ function sum(a: BlockPairFlops, b: BlockPairFlops): BlockPairFlops {
 }
 
 /** part1 (patch, timestep, fps and caption embeddings) and part2 (final layer): the same for both variants. */
-function outerFlops(shape: StditFlopShape): number {
+export function outerFlops(shape: StditFlopShape): { readonly part1: number; readonly part2: number } {
   const C = shape.hidden;
   const [ph, pw] = shape.patch;
   const tokens = BATCH * shape.frames * shape.patchesPerFrame;
@@ -84,11 +84,12 @@ function outerFlops(shape: StditFlopShape): number {
   const embedders = 2 * (linear(BATCH, shape.freqEmbedSize, C) + linear(BATCH, C, C)) + linear(BATCH, C, 6 * C);
   const caption = linear(BATCH * shape.captionTokens, shape.captionChannels, C) + linear(BATCH * shape.captionTokens, C, C);
   const finalLayer = linear(tokens, C, ph * pw * shape.outChannels);
-  return patchEmbed + embedders + caption + finalLayer;
+  return { part1: patchEmbed + embedders + caption, part2: finalLayer };
 }
 
 export function stepFlops(shape: StditFlopShape, variant: BlockVariant): StepFlops {
   const pair = sum(blockFlops(shape, false, variant), blockFlops(shape, true, variant));
-  const outer = outerFlops(shape);
+  const { part1, part2 } = outerFlops(shape);
+  const outer = part1 + part2;
   return { pair, outer, step: outer + shape.depth * pair.total };
 }
