@@ -78,8 +78,10 @@ describe('bench', () => {
     for (const name of ['stdit3_ST_0', 't5block-layer0', 'stdit3_part1']) {
       const component = report.components.find((c) => c.name === name)!;
       expect(component.flopsPerCall, name).toBeGreaterThan(0);
-      expect(component.efficiency, name).toBeGreaterThan(0);
-      expect(component.efficiency, name).toBeLessThanOrEqual(1.5);
+      // Achieved FLOP/s of the median warm call against the roof of the same run (no bound: a loaded machine can
+      // depress the roof's median below a block's).
+      const achieved = component.flopsPerCall! / (component.runWarm.medianMs / 1000);
+      expect(component.efficiency, name).toBeCloseTo(achieved / report.roof!.flopsPerSecond, 2);
     }
     expect(report.components.find((c) => c.name === 'vae_spatial_part1')).toMatchObject({ flopsPerCall: null, efficiency: null });
     expect(result.stderr).toContain('measuring the fp32 GEMM roof');
@@ -144,7 +146,7 @@ describe('bench', () => {
       expect(point.step.medianMs).toBeGreaterThan(0);
       expect(point.peakRssBytes).toBeGreaterThan(0);
       expect(point.efficiency!).toBeGreaterThan(0);
-      expect(point.efficiency!).toBeLessThanOrEqual(1.5);
+      expect(Number.isFinite(point.efficiency!)).toBe(true);
     }
     expect(JSON.parse(await readFile(join(out, 'scaling.json'), 'utf8'))).toEqual(report);
     expect(await readFile(join(out, 'scaling.svg'), 'utf8')).toMatch(/^<svg [^>]*>[\s\S]*<circle [\s\S]*<\/svg>\n$/);
