@@ -175,7 +175,9 @@ describe.skipIf(!loaded.addon)('sora_memory native addon', () => {
       expect(await memory.residentBytes(file)).toBeLessThan(MiB);
 
       await expect(memory.prefetchFile(file)).resolves.toBe(size);
-      expect(await memory.residentBytes(file)).toBe(size);
+      // Every page was read, but under memory pressure from tests running beside this one the kernel may reclaim a
+      // few MiB of clean cache before mincore looks (CI: 124 of 128 MiB); evicted, fewer than 1 MiB remained.
+      expect(await memory.residentBytes(file)).toBeGreaterThanOrEqual(0.9 * size);
 
       await memory.evictFile(file);
       await expect(memory.prefetchFile(file, { offset: 16 * MiB, length: 8 * MiB })).resolves.toBe(8 * MiB);
