@@ -42,7 +42,8 @@ const started: Started[] = [];
  */
 export function prestartWorkers(workerData: WorkerData, count = 2): void {
   for (let i = 0; i < count; i++) {
-    const worker = startWorker(workerData);
+    // Warmed up with the backend's default session options before 'ready' (see WorkerData.warmUp).
+    const worker = startWorker({ ...workerData, warmUp: { mmapWeights: false, activationArena: true } });
     const entry: Started = {
       worker,
       workerData,

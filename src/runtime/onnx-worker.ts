@@ -23,6 +23,11 @@ export interface WorkerSessionOptions {
 export interface WorkerData {
   /** ORT's own stderr logging; 'fatal' keeps it quiet (failures still arrive as exceptions). */
   readonly ortLogLevel: 'warning' | 'fatal';
+  /**
+   * Set up ORT's per-thread state (see warm()) before posting 'ready', with these options. For a worker started
+   * early (onnx-worker-start.ts): the first block's load then takes milliseconds instead of tens (start-up time).
+   */
+  readonly warmUp?: WorkerSessionOptions;
 }
 
 /**
@@ -94,7 +99,7 @@ export type WorkerMessage = WorkerReply | ReadyMessage;
 const port = parentPortOrThrow();
 // The backend set it in the main thread before starting this worker; this only checks (see ort-telemetry.ts).
 disableOrtTelemetry();
-const { ortLogLevel } = workerData as WorkerData;
+const { ortLogLevel, warmUp } = workerData as WorkerData;
 ort.env.logLevel = ortLogLevel;
 
 function parentPortOrThrow(): MessagePort {
@@ -113,7 +118,6 @@ port.on('message', (request: WorkerRequest | CloseRequest) => {
   if (request.type === 'close') process.exit(0);
   void handle(request);
 });
-port.postMessage({ type: 'ready' } satisfies ReadyMessage);
 
 async function handle(request: WorkerRequest): Promise<void> {
   try {
@@ -295,3 +299,8 @@ async function run(session: ort.InferenceSession, request: RunRequest): Promise<
   }
   return { result: { outputs, kept, ms }, transfer: [...transfer] };
 }
+
+// Last, so that the module is fully evaluated (WARM_UP_MODEL above) when the warm-up runs; requests that come
+// meanwhile are handled as usual. A failed warm-up costs only its time: the first real load reports what is wrong.
+if (warmUp !== undefined) await warm(warmUp).catch(() => undefined);
+port.postMessage({ type: 'ready' } satisfies ReadyMessage);

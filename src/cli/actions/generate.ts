@@ -41,7 +41,22 @@ const MAX_SEED = Number.MAX_SAFE_INTEGER;
  * the first time this version of it is used (src/model/file-hashes.ts).
  */
 export async function loadModelToRun(dir: string | undefined, logger: Logger): Promise<Model> {
-  const model = await loadModel(dir ?? defaultModelDir());
+  return verifiedModel(startLoadingModel(dir), logger);
+}
+
+/**
+ * Reads and checks the manifest (reading only), to overlap with the output checks (start-up time, issue 17). A
+ * failure waits for whoever awaits it: the caller reports the outputs' errors first.
+ */
+function startLoadingModel(dir: string | undefined): Promise<Model> {
+  const loading = loadModel(dir ?? defaultModelDir());
+  loading.catch(() => undefined);
+  return loading;
+}
+
+/** The model once loaded, with each file's sha256 compared (hashed on first use: may write the tool's cache). */
+async function verifiedModel(loading: Promise<Model>, logger: Logger): Promise<Model> {
+  const model = await loading;
   const hashes = await checkModelHashes(model);
   logger.debug(hashes, 'model files: sha256 checked on first use');
   return model;
@@ -150,14 +165,15 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   if (flags.preview !== undefined && [flags.output, sidecarPath].some((path) => resolve(path) === resolve(flags.preview!))) {
     throw new SoraError('USAGE', `--preview: ${flags.preview} is the video or its sidecar; choose another name`);
   }
-  // Every output is claimed, checked and proven writable before the model is touched.
+  // Every output is claimed, checked and proven writable before the model is used; its manifest is read meanwhile.
   const overwrite = flags.overwrite === true;
   const shape = format === 'frames' ? 'directory' : 'file';
+  const model = startLoadingModel(flags.model);
   const output = await OutputFiles.prepare(flags.output, sidecarPath, shape, overwrite, 'generate');
   let preview: Claim | undefined;
   try {
     preview = flags.preview === undefined ? undefined : await claimPreview(flags.preview, overwrite);
-    await generateInto({ prompt, flags, preset, format, output, preview, context });
+    await generateInto({ prompt, flags, preset, format, output, preview, model, context });
   } finally {
     await output.discard();
     preview?.release();
@@ -182,13 +198,15 @@ interface GenerateRun {
   readonly format: VideoFormat;
   readonly output: OutputFiles;
   readonly preview: Claim | undefined;
+  /** Loading since before the outputs were checked (startLoadingModel). */
+  readonly model: Promise<Model>;
   readonly context: CliContext;
 }
 
-async function generateInto({ prompt, flags, preset, format, output, preview, context }: GenerateRun): Promise<void> {
+async function generateInto({ prompt, flags, preset, format, output, preview, context, ...run }: GenerateRun): Promise<void> {
   // Located now, run (`-version`) beside loading the model and the first blocks; one that does not run stops the job.
   const ffmpegCheck = format === 'frames' ? undefined : checkFfmpegMeanwhile(flags.ffmpeg);
-  const model = await loadModelToRun(flags.model, context.logger);
+  const model = await verifiedModel(run.model, context.logger);
   const settings = settingsFor(prompt, flags, model);
   checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
   checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
