@@ -9,7 +9,7 @@ import { SoraError } from '../errors.js';
 import { COMPUTE_UNITS } from '../native/coreml.js';
 import type { JobBackendChoice } from '../pipeline/session.js';
 import { BACKEND_KINDS, EXECUTION_PROVIDERS } from '../runtime/backend-kinds.js';
-import { DEFAULT_RUNNER_PORT, parseConnect, type RunnerTarget } from '../runtime/runner-address.js';
+import { DEFAULT_RUNNER_PORT, parseConnect, type RunnerTarget } from '../runtime/runner-target.js';
 import { JOB_BACKEND_KINDS, TOKEN_ENV } from './shared-options.js';
 
 const connectFlag = z

@@ -8,7 +8,7 @@ import { CoreMLBackend } from '../runtime/coreml-backend.js';
 import { createBackend, type BackendChoice } from '../runtime/create-backend.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { RemoteBackend } from '../runtime/remote-backend.js';
-import { connectRemoteBackend, type RemoteChoice } from '../runtime/runner-address.js';
+import type { RemoteChoice } from '../runtime/runner-address.js';
 import { localMemoryMeter } from './memory-budget.js';
 import type { BlockProvider } from './block-provider.js';
 import { blockSource, type Model } from '../model/manifest.js';
@@ -81,6 +81,8 @@ export async function openJobBackend(
     const cidl = memory.settings(localMemoryMeter);
     return { backend: await createCheckedJobBackend(choice, cidl, model, logger), cidl };
   }
+  // Loaded only for a runner: its protocol's modules are a start-up cost a local job need not pay (issue 17).
+  const { connectRemoteBackend } = await import('../runtime/runner-address.js');
   const backend = await connectRemoteBackend({ ...choice.remote, logger });
   try {
     checkRunnerModel(backend, model);
