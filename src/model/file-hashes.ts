@@ -59,19 +59,46 @@ export function hashMismatch(manifestPath: string, file: HashedFile, actual: str
  * Checks the files that carry a sha256 against it, hashing only those not already verified in their current
  * version; records each verified one. A cache that cannot be written (read-only home) only costs hashing again.
  */
-export async function checkHashesOnFirstUse(
+export function checkHashesOnFirstUse(
   manifestPath: string,
   files: readonly HashedFile[],
   cacheDir: string = defaultHashCacheDir(),
 ): Promise<HashCheck> {
-  let hashed = 0;
-  let known = 0;
+  return startHashCheck(manifestPath, files, cacheDir).complete();
+}
+
+/** A check whose cache look-ups are under way: complete() hashes what they did not show verified. */
+export interface StartedHashCheck {
+  complete(): Promise<HashCheck>;
+}
+
+/**
+ * checkHashesOnFirstUse in two parts, so that the cache look-ups (reading only) overlap other work (start-up time,
+ * issue 17): they start now; hashing and recording wait for complete(), which also reports a failed look-up.
+ */
+export function startHashCheck(
+  manifestPath: string,
+  files: readonly HashedFile[],
+  cacheDir: string = defaultHashCacheDir(),
+): StartedHashCheck {
   // A file shared by several entries is checked once, at its first entry.
   const firsts = new Map<string, HashedFile>();
   for (const file of files) if (file.sha256 !== undefined && !firsts.has(file.path)) firsts.set(file.path, file);
   const toCheck = [...firsts.values()];
   // The cache is read for every file at once (start-up time); files are hashed one after another, in order.
-  const stamps = await allInOrder(toCheck.map((file) => () => cachedStamp(file, cacheDir)));
+  const stamps = allInOrder(toCheck.map((file) => () => cachedStamp(file, cacheDir)));
+  stamps.catch(() => undefined); // complete() reports it
+  return { complete: () => hashUnverified(manifestPath, toCheck, stamps) };
+}
+
+async function hashUnverified(
+  manifestPath: string,
+  toCheck: readonly HashedFile[],
+  lookUps: Promise<{ stamp: string; verified: boolean }[]>,
+): Promise<HashCheck> {
+  let hashed = 0;
+  let known = 0;
+  const stamps = await lookUps;
   for (const [i, file] of toCheck.entries()) {
     const { stamp, verified } = stamps[i]!;
     if (verified) {

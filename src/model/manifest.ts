@@ -13,7 +13,7 @@ import { errnoCode, errorMessage, SoraError, type ErrorCode } from '../errors.js
 import type { BlockSource } from '../runtime/backend.js';
 import { packageContentHash } from '../runtime/coreml-cache.js';
 import { componentOf, contractIO, contractName, nameMismatch, requiredBlocks } from './contract.js';
-import { checkHashesOnFirstUse, hashMismatch, recordVerifiedFile, sha256File, type HashCheck } from './file-hashes.js';
+import { hashMismatch, recordVerifiedFile, sha256File, startHashCheck, type HashCheck, type StartedHashCheck } from './file-hashes.js';
 import { isInside } from './folder.js';
 import {
   ManifestSchema,
@@ -306,7 +306,12 @@ function modelFiles(model: Model): ModelFile[] {
  * and remembered (src/model/file-hashes.ts). A derived manifest records no hashes: nothing to compare.
  */
 export function checkModelHashes(model: Model, cacheDir?: string): Promise<HashCheck> {
-  return checkHashesOnFirstUse(model.manifestPath, modelFiles(model), cacheDir);
+  return startModelHashCheck(model, cacheDir).complete();
+}
+
+/** checkModelHashes with the cache look-ups started now and the hashing left to complete() (see startHashCheck). */
+export function startModelHashCheck(model: Model, cacheDir?: string): StartedHashCheck {
+  return startHashCheck(model.manifestPath, modelFiles(model), cacheDir);
 }
 
 /** What the backend needs to load a block and check it against the contract. */

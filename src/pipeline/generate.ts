@@ -47,6 +47,8 @@ export interface GenerateJob {
   readonly model: Model;
   readonly backend: Backend;
   readonly settings: GenerateSettings;
+  /** The model's tokenizer when it is loading already (the CLI reads it while it checks its outputs); else loaded here. */
+  readonly tokenizer?: Promise<PromptTokenizer>;
   /** Where and how to write: `path` is the (temporary) file or folder the writer fills; ffmpeg unless frames. */
   readonly video: { readonly format: VideoFormat; readonly path: string; readonly ffmpegPath?: string };
   readonly logger: Logger;
@@ -127,7 +129,7 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
   onProgress?.({ phase: 'text' });
   const promptText = buildPrompt(settings.prompt, settings.aestheticScore);
   const [tokens, tokenizerMs] = await timed(async () => {
-    return (await PromptTokenizer.forModel(model, job.logger)).encode(promptText);
+    return (await (job.tokenizer ?? PromptTokenizer.forModel(model, job.logger))).encode(promptText);
   });
   const counted = transferMeter(job.backend);
   const [text, textEncoderMs] = await timed(() =>

@@ -7,7 +7,8 @@ import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir } from '../../model/default-model.js';
 import { LIMITS } from '../../model/limits.js';
-import { checkModelHashes, loadModel, type Model } from '../../model/manifest.js';
+import type { StartedHashCheck } from '../../model/file-hashes.js';
+import { loadModel, startModelHashCheck, type Model } from '../../model/manifest.js';
 import type { Logger } from '../../logging.js';
 import { generate, type GenerateResult, type GenerateSettings } from '../../pipeline/generate.js';
 import { latentShapeFor } from '../../pipeline/latent.js';
@@ -19,6 +20,7 @@ import type { Backend } from '../../runtime/backend.js';
 import { stepPolicies, type Preset } from '../../policies/presets.js';
 import type { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { buildPrompt } from '../../text/prompt.js';
+import { PromptTokenizer } from '../../text/tokenizer.js';
 import { checkFfmpegMeanwhile, type Ffmpeg } from '../../video/ffmpeg.js';
 import { contactSheetPng } from '../../video/contact-sheet.js';
 import { claimPath, type Claim } from '../../video/claim.js';
@@ -44,21 +46,26 @@ export async function loadModelToRun(dir: string | undefined, logger: Logger): P
   return verifiedModel(startLoadingModel(dir), logger);
 }
 
+interface LoadingModel {
+  readonly model: Model;
+  readonly hashes: StartedHashCheck;
+}
+
 /**
- * Reads and checks the manifest (reading only), to overlap with the output checks (start-up time, issue 17). A
- * failure waits for whoever awaits it: the caller reports the outputs' errors first.
+ * Reads and checks the manifest, then looks up which files are verified already: reading only, so it can overlap
+ * the output checks (start-up time, issue 17). A failure waits for whoever awaits it: the outputs' errors come first.
  */
-function startLoadingModel(dir: string | undefined): Promise<Model> {
-  const loading = loadModel(dir ?? defaultModelDir());
+function startLoadingModel(dir: string | undefined): Promise<LoadingModel> {
+  const loading = loadModel(dir ?? defaultModelDir()).then((model) => ({ model, hashes: startModelHashCheck(model) }));
   loading.catch(() => undefined);
   return loading;
 }
 
-/** The model once loaded, with each file's sha256 compared (hashed on first use: may write the tool's cache). */
-async function verifiedModel(loading: Promise<Model>, logger: Logger): Promise<Model> {
-  const model = await loading;
-  const hashes = await checkModelHashes(model);
-  logger.debug(hashes, 'model files: sha256 checked on first use');
+/** The model, once each file's sha256 is compared (hashed on first use, which records it in the tool's cache). */
+async function verifiedModel(loading: Promise<LoadingModel>, logger: Logger): Promise<Model> {
+  const { model, hashes } = await loading;
+  const check = await hashes.complete();
+  logger.debug(check, 'model files: sha256 checked on first use');
   return model;
 }
 
@@ -169,11 +176,14 @@ async function runGenerate(prompt: string, options: Record<string, unknown>, con
   const overwrite = flags.overwrite === true;
   const shape = format === 'frames' ? 'directory' : 'file';
   const model = startLoadingModel(flags.model);
+  // Read meanwhile too; used (and any failure of it reported) only once the files' hashes are checked.
+  const tokenizer = model.then((loaded) => PromptTokenizer.forModel(loaded.model, context.logger));
+  tokenizer.catch(() => undefined);
   const output = await OutputFiles.prepare(flags.output, sidecarPath, shape, overwrite, 'generate');
   let preview: Claim | undefined;
   try {
     preview = flags.preview === undefined ? undefined : await claimPreview(flags.preview, overwrite);
-    await generateInto({ prompt, flags, preset, format, output, preview, model, context });
+    await generateInto({ prompt, flags, preset, format, output, preview, model, tokenizer, context });
   } finally {
     await output.discard();
     preview?.release();
@@ -198,12 +208,13 @@ interface GenerateRun {
   readonly format: VideoFormat;
   readonly output: OutputFiles;
   readonly preview: Claim | undefined;
-  /** Loading since before the outputs were checked (startLoadingModel). */
-  readonly model: Promise<Model>;
+  /** Loading since before the outputs were checked (startLoadingModel), and its tokenizer. */
+  readonly model: Promise<LoadingModel>;
+  readonly tokenizer: Promise<PromptTokenizer>;
   readonly context: CliContext;
 }
 
-async function generateInto({ prompt, flags, preset, format, output, preview, context, ...run }: GenerateRun): Promise<void> {
+async function generateInto({ prompt, flags, preset, format, output, preview, tokenizer, context, ...run }: GenerateRun): Promise<void> {
   // Located now, run (`-version`) beside loading the model and the first blocks; one that does not run stops the job.
   const ffmpegCheck = format === 'frames' ? undefined : checkFfmpegMeanwhile(flags.ffmpeg);
   const model = await verifiedModel(run.model, context.logger);
@@ -227,6 +238,7 @@ async function generateInto({ prompt, flags, preset, format, output, preview, co
       model,
       backend,
       settings,
+      tokenizer,
       video: { format, path: output.tempPath, ...(ffmpegCheck && { ffmpegPath: ffmpegCheck.path }) },
       logger: context.logger,
       policies: stepPolicies(preset, latentShapeFor(settings).frames, context.logger),
