@@ -302,5 +302,7 @@ async function run(session: ort.InferenceSession, request: RunRequest): Promise<
 
 // Last, so that the module is fully evaluated (WARM_UP_MODEL above) when the warm-up runs; requests that come
 // meanwhile are handled as usual. A failed warm-up costs only its time: the first real load reports what is wrong.
-if (warmUp !== undefined) await warm(warmUp).catch(() => undefined);
-port.postMessage({ type: 'ready' } satisfies ReadyMessage);
+// No top-level await: the tests run this file as CommonJS (startWorker).
+const ready = (): void => port.postMessage({ type: 'ready' } satisfies ReadyMessage);
+if (warmUp === undefined) ready();
+else void warm(warmUp).catch(() => undefined).then(ready);
