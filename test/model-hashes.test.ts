@@ -83,6 +83,20 @@ describe('generate checks sha256 on first use', () => {
     expectOneLineError(third, ERROR_EXIT_CODES.MODEL, `${WEIGHTS} has sha256`);
   });
 
+  it('outputs come first: a bad -o beside a changed weight file reports the output, and nothing is hashed or recorded', async () => {
+    // generate reads the manifest and looks up the hash cache while it checks its outputs (start-up time); hashing,
+    // and writing the cache, wait until the outputs are proven writable.
+    const { model, out, cache } = await setup();
+    await corrupt(model);
+    const result = await cli(
+      ['generate', 'a cat', '-o', join(out, 'missing', 'a.mp4'), '--model', model, '--steps', '1', '--resolution', '128x128'],
+      { XDG_CACHE_HOME: cache },
+    );
+    expectOneLineError(result, ERROR_EXIT_CODES.IO, 'missing does not exist');
+    expect(await readdir(cache).catch(() => [])).toEqual([]);
+    expect(await readdir(out)).toEqual([]);
+  });
+
   it('models verify records what it hashed: the generate after it hashes nothing', async () => {
     const { model, out, cache } = await setup();
     const verify = await cli(['models', 'verify', model], { XDG_CACHE_HOME: cache });
