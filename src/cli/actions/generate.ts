@@ -214,10 +214,10 @@ interface GenerateRun {
   readonly context: CliContext;
 }
 
-async function generateInto({ prompt, flags, preset, format, output, preview, tokenizer, context, ...run }: GenerateRun): Promise<void> {
+async function generateInto({ prompt, flags, preset, format, output, preview, model: loading, tokenizer, context }: GenerateRun): Promise<void> {
   // Located now, run (`-version`) beside loading the model and the first blocks; one that does not run stops the job.
   const ffmpegCheck = format === 'frames' ? undefined : checkFfmpegMeanwhile(flags.ffmpeg);
-  const model = await verifiedModel(run.model, context.logger);
+  const model = await verifiedModel(loading, context.logger);
   const settings = settingsFor(prompt, flags, model);
   checkDeclaredSize(settings, model, flags.allowAnySize === true, context.logger);
   checkPromptVocabulary(prompt, model, flags.strictPrompt === true, context.logger);
