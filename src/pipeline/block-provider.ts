@@ -36,7 +36,11 @@ export async function runBlock(
   }
 }
 
-/** Loads each block on first use and keeps it until close(): right for models that fit in memory. */
+/**
+ * Loads each block on first use and keeps it until close(): right for models that fit in memory. Acquiring a block
+ * starts loading the one named next, so on the first pass block i+1 loads (in another backend worker) while block i
+ * runs instead of after it.
+ */
 export class ResidentBlockProvider implements BlockProvider {
   private readonly loaded = new Map<string, Promise<BlockHandle>>();
 
@@ -45,11 +49,20 @@ export class ResidentBlockProvider implements BlockProvider {
     private readonly sources: ReadonlyMap<string, BlockSource>,
   ) {}
 
-  async acquire(name: string): Promise<BlockHandle> {
+  async acquire(name: string, next?: string): Promise<BlockHandle> {
+    const handle = this.load(name);
+    if (next !== undefined && next !== name && this.sources.has(next) && !this.loaded.has(next)) {
+      // Its failure surfaces when the block is acquired; until then nobody awaits it.
+      this.load(next).catch(() => undefined);
+    }
+    return handle;
+  }
+
+  private load(name: string): Promise<BlockHandle> {
     let handle = this.loaded.get(name);
     if (handle === undefined) {
       const source = this.sources.get(name);
-      if (source === undefined) throw new SoraError('MODEL', `the model has no block named ${name}`);
+      if (source === undefined) return Promise.reject(new SoraError('MODEL', `the model has no block named ${name}`));
       handle = this.backend.load(source);
       this.loaded.set(name, handle);
     }
