@@ -1,8 +1,12 @@
-/** ResidentBlockProvider on real ONNX Runtime sessions of the tiny model's STDiT blocks, every load recorded. */
+/**
+ * Block providers on real ONNX Runtime sessions of the tiny model's blocks, every load recorded: ResidentBlockProvider,
+ * and CI-DL's scheduler as the pipeline drives it between generations.
+ */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, type Model } from '../src/model/manifest.js';
 import { componentSources, ResidentBlockProvider } from '../src/pipeline/block-provider.js';
+import { CidlScheduler, scheduledBlocks } from '../src/pipeline/ci-dl.js';
 import { recordedBackend, Timeline } from '../src/pipeline/timeline.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { ROOT } from './helpers/cli.js';
@@ -28,7 +32,6 @@ describe('ResidentBlockProvider', () => {
   it('starts loading the block named next while the caller holds this one; each block loads once', async () => {
     const { provider: blocks, timeline } = provider();
     await blocks.acquire('stdit3_part1', 'stdit3_ST_0');
-    await blocks.release('stdit3_part1');
     const askedAt = timeline.now();
     await blocks.acquire('stdit3_ST_0', 'stdit3_ST_1');
     const [st0] = loads(timeline, 'stdit3_ST_0');
@@ -57,5 +60,36 @@ describe('ResidentBlockProvider', () => {
     const events = timeline.toJSON().events;
     expect(events.filter((event) => event.kind === 'load').map((event) => event.block).sort()).toEqual(['stdit3_TDTM_0', 'stdit3_part2']);
     expect(events.filter((event) => event.kind === 'unload').map((event) => event.block).sort()).toEqual(['stdit3_TDTM_0', 'stdit3_part2']);
+  });
+});
+
+describe('CidlScheduler under a budget that holds the whole component', () => {
+  it('keeps the temporal VAE parts a spatial step did not use, so the next generation loads nothing', async () => {
+    const timeline = new Timeline();
+    const vae = scheduledBlocks(model, 'vae');
+    const scheduler = new CidlScheduler(recordedBackend(onnx, timeline), vae, {
+      label: 'vae',
+      budget: { bytes: 8 * 2 ** 30, source: 'test' },
+      concurrent: true,
+      dynamicLoading: true,
+    });
+    const temporal = vae.map((block) => block.source.name).filter((name) => name.startsWith('vae_temporal'));
+    const spatial = vae.map((block) => block.source.name).filter((name) => name.startsWith('vae_spatial'));
+    // As the decoder acquires them: the temporal parts once, then the spatial parts once per group of frames.
+    const generation = async (): Promise<void> => {
+      for (const pass of [temporal, spatial, spatial, spatial]) {
+        for (const [i, name] of pass.entries()) {
+          await scheduler.acquire(name, pass[i + 1]);
+          await scheduler.release(name);
+        }
+      }
+    };
+    await generation();
+    await generation();
+    const report = scheduler.report();
+    expect(report.loads).toEqual(Object.fromEntries(vae.map((block) => [block.source.name, 1])));
+    expect(report.resident.sort()).toEqual([...temporal, ...spatial].sort());
+    await scheduler.close();
+    expect(loads(timeline)).toHaveLength(vae.length);
   });
 });

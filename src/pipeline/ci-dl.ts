@@ -28,7 +28,8 @@
  * (W + held if streamed + L of the block loaded meanwhile), still fits the budget less twice the reserve; F is RSS not
  * held by blocks. A plan that turns out wrong costs time (the admission unloads), never the budget.
  * A step (cycle) ends where a block already used in it is acquired again; resident blocks that a whole step did not
- * use (TDTM blocks after the merge steps, temporal VAE parts during spatial decoding) are unloaded then.
+ * use (TDTM blocks after the merge steps, temporal VAE parts during spatial decoding) are the first unloaded when
+ * the plan no longer fits, and stay while it does (the next generation uses them again).
  *
  * Streamed blocks are unloaded after their turn, then malloc_trim returns the freed heap to the OS and their files
  * are dropped from the page cache, so the next load reads the disk as it would on a device short of memory. While
@@ -264,9 +265,7 @@ export class CidlScheduler implements BlockProvider {
       this.#prefixIntact = true;
       this.#blocksPerCycle.push(0);
       this.#loadsPerCycle.push(0);
-      for (const stale of this.#slots.values()) {
-        if (stale.resident && !this.#previousCycle.includes(stale)) this.#demote(stale);
-      }
+      // Residents the finished step did not use count in the plan like any other and go first when it does not fit.
       this.#replan();
     }
     this.#cycle.push(slot);
