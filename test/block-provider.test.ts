@@ -88,7 +88,7 @@ describe('CidlScheduler under a budget that holds the whole component', () => {
     await generation();
     const report = scheduler.report();
     expect(report.loads).toEqual(Object.fromEntries(vae.map((block) => [block.source.name, 1])));
-    expect(report.resident.sort()).toEqual([...temporal, ...spatial].sort());
+    expect([...report.resident].sort()).toEqual([...temporal, ...spatial].sort());
     await scheduler.close();
     expect(loads(timeline)).toHaveLength(vae.length);
   });
