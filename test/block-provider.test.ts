@@ -44,6 +44,19 @@ describe('ResidentBlockProvider', () => {
     expect(unloads.sort()).toEqual(['stdit3_ST_0', 'stdit3_ST_1', 'stdit3_part1']);
   });
 
+  it('preload starts every named block loading at once', async () => {
+    const { provider: blocks, timeline } = provider();
+    const names = ['stdit3_part1', 'stdit3_ST_0', 'stdit3_ST_1', 'stdit3_part2'];
+    blocks.preload(names);
+    for (const name of names) await blocks.acquire(name);
+    const events = loads(timeline);
+    expect(events.map((event) => event.block).sort()).toEqual([...names].sort());
+    // All asked of the backend before the first was done (the backend spreads them over its workers).
+    const firstDone = Math.min(...events.map((event) => event.endMs));
+    expect(events.every((event) => event.startMs < firstDone)).toBe(true);
+    await blocks.close();
+  });
+
   it('loads no block ahead without a next, or for a next the model does not have', async () => {
     const { provider: blocks, timeline } = provider();
     await blocks.acquire('stdit3_part2');

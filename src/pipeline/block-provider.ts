@@ -12,6 +12,11 @@ export interface BlockProvider {
   readonly backend: Backend;
   /** `next` names the block the caller will acquire after this one, so a scheduler can load it meanwhile. */
   acquire(name: string, next?: string): Promise<BlockHandle>;
+  /**
+   * The blocks the caller is about to acquire, in order: a provider that keeps them all may start loading them now,
+   * side by side. A scheduler under a memory budget keeps to its own plan and ignores it.
+   */
+  preload?(names: readonly string[]): void;
   release(name: string): Promise<void>;
   /** Unloads every block this provider loaded. */
   close(): Promise<void>;
@@ -37,9 +42,9 @@ export async function runBlock(
 }
 
 /**
- * Loads each block on first use and keeps it until close(): right for models that fit in memory. Acquiring a block
- * starts loading the one named next, so on the first pass block i+1 loads (in another backend worker) while block i
- * runs instead of after it.
+ * Loads each block on first use and keeps it until close(): right for models that fit in memory. What the caller
+ * says it will need (preload, or the block named next when acquiring one) starts loading at once, so on the first
+ * pass loads run side by side in the backend's workers and beside the runs, instead of each after the run before.
  */
 export class ResidentBlockProvider implements BlockProvider {
   private readonly loaded = new Map<string, Promise<BlockHandle>>();
@@ -51,11 +56,15 @@ export class ResidentBlockProvider implements BlockProvider {
 
   async acquire(name: string, next?: string): Promise<BlockHandle> {
     const handle = this.load(name);
-    if (next !== undefined && next !== name && this.sources.has(next) && !this.loaded.has(next)) {
-      // Its failure surfaces when the block is acquired; until then nobody awaits it.
-      this.load(next).catch(() => undefined);
-    }
+    if (next !== undefined) this.preload([next]);
     return handle;
+  }
+
+  preload(names: readonly string[]): void {
+    for (const name of names) {
+      // A failure surfaces when the block is acquired; until then nobody awaits it.
+      if (this.sources.has(name) && !this.loaded.has(name)) this.load(name).catch(() => undefined);
+    }
   }
 
   private load(name: string): Promise<BlockHandle> {
