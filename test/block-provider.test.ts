@@ -106,3 +106,40 @@ describe('CidlScheduler under a budget that holds the whole component', () => {
     expect(loads(timeline)).toHaveLength(vae.length);
   });
 });
+
+describe('CidlScheduler.preload', () => {
+  const names = ['stdit3_part1', 'stdit3_ST_0', 'stdit3_ST_1', 'stdit3_part2'];
+  const scheduler = (budget: number) => {
+    const timeline = new Timeline();
+    const blocks = new CidlScheduler(recordedBackend(onnx, timeline), scheduledBlocks(model, 'stdit'), {
+      label: 'stdit',
+      budget: { bytes: budget, source: 'test' },
+      concurrent: true,
+      dynamicLoading: true,
+      modelWeightBytes: model.blocks.reduce((sum, block) => sum + block.weightBytes, 0),
+    });
+    return { blocks, timeline };
+  };
+
+  it('under a budget that holds the component amply, starts every named block loading before the first is done', async () => {
+    const { blocks, timeline } = scheduler(8 * 2 ** 30);
+    blocks.preload(names);
+    for (const name of names) {
+      await blocks.acquire(name);
+      await blocks.release(name);
+    }
+    const events = loads(timeline);
+    expect(events.map((event) => event.block).sort()).toEqual([...names].sort());
+    const firstDone = Math.min(...events.map((event) => event.endMs));
+    expect(events.every((event) => event.startMs < firstDone)).toBe(true);
+    await blocks.close();
+  });
+
+  it('under a budget that binds, loads nothing ahead of its own plan', async () => {
+    const { blocks, timeline } = scheduler(process.memoryUsage.rss() + 64 * 2 ** 20);
+    blocks.preload(names);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(loads(timeline)).toEqual([]);
+    await blocks.close();
+  });
+});

@@ -45,7 +45,7 @@ import { tensorByteLength, wrapBackend, type Backend, type BlockHandle, type Blo
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { BlockProvider } from './block-provider.js';
 import { budgetReserve, collectGarbage, formatBytes, localMemoryMeter, type MemoryBudget } from './memory-budget.js';
-import { loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
+import { budgetHoldsAmply, loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
 import type { Timeline } from './timeline.js';
 
 const MiB = 2 ** 20;
@@ -84,6 +84,8 @@ export interface CidlOptions extends CidlSettings {
   readonly label: string;
   /** What the pipeline knows of this component's tensors at the job's size (src/pipeline/memory-estimates.ts). */
   readonly geometry?: RunGeometry;
+  /** The whole model's weight bytes: preload() acts only when the budget holds them amply. */
+  readonly modelWeightBytes?: number;
   readonly timeline?: Timeline;
   readonly logger?: Logger;
 }
@@ -160,6 +162,8 @@ export class CidlScheduler implements BlockProvider {
   #overlapped = false;
   #overlapRefused = false;
   #backendReady: Promise<void> | undefined;
+  #preloading: Promise<void> = Promise.resolve();
+  #closed = false;
   #cycle: Slot[] = [];
   #previousCycle: Slot[] = [];
   #cycles = 0;
@@ -211,6 +215,32 @@ export class CidlScheduler implements BlockProvider {
     return handle;
   }
 
+  /**
+   * Only with CI and DL on, under a budget that holds the whole model amply (budgetHoldsAmply, as for keeping ORT's
+   * arenas): then the blocks a pass will use load side by side, each admitted in turn, instead of one at a time for
+   * measurement. Their loads go unmeasured (L stays the estimate from the weights, which the ample room covers);
+   * runs are still measured and admitted.
+   */
+  preload(names: readonly string[]): void {
+    const { concurrent, dynamicLoading, modelWeightBytes, budget } = this.#options;
+    if (!concurrent || !dynamicLoading || modelWeightBytes === undefined) return;
+    if (!budgetHoldsAmply(budget.bytes, this.#meter.inUse(), modelWeightBytes)) return;
+    const slots = names.flatMap((blockName) => this.#slots.get(blockName) ?? []);
+    this.#preloading = (async () => {
+      await this.#preloading;
+      await (this.#backendReady ??= this.#inner.ready?.() ?? Promise.resolve());
+      for (const slot of slots) {
+        if (this.#closed) return;
+        if (slot.handle !== undefined) continue;
+        // Admitted one after another: each admission counts the loads admitted before it.
+        await this.#admit(slot, 'load', this.#loadNeed(slot));
+        if (this.#closed || slot.handle !== undefined) continue;
+        slot.handle = this.#load(slot);
+        slot.handle.catch(() => {}); // reported by the acquire that awaits it
+      }
+    })().catch((error: unknown) => this.#options.logger?.debug({ component: this.#options.label, error: errorMessage(error) }, 'preload stopped'));
+  }
+
   async release(blockName: string): Promise<void> {
     const slot = this.#slot(blockName);
     this.#decide(slot);
@@ -218,6 +248,8 @@ export class CidlScheduler implements BlockProvider {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#preloading;
     for (const slot of this.#slots.values()) {
       if (slot.handle !== undefined) this.#unload(slot, { evict: false });
     }
