@@ -80,6 +80,7 @@ export class StditRunner implements Denoiser {
   async predict(z: Float32Array, step: DenoiserStep): Promise<CfgVelocity> {
     const { provider, depth, latent } = this.options;
     this.preload(step.variant);
+    if (step.nextVariant !== undefined) this.preload(step.nextVariant);
     const constants = await this.uploadConstants();
     const attn = await this.mask(step.variant);
     const size = latentLength(latent);
@@ -140,7 +141,10 @@ export class StditRunner implements Denoiser {
     return output;
   }
 
-  /** The first step of each variant names its blocks (the other variant's may never run: not all of them). */
+  /**
+   * Each variant's blocks are named once, at the step before its first (or its first): the other variant's blocks
+   * may never run, so not all of them up front.
+   */
   private preload(variant: BlockVariant): void {
     if (this.preloaded.has(variant)) return;
     this.preloaded.add(variant);
