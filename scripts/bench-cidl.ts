@@ -4,6 +4,10 @@
  * max(Σ run, Σ load of the non-resident blocks), plus each setting's peak RSS. Writes bench-results/cidl.json.
  *
  *   npm run bench:cidl [-- --model DIR] [--steps 4] [--reps 2] [--budget 2G] [--resolution 128x128] [--out FILE]
+ *                         [--graph-cache DIR]
+ *
+ * --graph-cache makes sessions from optimised graphs kept in DIR (onnx-graph-cache.ts; the first load of each block
+ * writes them). Its entries are not dropped from the page cache as the model's files are, so loads read memory.
  *
  * Without --model, a paper-shaped STDiT (28 block pairs, hidden 1152, ~170 MB of random fp32 weights per block,
  * ~4.8 GB in all) is made by scripts/make_synthetic_model.py into a temporary folder and deleted afterwards.
@@ -62,6 +66,7 @@ const ArgsSchema = z.object({
     .transform((text) => text.split('x').map(Number) as [number, number])
     .refine(([w, h]) => w > 0 && h > 0 && w % 16 === 0 && h % 16 === 0, 'must be WIDTHxHEIGHT, multiples of 16'),
   out: z.string().min(1, 'must name a file'),
+  'graph-cache': z.string().min(1, 'must name a folder').optional(),
   child: z.enum(Object.keys(SETTINGS) as [SettingName, ...SettingName[]]).optional(),
 });
 /** The flags as given (`raw`, passed on to each setting's process) and checked. */
@@ -87,6 +92,7 @@ function parseArguments(): Args {
       budget: { type: 'string', default: '2G' },
       resolution: { type: 'string', default: '128x128' },
       out: { type: 'string', default: 'bench-results/cidl.json' },
+      'graph-cache': { type: 'string' },
       child: { type: 'string' },
     },
   });
@@ -104,7 +110,8 @@ async function runSetting(args: Args & { model: string; child: SettingName }): P
   const blocks = scheduledBlocks(model, 'stdit');
   for (const block of blocks) for (const file of block.files) await evictFile(file.path);
   enableGarbageCollection(); // as `generate` does under a budget, before the workers start
-  const backend = new OnnxBackend({ activationArena: false });
+  const graphCache = args['graph-cache'];
+  const backend = new OnnxBackend({ activationArena: false, ...(graphCache === undefined ? {} : { graphCacheDir: resolve(graphCache) }) });
   const timeline = new Timeline();
   const [width, height] = args.resolution;
   const latent = latentShapeFor({ numFrames: FRAMES, width, height });
@@ -175,6 +182,7 @@ async function makePaperModel(): Promise<{ dir: string; cleanup: () => Promise<v
 async function measure(setting: SettingName, args: Args, model: string): Promise<ChildResult> {
   const argv = [...process.execArgv, fileURLToPath(import.meta.url), '--child', setting, '--model', model];
   for (const flag of ['steps', 'budget', 'resolution'] as const) argv.push(`--${flag}`, args.raw[flag]!);
+  if (args.raw['graph-cache'] !== undefined) argv.push('--graph-cache', args.raw['graph-cache']);
   const output = await run(process.execPath, argv);
   return JSON.parse(output) as ChildResult;
 }

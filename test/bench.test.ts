@@ -53,6 +53,10 @@ describe('bench', () => {
     }
     // The cold generation loads its STDiT blocks on first use, inside the denoising loop: time outside block runs.
     expect(row('baseline').outsideBlocks.cold).toBeGreaterThan(0);
+    // The bound prices each configuration's block calls alike: LPL makes 3 of the baseline's 4 evaluations' calls.
+    expect(row('baseline').bound!.stdit).toBe(1);
+    expect(row('lpl').bound!.stdit).toBeCloseTo(4 / 3, 3);
+    for (const r of report.matrix) expect(r.bound!.ofBound.warm).toBeCloseTo(r.speedup!.warm.stdit / r.bound!.stdit, 2);
 
     // Every block the baseline runs, in pipeline order, between tokenize and encode; STDiT blocks once per step.
     const model = await loadModel(join(ROOT, 'models', 'tiny'));

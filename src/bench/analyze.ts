@@ -88,8 +88,10 @@ export function matrixRows(
   configs: readonly MatrixConfig[],
   steps: number,
   model: Model,
+  components: readonly ComponentRow[],
 ): MatrixRow[] {
   const stditBlocks = new Set(model.blocks.filter((block) => block.component === 'stdit').map((block) => block.name));
+  const callMs = new Map(components.filter((row) => stditBlocks.has(row.name)).map((row) => [row.name, row.runWarm.medianMs]));
   const parts = (results: readonly GenerateResult[]) =>
     Object.fromEntries(TIMING_PARTS.map((part) => [part, summarize(results.map((r) => r.timingsMs[part]))])) as MatrixRow['cold'];
   const rows = configs.map((config) => {
@@ -111,19 +113,41 @@ export function matrixRows(
         cold: medianShare(mine.map((run) => outsideBlockShare(run, stditBlocks, false))),
         warm: medianShare(mine.map((run) => outsideBlockShare(run, stditBlocks, true))),
       },
+      blockMs: mine[0] === undefined ? null : idealBlockMs(mine[0], stditBlocks, callMs),
     };
   });
   const baseline = rows.find((row) => row.config === 'baseline');
-  return rows.map((row) => ({
-    ...row,
-    speedup:
-      baseline === undefined
-        ? null
-        : {
-            cold: speedup(baseline.cold, row.cold),
-            warm: speedup(baseline.warm, row.warm),
-          },
-  }));
+  return rows.map(({ blockMs, ...row }) => {
+    const rowSpeedup =
+      baseline === undefined ? null : { cold: speedup(baseline.cold, row.cold), warm: speedup(baseline.warm, row.warm) };
+    const bound = rowSpeedup === null || blockMs === null || baseline?.blockMs == null ? null : boundOf(baseline.blockMs / blockMs, rowSpeedup);
+    return { ...row, speedup: rowSpeedup, bound };
+  });
+}
+
+/**
+ * The STDiT time of a warm generation if only block runs took time, each as long as its median warm call where it
+ * was timed alone (componentRows): the calls this configuration makes, priced. Null when a block it runs has no
+ * timing.
+ */
+function idealBlockMs(run: SessionRun, stditBlocks: ReadonlySet<string>, callMs: ReadonlyMap<string, number>): number | null {
+  let total = 0;
+  for (const event of run.timeline.events) {
+    if (event.kind !== 'run' || !stditBlocks.has(event.block) || event.startMs < run.warmStartMs) continue;
+    const ms = callMs.get(event.block);
+    if (ms === undefined) return null;
+    total += ms;
+  }
+  return total > 0 ? total : null;
+}
+
+/** The analytic speed-up (baseline's ideal block time ÷ this one's) and how much of it the measured speed-up reaches. */
+function boundOf(bound: number, measured: NonNullable<MatrixRow['speedup']>): MatrixRow['bound'] {
+  const share = (value: number): number => Math.round((value / bound) * 1000) / 1000;
+  return {
+    stdit: Math.round(bound * 1000) / 1000,
+    ofBound: { cold: share(measured.cold.stdit), warm: share(measured.warm.stdit) },
+  };
 }
 
 /**

@@ -77,10 +77,12 @@ export function matrixText(rows: readonly MatrixRow[]): string {
       line('  speed-up', times('warm', 'total')),
       line('evaluations', (row) => String(row.evaluations)),
       line('outside blocks', (row) => `${pct(row.outsideBlocks.cold)} / ${pct(row.outsideBlocks.warm)}`),
+      line('STDiT bound', (row) => (row.bound === null ? '-' : `${row.bound.stdit.toFixed(2)}×`)),
+      line('  of bound', (row) => (row.bound === null ? '-' : `${row.bound.ofBound.cold.toFixed(2)} / ${row.bound.ofBound.warm.toFixed(2)}`)),
     ],
     rows.map((_, i) => i + 1),
   );
-  return `ablation (seconds: median (min–max); cold = fresh session, warm = blocks loaded; outside blocks: share of STDiT time not in block runs, cold / warm):\n${table}`;
+  return `ablation (seconds: median (min–max); cold = fresh session, warm = blocks loaded; outside blocks: share of STDiT time not in block runs, cold / warm; STDiT bound: the speed-up if only block runs took time, each as long as its warm call; of bound: the measured speed-up's share of it, cold / warm):\n${table}`;
 }
 
 export function reportText(report: BenchReport): string {

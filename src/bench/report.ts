@@ -82,6 +82,14 @@ export const MatrixRowSchema = z.object({
   outsideBlocks: z.object({ cold: z.number().min(0).max(1), warm: z.number().min(0).max(1) }),
   /** Baseline median ÷ this median; null when the matrix has no baseline. */
   speedup: z.object({ cold: SpeedupSchema, warm: SpeedupSchema }).nullable(),
+  /**
+   * The analytic STDiT speed-up: the baseline's STDiT block calls ÷ this configuration's, each priced at its block's
+   * median warm call (components), so nothing but block runs counts; and the measured STDiT speed-up ÷ it (1: all
+   * time outside block runs and every load is hidden). Null without a baseline or a block's timing.
+   */
+  bound: z
+    .object({ stdit: z.number().positive(), ofBound: z.object({ cold: z.number().positive(), warm: z.number().positive() }) })
+    .nullable(),
 });
 export type MatrixRow = z.infer<typeof MatrixRowSchema>;
 

@@ -26,6 +26,7 @@ const connectFlag = z
 export const BACKEND_FLAGS = {
   backend: z.enum(JOB_BACKEND_KINDS, `must be one of: ${JOB_BACKEND_KINDS.join(', ')}`).optional(),
   executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
+  graphCache: z.boolean().optional(),
   computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
   connect: connectFlag.optional(),
   device: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a device UDID or auto').optional(),
@@ -35,6 +36,7 @@ export const BACKEND_FLAGS = {
 export const LOCAL_BACKEND_FLAGS = {
   backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
   executionProvider: BACKEND_FLAGS.executionProvider,
+  graphCache: BACKEND_FLAGS.graphCache,
   computeUnits: BACKEND_FLAGS.computeUnits,
 };
 
@@ -42,7 +44,7 @@ const LocalBackendFlagsSchema = z.object(LOCAL_BACKEND_FLAGS);
 
 /** What addLocalBackendOptions' flags ask for. */
 export function localBackendChoice(flags: z.infer<typeof LocalBackendFlagsSchema>): Exclude<JobBackendChoice, { backend: 'remote' }> {
-  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache === true };
 }
 
 const BackendFlagsSchema = z.object(BACKEND_FLAGS);
@@ -54,9 +56,10 @@ export function jobBackendChoice(flags: BackendFlags, env: NodeJS.ProcessEnv = p
   const backend = flags.backend ?? (target === undefined ? 'onnx' : 'remote');
   if (backend !== 'remote') {
     if (target !== undefined) throw new SoraError('USAGE', `--${flags.connect ? 'connect' : 'device'}: only applies with --backend remote`);
-    return { backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+    return { backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache === true };
   }
   if (target === undefined) throw new SoraError('USAGE', '--backend remote: needs --connect HOST:PORT|unix:PATH or --device <udid>|auto');
+  if (flags.graphCache === true) throw new SoraError('USAGE', '--graph-cache: applies to ONNX Runtime in this process, not to a runner (start serve with it)');
   const token = flags.token ?? (env[TOKEN_ENV] || undefined);
   return {
     backend: 'remote',

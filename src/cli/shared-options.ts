@@ -15,6 +15,10 @@ import { BACKEND_KINDS, EXECUTION_PROVIDERS } from '../runtime/backend-kinds.js'
 import { DEFAULT_RUNNER_PORT } from '../runtime/runner-port.js';
 
 /** Help text of --model, shared by every command that loads a model. */
+
+export const GRAPH_CACHE_HELP =
+  "ONNX Runtime: keep each block's optimised graph in the cache folder and load it from there (faster loads; " +
+  'each entry is a copy of its weights on disk)';
 export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 export const FFMPEG_HELP = 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)';
@@ -58,6 +62,7 @@ export function addJobOptions(command: Command): Command {
 function addRuntimeOptions(command: Command): Command {
   return command
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
+    .option('--graph-cache', GRAPH_CACHE_HELP)
     .option(
       '--compute-units <units>',
       `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,

@@ -5,6 +5,7 @@
  * A folder of the published CoreML packages needs no manifest.json: its manifest is derived (published-layout.ts).
  * A CoreML block's file entry is its package folder: `bytes` totals the files inside, `sha256` is the package digest.
  */
+import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { allInOrder } from '../all-in-order.js';
@@ -316,6 +317,7 @@ export function startModelHashCheck(model: Model, cacheDir?: string): StartedHas
 
 /** What the backend needs to load a block and check it against the contract. */
 export function blockSource(block: ModelBlock): BlockSource {
+  const key = contentKey(block);
   return {
     name: block.name,
     format: block.format,
@@ -324,5 +326,13 @@ export function blockSource(block: ModelBlock): BlockSource {
     inputs: block.inputs.map((spec) => spec.name),
     outputs: block.outputs.map((spec) => spec.name),
     ...(block.computeUnits !== undefined && { computeUnits: block.computeUnits }),
+    ...(key !== undefined && { contentKey: key }),
   };
+}
+
+function contentKey(block: ModelBlock): string | undefined {
+  if (block.files.some((file) => file.sha256 === undefined)) return undefined;
+  return createHash('sha256')
+    .update(block.files.map((file) => file.sha256).join('\n'))
+    .digest('hex');
 }

@@ -12,6 +12,11 @@ export interface BlockProvider {
   readonly backend: Backend;
   /** `next` names the block the caller will acquire after this one, so a scheduler can load it meanwhile. */
   acquire(name: string, next?: string): Promise<BlockHandle>;
+  /**
+   * The blocks the caller is about to acquire, in order: a provider that keeps them all may start loading them now,
+   * side by side. A scheduler under a memory budget keeps to its own plan and ignores it.
+   */
+  preload?(names: readonly string[]): void;
   release(name: string): Promise<void>;
   /** Unloads every block this provider loaded. */
   close(): Promise<void>;
@@ -36,7 +41,11 @@ export async function runBlock(
   }
 }
 
-/** Loads each block on first use and keeps it until close(): right for models that fit in memory. */
+/**
+ * Loads each block on first use and keeps it until close(): right for models that fit in memory. What the caller
+ * says it will need (preload, or the block named next when acquiring one) starts loading at once, so on the first
+ * pass loads run side by side in the backend's workers and beside the runs, instead of each after the run before.
+ */
 export class ResidentBlockProvider implements BlockProvider {
   private readonly loaded = new Map<string, Promise<BlockHandle>>();
 
@@ -45,11 +54,24 @@ export class ResidentBlockProvider implements BlockProvider {
     private readonly sources: ReadonlyMap<string, BlockSource>,
   ) {}
 
-  async acquire(name: string): Promise<BlockHandle> {
+  async acquire(name: string, next?: string): Promise<BlockHandle> {
+    const handle = this.load(name);
+    if (next !== undefined) this.preload([next]);
+    return handle;
+  }
+
+  preload(names: readonly string[]): void {
+    for (const name of names) {
+      // A failure surfaces when the block is acquired; until then nobody awaits it.
+      if (this.sources.has(name) && !this.loaded.has(name)) this.load(name).catch(() => undefined);
+    }
+  }
+
+  private load(name: string): Promise<BlockHandle> {
     let handle = this.loaded.get(name);
     if (handle === undefined) {
       const source = this.sources.get(name);
-      if (source === undefined) throw new SoraError('MODEL', `the model has no block named ${name}`);
+      if (source === undefined) return Promise.reject(new SoraError('MODEL', `the model has no block named ${name}`));
       handle = this.backend.load(source);
       this.loaded.set(name, handle);
     }

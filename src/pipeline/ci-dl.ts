@@ -28,7 +28,8 @@
  * (W + held if streamed + L of the block loaded meanwhile), still fits the budget less twice the reserve; F is RSS not
  * held by blocks. A plan that turns out wrong costs time (the admission unloads), never the budget.
  * A step (cycle) ends where a block already used in it is acquired again; resident blocks that a whole step did not
- * use (TDTM blocks after the merge steps, temporal VAE parts during spatial decoding) are unloaded then.
+ * use (TDTM blocks after the merge steps, temporal VAE parts during spatial decoding) are the first unloaded when
+ * the plan no longer fits, and stay while it does (the next generation uses them again).
  *
  * Streamed blocks are unloaded after their turn, then malloc_trim returns the freed heap to the OS and their files
  * are dropped from the page cache, so the next load reads the disk as it would on a device short of memory. While
@@ -44,7 +45,7 @@ import { tensorByteLength, wrapBackend, type Backend, type BlockHandle, type Blo
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { BlockProvider } from './block-provider.js';
 import { budgetReserve, collectGarbage, formatBytes, localMemoryMeter, type MemoryBudget } from './memory-budget.js';
-import { loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
+import { budgetHoldsAmply, loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
 import type { Timeline } from './timeline.js';
 
 const MiB = 2 ** 20;
@@ -83,6 +84,8 @@ export interface CidlOptions extends CidlSettings {
   readonly label: string;
   /** What the pipeline knows of this component's tensors at the job's size (src/pipeline/memory-estimates.ts). */
   readonly geometry?: RunGeometry;
+  /** The whole model's weight bytes: preload() acts only when the budget holds them amply. */
+  readonly modelWeightBytes?: number;
   readonly timeline?: Timeline;
   readonly logger?: Logger;
 }
@@ -159,6 +162,10 @@ export class CidlScheduler implements BlockProvider {
   #overlapped = false;
   #overlapRefused = false;
   #backendReady: Promise<void> | undefined;
+  #preloading: Promise<void> = Promise.resolve();
+  #closed = false;
+  /** preload() has acted: the budget holds the model amply. */
+  #preloads = false;
   #cycle: Slot[] = [];
   #previousCycle: Slot[] = [];
   #cycles = 0;
@@ -210,6 +217,33 @@ export class CidlScheduler implements BlockProvider {
     return handle;
   }
 
+  /**
+   * Only with CI and DL on, under a budget that holds the whole model amply (budgetHoldsAmply, as for keeping ORT's
+   * arenas): then the blocks a pass will use load side by side, each admitted in turn, instead of one at a time for
+   * measurement. Their loads go unmeasured (L stays the estimate from the weights, which the ample room covers);
+   * runs are still measured and admitted.
+   */
+  preload(names: readonly string[]): void {
+    const { concurrent, dynamicLoading, modelWeightBytes, budget } = this.#options;
+    if (!concurrent || !dynamicLoading || modelWeightBytes === undefined) return;
+    if (!budgetHoldsAmply(budget.bytes, this.#meter.inUse(), modelWeightBytes)) return;
+    const slots = names.flatMap((blockName) => this.#slots.get(blockName) ?? []);
+    this.#preloads = true;
+    this.#preloading = (async () => {
+      await this.#preloading;
+      await (this.#backendReady ??= this.#inner.ready?.() ?? Promise.resolve());
+      for (const slot of slots) {
+        if (this.#closed) return;
+        if (slot.handle !== undefined) continue;
+        // Admitted one after another: each admission counts the loads admitted before it.
+        await this.#admit(slot, 'load', this.#loadNeed(slot));
+        if (this.#closed || slot.handle !== undefined) continue;
+        slot.handle = this.#load(slot);
+        slot.handle.catch(() => {}); // reported by the acquire that awaits it
+      }
+    })().catch((error: unknown) => this.#options.logger?.debug({ component: this.#options.label, error: errorMessage(error) }, 'preload stopped'));
+  }
+
   async release(blockName: string): Promise<void> {
     const slot = this.#slot(blockName);
     this.#decide(slot);
@@ -217,6 +251,8 @@ export class CidlScheduler implements BlockProvider {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    await this.#preloading;
     for (const slot of this.#slots.values()) {
       if (slot.handle !== undefined) this.#unload(slot, { evict: false });
     }
@@ -264,9 +300,7 @@ export class CidlScheduler implements BlockProvider {
       this.#prefixIntact = true;
       this.#blocksPerCycle.push(0);
       this.#loadsPerCycle.push(0);
-      for (const stale of this.#slots.values()) {
-        if (stale.resident && !this.#previousCycle.includes(stale)) this.#demote(stale);
-      }
+      // Residents the finished step did not use count in the plan like any other and go first when it does not fit.
       this.#replan();
     }
     this.#cycle.push(slot);
@@ -436,7 +470,8 @@ export class CidlScheduler implements BlockProvider {
     await this.#admit(slot, 'run', need);
     let before = 0;
     if (measure) {
-      await Promise.allSettled([...this.#loading]);
+      // Under an ample budget the blocks preload meanwhile: measured beside them, W only comes out larger.
+      if (!this.#preloads) await Promise.allSettled([...this.#loading]);
       this.#meter.trim();
       this.#foldPeak(this.#meter.takeWindowPeak());
       before = this.#meter.inUse();

@@ -259,7 +259,8 @@ export function blockProvider(
   const { model, cidl, timeline, logger } = job;
   if (cidl === undefined) return new ResidentBlockProvider(backend, componentSources(model, component));
   const geometry = runGeometry(model, latentShapeFor(settings), component);
-  return new CidlScheduler(backend, scheduledBlocks(model, component), { ...cidl, label: component, logger, timeline, geometry });
+  const modelWeightBytes = model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
+  return new CidlScheduler(backend, scheduledBlocks(model, component), { ...cidl, label: component, logger, timeline, geometry, modelWeightBytes });
 }
 
 /**

@@ -6,7 +6,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
-import { availableMemory, evictFile, mallocTrim, peakRss, prefetchFile, processMemory, resetPeakRss } from '../native/memory.js';
+import { availableMemory, evictFile, mallocTrim, peakRss, prefetchFile, resetPeakRss } from '../native/memory.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 
 import { DEFAULT_BUDGET_FRACTION } from './budget-default.js';
@@ -82,7 +82,7 @@ let runPeak = 0;
 
 /** Peak RSS since the previous call (or process start), then starts a new window. */
 export function takeWindowPeak(): number {
-  const peak = Math.max(peakRss(), processMemory().rss);
+  const peak = Math.max(peakRss(), process.memoryUsage.rss());
   runPeak = Math.max(runPeak, peak);
   // Where the OS cannot reset the mark, every later window reports the highest peak so far: too high, never too low.
   resetPeakRss();
@@ -97,7 +97,9 @@ export function processPeakRss(): number {
 /** This process's memory, for the local backends. */
 export const localMemoryMeter: MemoryMeter = {
   where: 'this process',
-  inUse: () => processMemory().rss,
+  // The same RSS as processMemory().rss (VmRSS; task_info's resident size on macOS) at a sixth of the cost (12 vs
+  // 75 µs here): CI-DL reads it before every block run.
+  inUse: () => process.memoryUsage.rss(),
   takeWindowPeak,
   available: () => availableMemory().available,
   trim: () => {

@@ -38,6 +38,17 @@ const WORKING_SET_PER_BYTE = 24;
 const WORKING_SET_FLOOR = 24 * MiB;
 
 /** What loading a block of `weightBytes` may add to RSS before it (or a twin) has been measured. */
+/**
+ * Room asked of the budget, per byte of weights, for blocks to be held with ORT's activation arenas: the weights,
+ * an arena of about 3× them per resident block, and as much again for the working set of a run and slack.
+ */
+const AMPLE_ROOM_PER_WEIGHT_BYTE = 8;
+
+/** Whether `weights` fit under the budget with that room to spare, beside `inUse` and twice the reserve. */
+export function budgetHoldsAmply(budget: number, inUse: number, weights: number): boolean {
+  return inUse + AMPLE_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(budget) <= budget;
+}
+
 export function loadEstimate(weightBytes: number): number {
   return weightBytes + Math.min(weightBytes, LOAD_STAGING_BYTES) + LOAD_PREPACK_SHARE * weightBytes + LOAD_FLOOR;
 }

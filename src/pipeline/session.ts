@@ -14,7 +14,8 @@ import type { BlockProvider } from './block-provider.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from './ci-dl.js';
-import { budgetReserve, enableGarbageCollection } from './memory-budget.js';
+import { enableGarbageCollection } from './memory-budget.js';
+import { budgetHoldsAmply } from './memory-estimates.js';
 import {
   blockProvider,
   generate,
@@ -26,19 +27,13 @@ import {
 } from './generate.js';
 
 /**
- * Room asked of the budget, per byte of the model's weights, before CI-DL keeps ORT's activation arenas: the weights,
- * an arena of about 3× them per resident block, and as much again for the working set of a run and slack.
- */
-const ARENA_ROOM_PER_WEIGHT_BYTE = 8;
-
-/**
  * Whether the budget is so far above what the whole model can take that every block stays resident with its
  * activation arena: then the arena stays on (without it, every run allocates and faults in its activations again).
  * The scheduler still measures the arenas (they show in the working set) and sheds blocks if they do not fit.
  */
 export function budgetHoldsArenas(cidl: CidlSettings, model: Model, inUse: number = processMemory().rss): boolean {
   const weights = model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
-  return inUse + ARENA_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(cidl.budget.bytes) <= cidl.budget.bytes;
+  return budgetHoldsAmply(cidl.budget.bytes, inUse, weights);
 }
 
 /** The backend the flags ask for, set up for these CI-DL settings (none: every block resident while its component runs). */

@@ -51,6 +51,7 @@ export class StditRunner implements Denoiser {
   private readonly generation: ResidentSet;
   private constants: Promise<Part1Constants> | undefined;
   private readonly masks = new Map<BlockVariant, Promise<ResidentTensor>>();
+  private readonly preloaded = new Set<BlockVariant>();
   /** Output − input of the block stack at the last step that ran it, both CFG rows (only when a step may reuse it). */
   private residual: Float32Array | undefined;
 
@@ -78,6 +79,8 @@ export class StditRunner implements Denoiser {
 
   async predict(z: Float32Array, step: DenoiserStep): Promise<CfgVelocity> {
     const { provider, depth, latent } = this.options;
+    this.preload(step.variant);
+    if (step.nextVariant !== undefined) this.preload(step.nextVariant);
     const constants = await this.uploadConstants();
     const attn = await this.mask(step.variant);
     const size = latentLength(latent);
@@ -136,6 +139,17 @@ export class StditRunner implements Denoiser {
     for (let k = 0; k < input.length; k++) residual[k] = computed[k]! - input[k]!;
     this.residual = residual;
     return output;
+  }
+
+  /**
+   * Each variant's blocks are named once, at the step before its first (or its first): the other variant's blocks
+   * may never run, so not all of them up front.
+   */
+  private preload(variant: BlockVariant): void {
+    if (this.preloaded.has(variant)) return;
+    this.preloaded.add(variant);
+    const stack = Array.from({ length: this.options.depth }, (_, i) => stditBlock(variant, i));
+    this.options.provider.preload?.([STDIT_PART1, ...stack, STDIT_PART2]);
   }
 
   /** Releases what the generation kept resident (conditioning, masks). */

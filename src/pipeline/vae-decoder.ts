@@ -22,6 +22,7 @@ export async function decodeLatent(
   shape: LatentShape,
   onFrames?: (decoded: number, total: number) => void,
 ): Promise<RgbFrame[]> {
+  provider.preload?.([...VAE_TEMPORAL_PARTS, ...VAE_SPATIAL_PARTS]);
   const expanded = await decodeTemporal(provider, latent, shape);
   const total = expanded.dims[2]!;
   const frames: RgbFrame[] = [];

@@ -32,9 +32,13 @@ class FrameMerging implements StepPolicy {
   ) {}
 
   blockVariant(step: StepInfo): BlockVariant {
-    if (step.index >= this.mergeSteps) return 'st';
-    this.mergedSteps++;
-    return 'tdtm';
+    return step.index < this.mergeSteps ? 'tdtm' : 'st';
+  }
+
+  /** Never leaps: every step that ran passes here once, so the merged ones are counted here. */
+  leapAfter(step: StepInfo): boolean {
+    if (step.index < this.mergeSteps) this.mergedSteps++;
+    return false;
   }
 
   record(): Record<string, unknown> {

@@ -85,6 +85,8 @@ export interface BlockSource {
   readonly outputs?: readonly string[];
   /** CoreML compute units the manifest gives this block; the CoreML backend's own setting overrides it. */
   readonly computeUnits?: ComputeUnits;
+  /** A digest of the block's files' sha256 from the manifest: names its content in caches (onnx-graph-cache.ts). */
+  readonly contentKey?: string;
 }
 
 export interface BlockHandle {
@@ -97,6 +99,8 @@ export interface BlockStats {
   readonly loadMs: number;
   readonly runMs: number[];
   readonly weightBytes: number;
+  /** ONNX with a graph cache: whether the session came from it (onnx-graph-cache.ts). */
+  readonly graphCache?: 'hit' | 'written' | 'skipped' | 'failed';
 }
 
 export interface RunOptions {

@@ -3,6 +3,7 @@ import type { ComputeUnits } from '../native/coreml.js';
 import type { Backend } from './backend.js';
 import { createCoreMLBackend } from './coreml-backend.js';
 import type { BackendKind, ExecutionProvider } from './backend-kinds.js';
+import { defaultGraphCacheDir } from './onnx-graph-cache.js';
 import { OnnxBackend, type OnnxBackendOptions } from './onnx-backend.js';
 
 export { BACKEND_KINDS, EXECUTION_PROVIDERS, type BackendKind } from './backend-kinds.js';
@@ -13,6 +14,8 @@ export interface BackendChoice {
   readonly executionProvider?: ExecutionProvider;
   /** CoreML compute units (`--compute-units`); ignored by ONNX Runtime. */
   readonly computeUnits?: ComputeUnits;
+  /** ONNX Runtime: keep optimised graphs in the tool's cache folder (`--graph-cache`, onnx-graph-cache.ts). */
+  readonly graphCache?: boolean;
   readonly logger?: Logger;
   /** Extra ONNX Runtime options (e.g. a memory-budgeted scheduler turns the activation arena off). */
   readonly onnx?: Omit<OnnxBackendOptions, 'executionProvider' | 'logger'>;
@@ -28,6 +31,7 @@ export function createBackend(choice: BackendChoice): Backend {
   }
   return new OnnxBackend({
     ...choice.onnx,
+    ...(choice.graphCache === true ? { graphCacheDir: defaultGraphCacheDir() } : {}),
     ...(choice.executionProvider === undefined ? {} : { executionProvider: choice.executionProvider }),
     ...(choice.logger === undefined ? {} : { logger: choice.logger }),
   });

@@ -72,6 +72,11 @@ export interface OnnxBackendOptions {
    * small STDiT block), so a memory-budgeted scheduler turns it off.
    */
   readonly activationArena?: boolean;
+  /**
+   * Keep each block's optimised graph in this folder and make later sessions from it (onnx-graph-cache.ts); blocks
+   * whose manifest gives no sha256 are not cached. Off by default: an entry copies the block's weights.
+   */
+  readonly graphCacheDir?: string;
   readonly logger?: Logger;
 }
 
@@ -227,9 +232,11 @@ export class OnnxBackend implements Backend {
   #nextHandle = 1;
   #nextResident = 1;
   #warm: Promise<void> | undefined;
+  readonly #graphCacheDir: string | undefined;
 
   constructor(options: OnnxBackendOptions = {}) {
     this.#provider = options.executionProvider ?? 'cpu';
+    this.#graphCacheDir = options.graphCacheDir;
     this.#logger = options.logger ?? createLogger('warn');
     this.#options = {
       mmapWeights: options.mmapWeights ?? false,
@@ -256,11 +263,16 @@ export class OnnxBackend implements Backend {
     const channel = this.#idlestChannel();
     channel.sessions++;
     try {
+      const cache =
+        this.#graphCacheDir === undefined || block.contentKey === undefined
+          ? undefined
+          : { dir: this.#graphCacheDir, contentKey: block.contentKey, weightBytes: block.weightBytes };
       const reply = await channel.request<LoadResult>({
         type: 'load',
         path: block.path,
         provider: this.#provider,
         options: this.#options,
+        ...(cache === undefined ? {} : { cache }),
       });
       if (!reply.ok) throw new SoraError('MODEL', `${file}: ONNX Runtime cannot load block ${block.name}: ${reply.message}`);
       const loaded = reply.result;
@@ -270,12 +282,21 @@ export class OnnxBackend implements Backend {
         await channel.request({ type: 'unload', session: loaded.session });
         throw new SoraError('MODEL', `${file}: block ${block.name}: ${mismatch}`);
       }
-      const stats = { name: block.name, loadMs: loaded.ms, runMs: [], weightBytes: block.weightBytes };
+      const stats = {
+        name: block.name,
+        loadMs: loaded.ms,
+        runMs: [],
+        weightBytes: block.weightBytes,
+        ...(loaded.graphCache === undefined ? {} : { graphCache: loaded.graphCache.outcome }),
+      };
       this.#stats.push(stats);
       const handle = { id: this.#nextHandle++, name: block.name };
       const graph = { inputs: loaded.inputs, outputs: loaded.outputs };
       this.#blocks.set(handle.id, { source: block, channel, session: loaded.session, graph, stats });
-      this.#logger.debug({ block: block.name, loadMs: loaded.ms, device: this.#provider }, 'block loaded');
+      this.#logger.debug({ block: block.name, loadMs: loaded.ms, device: this.#provider, graphCache: loaded.graphCache?.outcome }, 'block loaded');
+      if (loaded.graphCache?.outcome === 'failed') {
+        this.#logger.warn({ block: block.name, error: loaded.graphCache.error }, 'the optimised-graph cache failed; the block was optimised afresh');
+      }
       return handle;
     } catch (error) {
       channel.sessions--;

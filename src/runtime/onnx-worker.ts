@@ -9,9 +9,10 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors.js';
-import { TENSOR_DTYPES, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
+import { TENSOR_DTYPES, type BlockStats, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
 // Type-only: importing a value from the backend module would load it into every worker.
 import type { ExecutionProvider } from './onnx-backend.js';
+import { discardEntry, graphCacheEntry, hasEntry, publishEntry, roomFor, temporaryEntry, WEIGHTS_FILE } from './onnx-graph-cache.js';
 import { disableOrtTelemetry } from './ort-telemetry.js';
 
 export interface WorkerSessionOptions {
@@ -39,7 +40,7 @@ export type WorkerValue = { readonly tensor: Tensor; readonly store?: number } |
 export type WorkerRequest =
   | { type: 'warm'; id: number; options: WorkerSessionOptions }
   | { type: 'gc'; id: number }
-  | { type: 'load'; id: number; path: string; provider: ExecutionProvider; options: WorkerSessionOptions }
+  | { type: 'load'; id: number; path: string; provider: ExecutionProvider; options: WorkerSessionOptions; cache?: GraphCacheRequest }
   | {
       type: 'run';
       id: number;
@@ -63,6 +64,17 @@ export interface GraphValue {
   readonly shape: readonly (number | string)[];
 }
 
+/** Keep the block's optimised graph in the graph cache (onnx-graph-cache.ts), or load it from there. */
+export interface GraphCacheRequest {
+  readonly dir: string;
+  /** The block's content (its files' sha256), from the manifest. */
+  readonly contentKey: string;
+  readonly weightBytes: number;
+}
+
+/** hit: made from the cached graph; written: optimised and cached now; skipped: no room on disk; failed: see the log. */
+export type GraphCacheOutcome = NonNullable<BlockStats['graphCache']>;
+
 export interface LoadResult {
   readonly session: number;
   readonly inputNames: readonly string[];
@@ -72,6 +84,7 @@ export interface LoadResult {
   readonly ms: number;
   /** Set when the requested provider failed and the session runs on CPU instead. */
   readonly fallbackReason?: string;
+  readonly graphCache?: { readonly outcome: GraphCacheOutcome; readonly error?: string };
 }
 
 export interface RunResult {
@@ -148,7 +161,7 @@ async function dispatch(request: WorkerRequest): Promise<{ result: unknown; tran
       (globalThis as { gc?: () => void }).gc?.(); // see collectRunInputs
       return { result: null, transfer: [] };
     case 'load':
-      return { result: await load(request.path, request.provider, request.options), transfer: [] };
+      return { result: await load(request.path, request.provider, request.options, request.cache), transfer: [] };
     case 'run':
       return run(sessionOf(request.session), request);
     case 'take':
@@ -167,6 +180,50 @@ function sessionOf(id: number): ort.InferenceSession {
   const session = sessions.get(id);
   if (session === undefined) throw new Error(`no session ${id} in this worker`);
   return session;
+}
+
+type CreatedSession = { session: ort.InferenceSession; fallbackReason?: string; graphCache?: LoadResult['graphCache'] };
+
+/**
+ * From the cached optimised graph when there is one (optimisation off: it was done when the entry was written), else
+ * optimised from the block's own graph and written to the cache on the way. A cache that cannot be written costs
+ * one more session creation, never the load.
+ */
+async function createCachedSession(
+  path: string,
+  provider: ExecutionProvider,
+  options: WorkerSessionOptions,
+  cache: GraphCacheRequest,
+): Promise<CreatedSession> {
+  const entry = graphCacheEntry(cache.dir, cache.contentKey, provider, ort.env.versions.common ?? 'unknown');
+  if (hasEntry(entry)) {
+    try {
+      const session = await ort.InferenceSession.create(entry.graph, { ...sessionOptions(options, provider), graphOptimizationLevel: 'disabled' });
+      return { session, graphCache: { outcome: 'hit' } };
+    } catch (error) {
+      return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'failed', error: errorMessage(error) } };
+    }
+  }
+  if (!(await roomFor(cache.dir, cache.weightBytes).catch(() => false))) {
+    return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'skipped' } };
+  }
+  const written = await temporaryEntry(entry);
+  try {
+    const session = await ort.InferenceSession.create(path, {
+      ...sessionOptions(options, provider),
+      optimizedModelFilePath: written.graph,
+      extra: {
+        ...sessionOptions(options, provider).extra,
+        'session.optimized_model_external_initializers_file_name': WEIGHTS_FILE,
+        'session.optimized_model_external_initializers_min_size_in_bytes': '1024',
+      },
+    });
+    await publishEntry(written, entry);
+    return { session, graphCache: { outcome: 'written' } };
+  } catch (error) {
+    await discardEntry(written);
+    return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'failed', error: errorMessage(error) } };
+  }
 }
 
 function sessionOptions(options: WorkerSessionOptions, provider: ExecutionProvider): ort.InferenceSession.SessionOptions {
@@ -190,7 +247,7 @@ async function createSession(
   path: string,
   provider: ExecutionProvider,
   options: WorkerSessionOptions,
-): Promise<{ session: ort.InferenceSession; fallbackReason?: string }> {
+): Promise<CreatedSession> {
   if (provider === 'cpu') return { session: await ort.InferenceSession.create(path, sessionOptions(options, 'cpu')) };
   try {
     return { session: await ort.InferenceSession.create(path, sessionOptions(options, provider)) };
@@ -202,9 +259,10 @@ async function createSession(
   }
 }
 
-async function load(path: string, provider: ExecutionProvider, options: WorkerSessionOptions): Promise<LoadResult> {
+async function load(path: string, provider: ExecutionProvider, options: WorkerSessionOptions, cache?: GraphCacheRequest): Promise<LoadResult> {
   const start = performance.now();
-  const { session, fallbackReason } = await createSession(path, provider, options);
+  const { session, fallbackReason, graphCache } =
+    cache === undefined ? await createSession(path, provider, options) : await createCachedSession(path, provider, options, cache);
   const ms = performance.now() - start;
   const id = nextSession++;
   sessions.set(id, session);
@@ -216,6 +274,7 @@ async function load(path: string, provider: ExecutionProvider, options: WorkerSe
     outputs: session.outputMetadata.map(graphValue),
     ms,
     ...(fallbackReason === undefined ? {} : { fallbackReason }),
+    ...(graphCache === undefined ? {} : { graphCache }),
   };
 }
 

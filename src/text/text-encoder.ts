@@ -30,6 +30,7 @@ export async function encodeText(
   layers: number,
 ): Promise<TextEncoding> {
   const length = tokens.ids.length;
+  provider.preload?.([T5_EMBED, ...Array.from({ length: layers }, (_, i) => t5Layer(i)), T5_FINAL_NORM]);
   const resident = new ResidentSet(provider.backend);
   try {
     const input_ids = tensor('int64', [1, length], tokens.ids);

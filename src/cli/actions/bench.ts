@@ -142,6 +142,7 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
   }
 
   const benched = runs.filter((run) => run.place === 'benched');
+  const components = componentRows(benched, model, settings, roof);
   const report = BenchReportSchema.parse({
     schemaVersion: 1,
     createdAt: new Date().toISOString(),
@@ -171,8 +172,8 @@ async function bench(options: Record<string, unknown>, context: CliContext): Pro
       memoryBudget: cidl?.budget.bytes ?? null,
     },
     roof,
-    components: componentRows(benched, model, settings, roof),
-    matrix: matrixRows(benched, configs, settings.steps, model),
+    components,
+    matrix: matrixRows(benched, configs, settings.steps, model, components),
     remote: runnerComparison(runs),
   } satisfies BenchReport);
 

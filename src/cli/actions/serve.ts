@@ -27,6 +27,7 @@ const FlagsSchema = z.object({
   token: z.string().min(1, 'must not be empty').optional(),
   backend: z.enum(BACKEND_KINDS, `must be one of: ${BACKEND_KINDS.join(', ')}`),
   executionProvider: z.enum(EXECUTION_PROVIDERS, `must be one of: ${EXECUTION_PROVIDERS.join(', ')}`),
+  graphCache: z.boolean().optional(),
   computeUnits: z.enum(COMPUTE_UNITS, `must be one of: ${COMPUTE_UNITS.join(', ')}`).optional(),
   maxFrame: memoryBudgetFlag
     .refine((spec) => spec.kind === 'absolute', 'must be a size such as 512M')
@@ -69,7 +70,7 @@ async function serve(options: Record<string, unknown>, context: CliContext): Pro
   const where = whereToServe(flags, token);
   const model = await loadModel(flags.model ?? defaultModelDir());
   const { logger } = context;
-  const choice = { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits };
+  const choice = { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache === true };
   const backend = await createCheckedJobBackend(choice, undefined, model, logger);
   const limits = { ...DEFAULT_LIMITS, ...(flags.maxFrame !== undefined && { maxFrameBytes: flags.maxFrame }) };
   const server = new RunnerServer({ backend, model, meter: localMemoryMeter, logger, limits, ...(token !== undefined && { token }) });

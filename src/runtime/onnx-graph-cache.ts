@@ -1,0 +1,70 @@
+/**
+ * ONNX Runtime's optimised graphs, kept between processes. Creating a session spends most of its time optimising the
+ * graph (fusions, layout changes: 280 of 480 ms for a paper-width STDiT block here); ORT can write the optimised
+ * graph out, and a session made from that file with optimisation off skips the work and runs the same kernels. The
+ * 'all' level's layout changes depend on the CPU and ORT's version, so an entry is keyed by those, the execution
+ * provider, and the block's content (the sha256 of its files from the manifest). An entry holds the graph and a copy
+ * of the weights (ORT writes the initialisers it keeps), so it costs the block's size on disk: opt-in.
+ *
+ * Entries are written to a temporary folder and renamed into place, so a reader never sees half of one and two
+ * processes writing the same entry leave one. Nothing outside the cache folder is touched.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm, statfs } from 'node:fs/promises';
+import { arch, cpus } from 'node:os';
+import { join } from 'node:path';
+import { toolCacheDir } from '../cache-dir.js';
+
+export const GRAPH_FILE = 'model.onnx';
+export const WEIGHTS_FILE = 'model.data';
+
+/** ~/.cache/ondevice-sora/onnx-graphs (or the macOS/XDG equivalents, cache-dir.ts). */
+export function defaultGraphCacheDir(): string {
+  return toolCacheDir('onnx-graphs');
+}
+
+/** Where a block's optimised graph lives, or would: the folder and the graph file in it. */
+export interface GraphCacheEntry {
+  readonly dir: string;
+  readonly graph: string;
+}
+
+export function graphCacheEntry(cacheDir: string, contentKey: string, provider: string, ortVersion: string): GraphCacheEntry {
+  const machine = `${process.platform}-${arch()}-${cpus()[0]?.model.trim() ?? 'unknown'}`;
+  const key = createHash('sha256').update(JSON.stringify([contentKey, provider, ortVersion, machine])).digest('hex').slice(0, 32);
+  const dir = join(cacheDir, key);
+  return { dir, graph: join(dir, GRAPH_FILE) };
+}
+
+export function hasEntry(entry: GraphCacheEntry): boolean {
+  return existsSync(entry.graph);
+}
+
+/** A fresh temporary folder beside the entry, for ORT to write the optimised graph into. */
+export async function temporaryEntry(entry: GraphCacheEntry): Promise<GraphCacheEntry> {
+  const dir = `${entry.dir}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await mkdir(dir, { recursive: true });
+  return { dir, graph: join(dir, GRAPH_FILE) };
+}
+
+/** Moves a written entry into place; when another process got there first, its entry stays and this one goes. */
+export async function publishEntry(written: GraphCacheEntry, entry: GraphCacheEntry): Promise<void> {
+  try {
+    await rename(written.dir, entry.dir);
+  } catch (error) {
+    await rm(written.dir, { recursive: true, force: true });
+    if (!hasEntry(entry)) throw error;
+  }
+}
+
+export async function discardEntry(written: GraphCacheEntry): Promise<void> {
+  await rm(written.dir, { recursive: true, force: true });
+}
+
+/** Room for an entry of `bytes` with 1 GiB to spare after it: a cache must not be what fills the disk. */
+export async function roomFor(cacheDir: string, bytes: number): Promise<boolean> {
+  await mkdir(cacheDir, { recursive: true });
+  const stats = await statfs(cacheDir);
+  return stats.bavail * stats.bsize >= bytes + 2 ** 30;
+}
