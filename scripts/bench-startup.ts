@@ -6,7 +6,10 @@
  * trace: its time 0 (otherData.originMs, ms after the process started) plus the first `run` event. Medians and their
  * ratios to the bare Node start go to bench-results/startup.json; on a loaded machine the ratios are what carry over.
  *
- *   npx tsx scripts/bench-startup.ts [--runs N] [--out FILE]
+ * With `--compare <checkout>` (another built checkout, e.g. main's in a second worktree), that build's `--help` and
+ * `generate` run in the same rounds, the two builds in alternating order: a before/after that sees the same load.
+ *
+ *   npx tsx scripts/bench-startup.ts [--runs N] [--out FILE] [--compare DIR]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,22 +19,22 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BIN = join(ROOT, 'bin', 'ondevice-sora');
-const SHAPES = join(ROOT, 'models', 'shapes');
 const HELP_GOAL_MS = 120;
 const FIRST_BLOCK_GOAL_MS = 250;
 const PROMPT = 'a red circle moving right on a white background';
 
-function run(args: readonly string[]): void {
-  const child = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+function run(args: readonly string[], cwd = ROOT): void {
+  const child = spawnSync(process.execPath, args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`node ${args.join(' ')} exited with ${child.status}: ${child.stderr}`);
 }
 
-function timed(args: readonly string[]): number {
+function timed(args: readonly string[], cwd = ROOT): number {
   const start = performance.now();
-  run(args);
+  run(args, cwd);
   return performance.now() - start;
 }
+
+const binIn = (checkout: string): string => join(checkout, 'bin', 'ondevice-sora');
 
 interface TraceEvent {
   readonly name: string;
@@ -46,10 +49,11 @@ interface FirstBlock {
   readonly ms: number;
 }
 
-/** One `generate --trace` on models/shapes; the first block run as its trace records it. */
-async function firstBlock(dir: string, index: number): Promise<FirstBlock> {
+/** One `generate --trace` on models/shapes by the build in `checkout`; the first block run as its trace records it. */
+async function firstBlock(dir: string, index: number, checkout = ROOT): Promise<FirstBlock> {
   const video = join(dir, `run-${index}.mp4`);
-  run([BIN, '--quiet', 'generate', PROMPT, '-o', video, '--model', SHAPES, '--steps', '1', '--seed', '1', '--trace']);
+  const shapes = join(checkout, 'models', 'shapes');
+  run([binIn(checkout), '--quiet', 'generate', PROMPT, '-o', video, '--model', shapes, '--steps', '1', '--seed', '1', '--trace'], checkout);
   const sidecar = JSON.parse(await readFile(join(dir, `run-${index}.json`), 'utf8')) as {
     trace?: { traceEvents: readonly TraceEvent[]; otherData?: { originMs?: number } };
   };
@@ -81,19 +85,32 @@ export interface StartupReport {
     readonly goalMs: number;
     readonly met: boolean;
   };
+  /** `--compare`: the other build's medians from the same rounds. */
+  readonly compare?: {
+    readonly checkout: string;
+    readonly help: { readonly medianMs: number; readonly ratioToBareNode: number };
+    readonly firstBlock: { readonly medianMs: number; readonly ratioToBareNode: number };
+  };
   readonly loadAverage: readonly number[];
 }
 
-export async function runStartupBench(runs: number, out: string): Promise<StartupReport> {
+export async function runStartupBench(runs: number, out: string, compare?: string): Promise<StartupReport> {
   const scratch = await mkdtemp(join(tmpdir(), 'sora-bench-startup-'));
   const help: number[] = [];
   const bare: number[] = [];
   const blocks: FirstBlock[] = [];
+  const other = { help: [] as number[], blocks: [] as FirstBlock[] };
+  let index = 0;
   try {
     for (let i = 0; i < runs; i++) {
       bare.push(timed(['-e', '0']));
-      help.push(timed([BIN, '--help']));
-      blocks.push(await firstBlock(scratch, i));
+      // This build first in even rounds, the other first in odd ones.
+      const order = compare === undefined ? [ROOT] : i % 2 === 0 ? [ROOT, compare] : [compare, ROOT];
+      for (const checkout of order) {
+        const [helps, firsts] = checkout === ROOT ? [help, blocks] : [other.help, other.blocks];
+        helps.push(timed([binIn(checkout), '--help'], checkout));
+        firsts.push(await firstBlock(scratch, index++, checkout));
+      }
     }
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -113,6 +130,16 @@ export async function runStartupBench(runs: number, out: string): Promise<Startu
       goalMs: FIRST_BLOCK_GOAL_MS,
       met: blockMs <= FIRST_BLOCK_GOAL_MS,
     },
+    ...(compare !== undefined && {
+      compare: {
+        checkout: compare,
+        help: { medianMs: round(median(other.help)), ratioToBareNode: round(median(other.help) / bareNodeMs, 2) },
+        firstBlock: {
+          medianMs: round(median(other.blocks.map((block) => block.ms))),
+          ratioToBareNode: round(median(other.blocks.map((block) => block.ms)) / bareNodeMs, 2),
+        },
+      },
+    }),
     loadAverage: loadavg().map((value) => round(value, 2)),
   };
   const verdict = (met: boolean): string => (met ? 'met' : 'not met');
@@ -123,14 +150,23 @@ export async function runStartupBench(runs: number, out: string): Promise<Startu
       `(${report.firstBlock.ratioToBareNode.toFixed(2)}x bare node; goal ${FIRST_BLOCK_GOAL_MS} ms: ${verdict(report.firstBlock.met)}); ` +
       `medians of ${runs}, load average ${report.loadAverage.join(' ')}`,
   );
+  if (report.compare !== undefined) {
+    const { checkout, help: otherHelp, firstBlock: otherBlock } = report.compare;
+    console.log(
+      `${checkout} in the same rounds: --help ${otherHelp.medianMs.toFixed(0)} ms (${otherHelp.ratioToBareNode.toFixed(2)}x), ` +
+        `first block ${otherBlock.medianMs.toFixed(0)} ms (${otherBlock.ratioToBareNode.toFixed(2)}x)`,
+    );
+  }
   await mkdir(dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   return report;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '15' }, out: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { runs: { type: 'string', default: '15' }, out: { type: 'string' }, compare: { type: 'string' } },
+  });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs: must be a positive integer');
-  await runStartupBench(runs, values.out ?? join(ROOT, 'bench-results', 'startup.json'));
+  await runStartupBench(runs, values.out ?? join(ROOT, 'bench-results', 'startup.json'), values.compare);
 }
