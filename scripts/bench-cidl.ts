@@ -4,10 +4,11 @@
  * max(Σ run, Σ load of the non-resident blocks), plus each setting's peak RSS. Writes bench-results/cidl.json.
  *
  *   npm run bench:cidl [-- --model DIR] [--steps 4] [--reps 2] [--budget 2G] [--resolution 128x128] [--out FILE]
- *                         [--graph-cache DIR]
+ *                         [--graph-cache DIR] [--mmap-weights]
  *
  * --graph-cache makes sessions from optimised graphs kept in DIR (onnx-graph-cache.ts; the first load of each block
  * writes them). Its entries are not dropped from the page cache as the model's files are, so loads read memory.
+ * --mmap-weights maps the weight files instead of copying and prepacking them (OnnxBackend's mmapWeights).
  *
  * Without --model, a paper-shaped STDiT (28 block pairs, hidden 1152, ~170 MB of random fp32 weights per block,
  * ~4.8 GB in all) is made by scripts/make_synthetic_model.py into a temporary folder and deleted afterwards.
@@ -67,10 +68,11 @@ const ArgsSchema = z.object({
     .refine(([w, h]) => w > 0 && h > 0 && w % 16 === 0 && h % 16 === 0, 'must be WIDTHxHEIGHT, multiples of 16'),
   out: z.string().min(1, 'must name a file'),
   'graph-cache': z.string().min(1, 'must name a folder').optional(),
+  'mmap-weights': z.boolean().optional(),
   child: z.enum(Object.keys(SETTINGS) as [SettingName, ...SettingName[]]).optional(),
 });
 /** The flags as given (`raw`, passed on to each setting's process) and checked. */
-type Args = z.infer<typeof ArgsSchema> & { readonly raw: Readonly<Record<string, string | undefined>> };
+type Args = z.infer<typeof ArgsSchema> & { readonly raw: Readonly<Record<string, string | boolean | undefined>> };
 
 /** What one setting's process reports. */
 interface ChildResult {
@@ -93,6 +95,7 @@ function parseArguments(): Args {
       resolution: { type: 'string', default: '128x128' },
       out: { type: 'string', default: 'bench-results/cidl.json' },
       'graph-cache': { type: 'string' },
+      'mmap-weights': { type: 'boolean' },
       child: { type: 'string' },
     },
   });
@@ -111,7 +114,11 @@ async function runSetting(args: Args & { model: string; child: SettingName }): P
   for (const block of blocks) for (const file of block.files) await evictFile(file.path);
   enableGarbageCollection(); // as `generate` does under a budget, before the workers start
   const graphCache = args['graph-cache'];
-  const backend = new OnnxBackend({ activationArena: false, ...(graphCache === undefined ? {} : { graphCacheDir: resolve(graphCache) }) });
+  const backend = new OnnxBackend({
+    activationArena: false,
+    mmapWeights: args['mmap-weights'] === true,
+    ...(graphCache === undefined ? {} : { graphCacheDir: resolve(graphCache) }),
+  });
   const timeline = new Timeline();
   const [width, height] = args.resolution;
   const latent = latentShapeFor({ numFrames: FRAMES, width, height });
@@ -181,8 +188,9 @@ async function makePaperModel(): Promise<{ dir: string; cleanup: () => Promise<v
 
 async function measure(setting: SettingName, args: Args, model: string): Promise<ChildResult> {
   const argv = [...process.execArgv, fileURLToPath(import.meta.url), '--child', setting, '--model', model];
-  for (const flag of ['steps', 'budget', 'resolution'] as const) argv.push(`--${flag}`, args.raw[flag]!);
-  if (args.raw['graph-cache'] !== undefined) argv.push('--graph-cache', args.raw['graph-cache']);
+  for (const flag of ['steps', 'budget', 'resolution'] as const) argv.push(`--${flag}`, String(args.raw[flag]));
+  if (args['graph-cache'] !== undefined) argv.push('--graph-cache', args['graph-cache']);
+  if (args['mmap-weights'] === true) argv.push('--mmap-weights');
   const output = await run(process.execPath, argv);
   return JSON.parse(output) as ChildResult;
 }

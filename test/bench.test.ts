@@ -29,11 +29,11 @@ describe('bench', () => {
     const result = await cli(['bench', '--json', '--steps', '4', '--resolution', '128x128', '--repeat', '1', '--matrix', '-o', out, '--trace']);
     expect(result.code, result.stderr).toBe(0);
     const report = BenchReportSchema.parse(JSON.parse(result.stdout));
-    // Piped, progress is one line per session (6 configurations × 1 repetition), with an ETA after the first.
+    // Piped, progress is one line per session (7 configurations × 1 repetition), with an ETA after the first.
     const progress = result.stderr.split('\n').filter((line) => line.startsWith('['));
     expect(progress).toHaveLength(MATRIX_CONFIGS.length);
-    expect(progress[0]).toMatch(/^\[1\/6\] \S.*, repetition 1$/);
-    expect(progress[5]).toMatch(/^\[6\/6\] .*, repetition 1 {2}ETA \d+:\d\d$/);
+    expect(progress[0]).toMatch(/^\[1\/7\] \S.*, repetition 1$/);
+    expect(progress[6]).toMatch(/^\[7\/7\] .*, repetition 1 {2}ETA \d+:\d\d$/);
 
     expect(report.matrix.map((row) => row.config)).toEqual([...MATRIX_CONFIGS]);
     const row = (config: string) => report.matrix.find((r) => r.config === config)!;
@@ -43,6 +43,9 @@ describe('bench', () => {
     expect(row('lpl').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false, stepCache: 0 });
     expect(row('lpl').evaluations).toBe(3);
     expect(row('all').settings).toEqual({ lplStep: 2, tdtm: 'all', cidl: true, stepCache: 0 });
+    // paper: the preset as generate runs it, merging before the leap (steps 0–1), its last evaluation on ST blocks.
+    expect(row('paper').settings).toEqual({ lplStep: 2, tdtm: 2, cidl: true, stepCache: 0 });
+    expect(row('paper').evaluations).toBe(3);
     expect(row('fast').settings).toEqual({ lplStep: 2, tdtm: 0, cidl: false, stepCache: PRESETS.fast.stepCache });
     expect(report.settings.memoryBudget).toBeGreaterThan(0);
     for (const r of report.matrix) {
@@ -104,7 +107,7 @@ describe('bench', () => {
     expect(png.format).toBe('png');
     const trace = JSON.parse(await readFile(join(out, 'trace.json'), 'utf8')) as { traceEvents: { name: string; args?: { name?: string } }[] };
     const processes = trace.traceEvents.filter((e) => e.name === 'process_name').map((e) => e.args?.name);
-    expect(processes).toEqual(['baseline', 'LPL', 'TDTM', 'CI-DL', 'All', 'fast']);
+    expect(processes).toEqual(['baseline', 'LPL', 'TDTM', 'CI-DL', 'All', 'paper', 'fast']);
     expect(report.remote).toBeNull();
   });
 
@@ -159,7 +162,7 @@ describe('bench', () => {
 
   it('refuses bad flags before running anything', async () => {
     const { USAGE } = ERROR_EXIT_CODES;
-    expectOneLineError(await cli(['bench', '--matrix', 'baseline,faster']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all, fast');
+    expectOneLineError(await cli(['bench', '--matrix', 'baseline,faster']), USAGE, '--matrix: must be a comma-separated list of baseline, lpl, tdtm, cidl, all, paper, fast');
     expectOneLineError(await cli(['bench', '--matrix', 'lpl,lpl']), USAGE, '--matrix: names a configuration twice');
     expectOneLineError(await cli(['bench', '--repeat', '0']), USAGE, '--repeat: must be an integer from 1 to 1000, got "0"');
     expectOneLineError(await cli(['bench', '--trace']), USAGE, '--trace: needs -o <folder>');

@@ -164,8 +164,7 @@ function outsideBlockShare(run: SessionRun, stditBlocks: ReadonlySet<string>, wa
 }
 
 function medianShare(shares: readonly number[]): number {
-  const sorted = [...shares].sort((a, b) => a - b);
-  return sorted.length === 0 ? 0 : Math.round(sorted[Math.floor((sorted.length - 1) / 2)]! * 1000) / 1000;
+  return shares.length === 0 ? 0 : summarize(shares).medianMs;
 }
 
 function speedup(baseline: MatrixRow['cold'], row: MatrixRow['cold']): { stdit: number; total: number } {

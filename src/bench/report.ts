@@ -15,6 +15,7 @@ export const CONFIG_LABELS: Readonly<Record<MatrixConfig, string>> = {
   tdtm: 'TDTM',
   cidl: 'CI-DL',
   all: 'All',
+  paper: 'paper',
   fast: 'fast',
 };
 

@@ -54,8 +54,8 @@ export interface BenchPlan {
 }
 
 /**
- * The paper's ablation (Table 5): LPL leaps at half the steps (15 of 30), TDTM merges in every step. `fast` is the
- * preset of that name with its leap (15 of 30) scaled to `steps` alike.
+ * The paper's ablation (Table 5): LPL leaps at half the steps (15 of 30), TDTM merges in every step. `paper` and
+ * `fast` are the presets of those names with their leap (15 of 30) and merging steps scaled to `steps` alike.
  */
 export function configPreset(config: MatrixConfig, steps: number): Preset {
   const leap = { mode: 'fixed', step: Math.max(1, Math.floor(steps / 2)) } as const;
@@ -71,6 +71,8 @@ export function configPreset(config: MatrixConfig, steps: number): Preset {
       return { ...off, cidl: true };
     case 'all':
       return { ...off, lpl: leap, tdtm: 'all', cidl: true };
+    case 'paper':
+      return { ...PRESETS.paper, lpl: leap, tdtm: leap.step };
     case 'fast':
       return { ...PRESETS.fast, lpl: leap };
   }

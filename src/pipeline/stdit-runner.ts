@@ -135,7 +135,8 @@ export class StditRunner implements Denoiser {
     }
     const output = await this.runStack(x0, stack, step, resident);
     const computed = float32Data(await backend.fetch(output));
-    const residual = new Float32Array(input.length);
+    // One buffer for the generation: every step's residual has the stack's shape.
+    const residual = this.residual?.length === input.length ? this.residual : new Float32Array(input.length);
     for (let k = 0; k < input.length; k++) residual[k] = computed[k]! - input[k]!;
     this.residual = residual;
     return output;
