@@ -84,8 +84,8 @@ describe('rectified-flow sampler (fake denoiser)', () => {
       policies: [testPolicy],
     });
     expect(denoiser.calls.map((c) => c.step.variant)).toEqual(['tdtm', 'tdtm', 'st', 'st']);
-    // Each step also names the next one's variant, so the denoiser can load its blocks ahead.
-    expect(denoiser.calls.map((c) => c.step.nextVariant)).toEqual(['tdtm', 'st', 'st', 'st']);
+    // Each step also names the variants of the schedule's later steps, so the denoiser can load their blocks ahead.
+    expect(denoiser.calls.map((c) => [...c.step.laterVariants!].sort())).toEqual([['st', 'tdtm'], ['st'], ['st'], ['st']]);
     expect(result.evaluations).toBe(4);
     expect(result.leapStep).toBe(3);
     expect(seen).toEqual([

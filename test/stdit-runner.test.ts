@@ -113,17 +113,20 @@ describe('STDiT runner (fake blocks)', () => {
     expect(backend.runs[6]!.inputs.attn!.dims).toEqual([1, 1, 2 * 2 * 6, 2 * L]); // ⌊5/2⌋·S = 12
   });
 
-  it('loads the next step\'s variant ahead: ST blocks at the last TDTM step, never before, and TDTM blocks never on ST steps', async () => {
-    const { backend, stdit } = runner({ frames: 5, height: 4, width: 6 });
+  it('loads the later steps\' variant ahead: ST blocks from the first TDTM step when a later step runs them, else never', async () => {
     const stBlocks = ['stdit3_ST_0', 'stdit3_ST_1', 'stdit3_ST_2'];
-    await stdit.predict(new Float32Array(480), { index: 0, steps: 30, t: 1000, variant: 'tdtm', nextVariant: 'tdtm' });
-    expect(backend.loads.filter((name) => stBlocks.includes(name))).toEqual([]);
-    await stdit.predict(new Float32Array(480), { index: 1, steps: 30, t: 990, variant: 'tdtm', nextVariant: 'st' });
+    const merging = runner({ frames: 5, height: 4, width: 6 });
+    const tdtmOnly = new Set(['tdtm'] as const);
+    await merging.stdit.predict(new Float32Array(480), { index: 0, steps: 30, t: 1000, variant: 'tdtm', laterVariants: tdtmOnly });
+    expect(merging.backend.loads.filter((name) => stBlocks.includes(name))).toEqual([]);
+
+    const { backend, stdit } = runner({ frames: 5, height: 4, width: 6 });
+    await stdit.predict(new Float32Array(480), { index: 0, steps: 30, t: 1000, variant: 'tdtm', laterVariants: new Set(['tdtm', 'st'] as const) });
     expect(backend.loads.filter((name) => stBlocks.includes(name)).sort()).toEqual(stBlocks);
     expect(backend.runs.filter((run) => stBlocks.includes(run.block))).toEqual([]); // loaded, not yet run
 
     const onlySt = runner({ frames: 5, height: 4, width: 6 });
-    await onlySt.stdit.predict(new Float32Array(480), { index: 0, steps: 30, t: 1000, variant: 'st', nextVariant: 'st' });
+    await onlySt.stdit.predict(new Float32Array(480), { index: 0, steps: 30, t: 1000, variant: 'st', laterVariants: new Set(['st'] as const) });
     expect(onlySt.backend.loads.filter((name) => name.includes('TDTM'))).toEqual([]);
   });
 

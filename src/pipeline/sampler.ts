@@ -13,8 +13,8 @@ export interface StepInfo {
 
 export interface DenoiserStep extends StepInfo {
   readonly variant: BlockVariant;
-  /** The variant of the step after this one, if the schedule has one (a leap may end sampling before it). */
-  readonly nextVariant?: BlockVariant;
+  /** The variants the later steps of the schedule use (a leap may end sampling before them), so their blocks can load ahead. */
+  readonly laterVariants?: ReadonlySet<BlockVariant>;
   /**
    * Asked once part1 has run: true reuses the block-stack residual cached at the last step that ran the blocks (output =
    * this step's stack input + that residual) instead of running them. Absent: the blocks always run, nothing is kept.
@@ -53,8 +53,8 @@ export interface StepPolicy {
   /** Name under which `record()` is reported. */
   readonly name: string;
   /**
-   * Which STDiT block variant runs step `step` (default ST). Decided from the step alone: the sampler also asks about
-   * the next step, so that its blocks can load ahead.
+   * Which STDiT block variant runs step `step` (default ST). Decided from the step alone: the sampler asks about every
+   * step of the schedule up front, so that blocks can load ahead.
    */
   blockVariant?(step: StepInfo): BlockVariant;
   /**
@@ -106,18 +106,20 @@ export async function sample(denoiser: Denoiser, noise: Float32Array, options: S
   let leapStep: number | null = null;
   let reusedBlocks = 0;
   const caching = policies.filter((p) => p.reuseBlocks !== undefined);
-  const variantOf = (step: StepInfo): BlockVariant => (policies.some((p) => p.blockVariant?.(step) === 'tdtm') ? 'tdtm' : 'st');
+  const variants = Array.from(timesteps, (t, index): BlockVariant =>
+    policies.some((p) => p.blockVariant?.({ index, steps, t }) === 'tdtm') ? 'tdtm' : 'st',
+  );
   for (let index = 0; index < steps && leapStep === null; index++) {
     const step: StepInfo = { index, steps, t: timesteps[index]! };
-    const variant = variantOf(step);
-    const next = index + 1 < steps ? { nextVariant: variantOf({ index: index + 1, steps, t: timesteps[index + 1]! }) } : {};
+    const variant = variants[index]!;
+    const laterVariants = new Set(variants.slice(index + 1));
     // Every caching policy sees every input it is asked about (no short-circuit): each keeps its own history.
     const reuseBlocks = (input: StackInput): boolean => {
       const reuse = caching.map((p) => p.reuseBlocks!(step, input)).includes(true);
       if (reuse) reusedBlocks++;
       return reuse;
     };
-    const velocity = await denoiser.predict(z, { ...step, variant, ...next, ...(caching.length > 0 && { reuseBlocks }) });
+    const velocity = await denoiser.predict(z, { ...step, variant, laterVariants, ...(caching.length > 0 && { reuseBlocks }) });
     evaluations++;
     combineGuidance(velocity, cfgScale, drift);
     // Every policy sees every drift (no short-circuit): an adaptive policy keeps a history.

@@ -80,7 +80,7 @@ export class StditRunner implements Denoiser {
   async predict(z: Float32Array, step: DenoiserStep): Promise<CfgVelocity> {
     const { provider, depth, latent } = this.options;
     this.preload(step.variant);
-    if (step.nextVariant !== undefined) this.preload(step.nextVariant);
+    for (const later of step.laterVariants ?? []) this.preload(later);
     const constants = await this.uploadConstants();
     const attn = await this.mask(step.variant);
     const size = latentLength(latent);
@@ -143,8 +143,8 @@ export class StditRunner implements Denoiser {
   }
 
   /**
-   * Each variant's blocks are named once, at the step before its first (or its first): the other variant's blocks
-   * may never run, so not all of them up front.
+   * Each variant's blocks are named once, at the first step that runs it or has it in its later steps: a variant the
+   * schedule never uses (ST blocks when TDTM merges every step) is never loaded.
    */
   private preload(variant: BlockVariant): void {
     if (this.preloaded.has(variant)) return;
