@@ -18,13 +18,13 @@ import { configPreset, type SessionRun } from './run.js';
 import { blockFlopsPerCall } from './block-flops.js';
 
 /** Where a block's times come from: the first of these configurations whose sessions run it. */
-const SOURCES: readonly MatrixConfig[] = ['baseline', 'tdtm', 'all'];
+const SOURCES: readonly MatrixConfig[] = ['baseline', 'tdtm', 'all', 'paper'];
 
 /**
  * Per block, in pipeline order: load times (each session loads every block once, during the cold generation) and
  * run times per call, cold and warm; tokenize and encode come from the generation's own timings. Blocks come from
  * the baseline's sessions; blocks the baseline never runs (TDTM pairs) from the first configuration that does,
- * `tdtm` before `all` (which also leaps and budgets), so every block kind gets its efficiency.
+ * `tdtm` before `all` and `paper` (which also leap and budget), so every block kind gets its efficiency.
  */
 export function componentRows(runs: readonly SessionRun[], model: Model, video: VideoSize, roof: GemmRoof | null): ComponentRow[] {
   const baseline = runs.filter((run) => run.config === 'baseline');

@@ -41,7 +41,7 @@ export const ComponentRowSchema = z.object({
   component: z.enum(COMPONENTS),
   /** Block contract name, or `tokenize` / `encode`. */
   name: z.string().min(1),
-  /** The configuration whose sessions timed it: the baseline, or for blocks it never runs (TDTM) tdtm or all. */
+  /** The configuration whose sessions timed it: the baseline, or for blocks it never runs (TDTM) tdtm, all or paper. */
   config: z.enum(MATRIX_CONFIGS),
   /** Times it runs in one generation (STDiT blocks: once per step; spatial VAE parts: once per 4 frames). */
   callsPerRun: z.number().nonnegative(),
