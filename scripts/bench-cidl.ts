@@ -7,7 +7,7 @@
  *                         [--graph-cache DIR] [--mmap-weights]
  *
  * --graph-cache makes sessions from optimised graphs kept in DIR (onnx-graph-cache.ts; the first load of each block
- * writes them). Its entries are not dropped from the page cache as the model's files are, so loads read memory.
+ * writes them); the scheduler drops and prefetches the entries' files as it does the model's (Backend.blockFiles).
  * --mmap-weights maps the weight files instead of copying and prepacking them (OnnxBackend's mmapWeights).
  *
  * Without --model, a paper-shaped STDiT (28 block pairs, hidden 1152, ~170 MB of random fp32 weights per block,

@@ -535,7 +535,7 @@ export class CidlScheduler implements BlockProvider {
   #prefetchPages(slot: Slot): void {
     const pageCache = this.#meter.pageCache;
     if (pageCache === undefined) return;
-    for (const file of slot.block.files) {
+    for (const file of this.#files(slot)) {
       const read = (): Promise<number> => pageCache.prefetch(file.path);
       const work = this.#options.timeline?.record('prefetch', name(slot), (bytes: number) => bytes, read) ?? read();
       work.catch((error: unknown) => this.#options.logger?.debug({ file: file.path, error: errorMessage(error) }, 'page prefetch failed'));
@@ -566,12 +566,17 @@ export class CidlScheduler implements BlockProvider {
   /** A failure only leaves the file cached (the next load is faster than on a device short of memory). */
   async #evict(slot: Slot, pageCache: NonNullable<MemoryMeter['pageCache']>): Promise<void> {
     const { timeline, logger } = this.#options;
-    for (const file of slot.block.files) {
+    for (const file of this.#files(slot)) {
       const drop = (): Promise<boolean> => pageCache.evict(file.path);
       await (timeline?.record('evict', name(slot), file.bytes, drop) ?? drop()).catch((error: unknown) =>
         logger?.warn({ file: file.path, error: errorMessage(error) }, 'cannot drop a block file from the page cache'),
       );
     }
+  }
+
+  /** What a load of the block reads: the backend's cached graph when it has one, else the manifest's files. */
+  #files(slot: Slot): readonly { readonly path: string; readonly bytes: number }[] {
+    return this.#inner.blockFiles?.(slot.block.source) ?? slot.block.files;
   }
 
   #residents(): Set<Slot> {

@@ -162,6 +162,11 @@ export interface Backend {
    * rejects. V8 frees such buffers only when its own heuristics say so, which a memory budget cannot wait for.
    */
   collectGarbage?(): Promise<void>;
+  /**
+   * The files a load of `block` reads, when they are not the manifest's (a cached optimised graph), so that a
+   * scheduler prefetches and drops the right ones from the page cache. Absent or undefined: the manifest's files.
+   */
+  blockFiles?(block: BlockSource): readonly { readonly path: string; readonly bytes: number }[] | undefined;
   /** Releases every loaded block, resident tensor and background thread. */
   close(): Promise<void>;
 }
@@ -214,9 +219,10 @@ export function wrapBackend(inner: Backend, overrides: Partial<Operations>): Bac
 }
 
 /** The optional memory hooks of `backend`, for a wrapper that forwards them. */
-export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage'> {
+export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage' | 'blockFiles'> {
   return {
     ...(backend.ready && { ready: () => backend.ready!() }),
     ...(backend.collectGarbage && { collectGarbage: () => backend.collectGarbage!() }),
+    ...(backend.blockFiles && { blockFiles: (block: BlockSource) => backend.blockFiles!(block) }),
   };
 }

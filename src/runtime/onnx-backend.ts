@@ -48,6 +48,7 @@ import type {
   WorkerSessionOptions,
   WorkerValue,
 } from './onnx-worker.js';
+import { entryFiles, graphCacheEntry, ortVersion, type GraphCacheEntry } from './onnx-graph-cache.js';
 import { adoptWorker, startWorker } from './onnx-worker-start.js';
 
 import type { ExecutionProvider } from './backend-kinds.js';
@@ -233,6 +234,7 @@ export class OnnxBackend implements Backend {
   #nextResident = 1;
   #warm: Promise<void> | undefined;
   readonly #graphCacheDir: string | undefined;
+  #ortVersion: string | undefined;
 
   constructor(options: OnnxBackendOptions = {}) {
     this.#provider = options.executionProvider ?? 'cpu';
@@ -263,10 +265,8 @@ export class OnnxBackend implements Backend {
     const channel = this.#idlestChannel();
     channel.sessions++;
     try {
-      const cache =
-        this.#graphCacheDir === undefined || block.contentKey === undefined
-          ? undefined
-          : { dir: this.#graphCacheDir, contentKey: block.contentKey, weightBytes: block.weightBytes };
+      const entry = this.#cacheEntry(block);
+      const cache = entry === undefined ? undefined : { entry, weightBytes: block.weightBytes };
       const reply = await channel.request<LoadResult>({
         type: 'load',
         path: block.path,
@@ -475,6 +475,18 @@ export class OnnxBackend implements Backend {
     await Promise.allSettled(handles.map((handle) => this.unload(handle)));
     this.#residents.clear();
     await Promise.all(this.#channels.map((channel) => channel.close()));
+  }
+
+  /** With a graph cache: a cached block's entry files, which its loads read instead of the manifest's. */
+  blockFiles(block: BlockSource): readonly { path: string; bytes: number }[] | undefined {
+    const entry = this.#cacheEntry(block);
+    return entry === undefined ? undefined : entryFiles(entry);
+  }
+
+  #cacheEntry(block: BlockSource): GraphCacheEntry | undefined {
+    if (this.#graphCacheDir === undefined || block.contentKey === undefined) return undefined;
+    this.#ortVersion ??= ortVersion();
+    return graphCacheEntry(this.#graphCacheDir, block.contentKey, this.#provider, this.#ortVersion);
   }
 
   #loaded(handle: BlockHandle): LoadedBlock {

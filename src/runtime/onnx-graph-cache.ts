@@ -10,7 +10,8 @@
  * processes writing the same entry leave one. Nothing outside the cache folder is touched.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { mkdir, rename, rm, statfs } from 'node:fs/promises';
 import { arch, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,20 @@ export function graphCacheEntry(cacheDir: string, contentKey: string, provider: 
 
 export function hasEntry(entry: GraphCacheEntry): boolean {
   return existsSync(entry.graph);
+}
+
+/** The entry's graph and weights with their sizes; undefined while it is not (completely) there. */
+export function entryFiles(entry: GraphCacheEntry): { path: string; bytes: number }[] | undefined {
+  try {
+    return [entry.graph, join(entry.dir, WEIGHTS_FILE)].map((path) => ({ path, bytes: statSync(path).size }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The version of onnxruntime-node this process loads, read from its package file (the main thread never loads it). */
+export function ortVersion(): string {
+  return (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
 }
 
 /** A fresh temporary folder beside the entry, for ORT to write the optimised graph into. */

@@ -6,13 +6,14 @@
  * The worker ends itself, on a 'close' message (see WorkerChannel.close in onnx-backend.ts): it must never be
  * terminated from outside while onnxruntime-node's native code runs in it.
  */
+import { dirname } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { errorMessage } from '../errors.js';
 import { TENSOR_DTYPES, type BlockStats, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
 // Type-only: importing a value from the backend module would load it into every worker.
 import type { ExecutionProvider } from './onnx-backend.js';
-import { discardEntry, graphCacheEntry, hasEntry, publishEntry, roomFor, temporaryEntry, WEIGHTS_FILE } from './onnx-graph-cache.js';
+import { discardEntry, hasEntry, publishEntry, roomFor, temporaryEntry, WEIGHTS_FILE, type GraphCacheEntry } from './onnx-graph-cache.js';
 import { disableOrtTelemetry } from './ort-telemetry.js';
 
 export interface WorkerSessionOptions {
@@ -66,9 +67,8 @@ export interface GraphValue {
 
 /** Keep the block's optimised graph in the graph cache (onnx-graph-cache.ts), or load it from there. */
 export interface GraphCacheRequest {
-  readonly dir: string;
-  /** The block's content (its files' sha256), from the manifest. */
-  readonly contentKey: string;
+  /** The block's entry (onnx-graph-cache.ts), named on the main thread. */
+  readonly entry: GraphCacheEntry;
   readonly weightBytes: number;
 }
 
@@ -195,7 +195,7 @@ async function createCachedSession(
   options: WorkerSessionOptions,
   cache: GraphCacheRequest,
 ): Promise<CreatedSession> {
-  const entry = graphCacheEntry(cache.dir, cache.contentKey, provider, ort.env.versions.common ?? 'unknown');
+  const { entry } = cache;
   if (hasEntry(entry)) {
     try {
       const session = await ort.InferenceSession.create(entry.graph, { ...sessionOptions(options, provider), graphOptimizationLevel: 'disabled' });
@@ -204,7 +204,7 @@ async function createCachedSession(
       return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'failed', error: errorMessage(error) } };
     }
   }
-  if (!(await roomFor(cache.dir, cache.weightBytes).catch(() => false))) {
+  if (!(await roomFor(dirname(entry.dir), cache.weightBytes).catch(() => false))) {
     return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'skipped' } };
   }
   const written = await temporaryEntry(entry);
