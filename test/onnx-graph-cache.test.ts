@@ -2,12 +2,12 @@
  * The optimised-graph cache on real ONNX Runtime sessions of the tiny model: every golden block written to a fresh
  * cache, then made from it in another backend, with outputs identical to bit to sessions made without the cache.
  */
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockSource, loadModel, type Model, type ModelBlock } from '../src/model/manifest.js';
 import { hostOutputs, type Backend, type NamedTensors } from '../src/runtime/backend.js';
-import { GRAPH_FILE, WEIGHTS_FILE } from '../src/runtime/onnx-graph-cache.js';
+import { GRAPH_FILE, pruneGraphCache, WEIGHTS_FILE } from '../src/runtime/onnx-graph-cache.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { assertBuilt, cli, expectOneLineError } from './helpers/cli.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
@@ -88,6 +88,12 @@ describe('ONNX optimised-graph cache', () => {
         expect(Buffer.from(written[i]!.outputs[name]!.data.buffer)).toEqual(Buffer.from(plain[i]!.outputs[name]!.data.buffer));
       }
     }
+
+    // Pruning by age: used just now, kept at 30 days; 31 days on, every entry goes.
+    expect((await pruneGraphCache(cacheDir)).removed).toEqual([]);
+    const later = await pruneGraphCache(cacheDir, { now: new Date(Date.now() + 31 * 24 * 3600 * 1000) });
+    expect(later.removed).toHaveLength(GOLDENS.length);
+    expect(await readdir(cacheDir)).toEqual([]);
   });
 
   it('a damaged entry: the block is optimised afresh from its own graph, with the same outputs', async () => {
@@ -156,6 +162,22 @@ describe('generate --graph-cache', () => {
       expect(expected.length).toBeGreaterThan(0);
       expect(await frames('first')).toEqual(expected);
       expect(await frames('second')).toEqual(expected);
+
+      // doctor reports the cache; prune keeps recent entries, and with --all removes them, plus what a crashed
+      // writer left, and nothing that is not the cache's.
+      const graphs = join(root, 'cache', 'ondevice-sora', 'onnx-graphs');
+      const doctor = JSON.parse((await cli(['doctor', '--json'], env)).stdout) as { checks: { name: string; detail: string }[] };
+      expect(doctor.checks.find((check) => check.name === 'onnx-graph-cache')?.detail).toContain(`${entries.length} optimised graphs`);
+      const kept = await cli(['models', 'cache', 'prune', '--json'], env);
+      expect(kept.code, kept.stderr).toBe(0);
+      expect(JSON.parse(kept.stdout).onnxGraphs).toMatchObject({ removed: [], kept: { entries: entries.length } });
+      const crashed = `${'a'.repeat(32)}.999999999-0123abcd.tmp`;
+      await mkdir(join(graphs, crashed));
+      await writeFile(join(graphs, 'notes.txt'), 'mine');
+      const all = await cli(['models', 'cache', 'prune', '--all', '--json'], env);
+      expect(all.code, all.stderr).toBe(0);
+      expect(JSON.parse(all.stdout).onnxGraphs.removed).toHaveLength(entries.length);
+      expect(await readdir(graphs)).toEqual(['notes.txt']);
     } finally {
       await rm(root, { recursive: true, force: true });
     }

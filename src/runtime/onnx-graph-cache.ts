@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { mkdir, rename, rm, statfs } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { arch, cpus } from 'node:os';
 import { join } from 'node:path';
 import { toolCacheDir } from '../cache-dir.js';
@@ -82,4 +82,79 @@ export async function roomFor(cacheDir: string, bytes: number): Promise<boolean>
   await mkdir(cacheDir, { recursive: true });
   const stats = await statfs(cacheDir);
   return stats.bavail * stats.bsize >= bytes + 2 ** 30;
+}
+
+/** An entry's folder name; a temporary one adds `.<pid>-<8 hex>.tmp` (temporaryEntry). Nothing else is the cache's. */
+const ENTRY_NAME = /^[0-9a-f]{32}$/;
+const TEMPORARY_NAME = /^[0-9a-f]{32}\.(\d+)-[0-9a-f]{8}\.tmp$/;
+const DAY_MS = 24 * 3600 * 1000;
+
+/** Marks an entry used now (its graph file's mtime), for pruning by age; a failure only makes it look older. */
+export async function touchEntry(entry: GraphCacheEntry): Promise<void> {
+  const now = new Date();
+  await utimes(entry.graph, now, now).catch(() => undefined);
+}
+
+export interface GraphCacheUsage {
+  readonly dir: string;
+  readonly entries: number;
+  readonly bytes: number;
+}
+
+interface EntryOnDisk {
+  readonly name: string;
+  readonly bytes: number;
+  readonly lastUsedMs: number;
+}
+
+async function entriesOnDisk(dir: string): Promise<EntryOnDisk[]> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((name) => ENTRY_NAME.test(name));
+  const entries: EntryOnDisk[] = [];
+  for (const name of names) {
+    const files = entryFiles({ dir: join(dir, name), graph: join(dir, name, GRAPH_FILE) });
+    const lastUsedMs = await stat(join(dir, name, GRAPH_FILE)).then((stats) => stats.mtimeMs, () => 0);
+    entries.push({ name, bytes: files?.reduce((sum, file) => sum + file.bytes, 0) ?? 0, lastUsedMs });
+  }
+  return entries;
+}
+
+/** How many entries the cache holds and their bytes (for `doctor` and `models cache prune`). */
+export async function graphCacheUsage(dir: string): Promise<GraphCacheUsage> {
+  const entries = await entriesOnDisk(dir);
+  return { dir, entries: entries.length, bytes: entries.reduce((sum, entry) => sum + entry.bytes, 0) };
+}
+
+export interface GraphPruneOptions {
+  readonly all?: boolean;
+  /** Remove entries not used for this many days (default 30). */
+  readonly unusedDays?: number;
+  readonly now?: Date;
+}
+
+/**
+ * `models cache prune`: removes entries unused for `unusedDays` (or all), and temporary folders whose writing process
+ * is gone (a crash mid-write). Only names this cache writes are touched.
+ */
+export async function pruneGraphCache(dir: string, options: GraphPruneOptions = {}): Promise<{ removed: EntryOnDisk[]; kept: GraphCacheUsage }> {
+  const now = (options.now ?? new Date()).getTime();
+  const removed: EntryOnDisk[] = [];
+  for (const entry of await entriesOnDisk(dir)) {
+    if (options.all !== true && now - entry.lastUsedMs <= (options.unusedDays ?? 30) * DAY_MS) continue;
+    await rm(join(dir, entry.name), { recursive: true, force: true });
+    removed.push(entry);
+  }
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const writer = TEMPORARY_NAME.exec(name);
+    if (writer !== null && !processRuns(Number(writer[1]))) await rm(join(dir, name), { recursive: true, force: true });
+  }
+  return { removed, kept: await graphCacheUsage(dir) };
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

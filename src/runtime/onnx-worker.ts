@@ -13,7 +13,7 @@ import { errorMessage } from '../errors.js';
 import { TENSOR_DTYPES, type BlockStats, type NamedTensors, type Tensor, type TensorData, type TensorDType } from './backend.js';
 // Type-only: importing a value from the backend module would load it into every worker.
 import type { ExecutionProvider } from './onnx-backend.js';
-import { discardEntry, hasEntry, publishEntry, roomFor, temporaryEntry, WEIGHTS_FILE, type GraphCacheEntry } from './onnx-graph-cache.js';
+import { discardEntry, hasEntry, publishEntry, roomFor, temporaryEntry, touchEntry, WEIGHTS_FILE, type GraphCacheEntry } from './onnx-graph-cache.js';
 import { disableOrtTelemetry } from './ort-telemetry.js';
 
 export interface WorkerSessionOptions {
@@ -199,6 +199,7 @@ async function createCachedSession(
   if (hasEntry(entry)) {
     try {
       const session = await ort.InferenceSession.create(entry.graph, { ...sessionOptions(options, provider), graphOptimizationLevel: 'disabled' });
+      await touchEntry(entry);
       return { session, graphCache: { outcome: 'hit' } };
     } catch (error) {
       return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'failed', error: errorMessage(error) } };

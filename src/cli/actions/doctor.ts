@@ -12,6 +12,7 @@ import { blockSource, loadModel, type Model } from '../../model/manifest.js';
 import { coremlBridgeStatus } from '../../native/coreml.js';
 import { availableMemory, nativeStatus } from '../../native/memory.js';
 import { cacheUsage, defaultCoreMLCacheDir } from '../../runtime/coreml-cache.js';
+import { defaultGraphCacheDir, graphCacheUsage } from '../../runtime/onnx-graph-cache.js';
 import { macosSatisfies, macosVersion, modelRequirement, type ModelRequirement } from '../../runtime/coreml-package.js';
 import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
 import { disableOrtTelemetry } from '../../runtime/ort-telemetry.js';
@@ -191,6 +192,19 @@ async function checkCoremlCache(): Promise<Check | undefined> {
   );
 }
 
+/** The optimised-graph cache's disk use (`--graph-cache`): each entry a copy of its block's weights, kept until pruned. */
+async function checkGraphCache(): Promise<Check | undefined> {
+  const dir = defaultGraphCacheDir();
+  if (!existsSync(dir)) return undefined;
+  const usage = await graphCacheUsage(dir);
+  const graphs = `${usage.entries} optimised graph${usage.entries === 1 ? '' : 's'}`;
+  return check(
+    'onnx-graph-cache',
+    'ok',
+    `${displayPath(dir)}: ${graphs}, ${formatBytes(usage.bytes)} (\`ondevice-sora models cache prune\` removes unused ones)`,
+  );
+}
+
 /** The ffmpeg that generate would use (same search: FFMPEG_PATH, PATH, the bundled one), and its encoders. */
 async function checkFfmpeg(): Promise<Check> {
   const install = 'install ffmpeg (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg), or set FFMPEG_PATH';
@@ -269,6 +283,7 @@ async function doctor(options: Record<string, unknown>, context: CliContext): Pr
   const { check: onnx, ort } = await checkOnnxRuntime();
   const { check: model, model: tiny } = await checkModel();
   const coremlCache = await checkCoremlCache();
+  const graphCache = await checkGraphCache();
   const checks = [
     checkNode(),
     onnx,
@@ -277,6 +292,7 @@ async function doctor(options: Record<string, unknown>, context: CliContext): Pr
     checkCoreml(),
     ...(flags.model === undefined ? [] : [await checkCoremlModel(flags.model)]),
     ...(coremlCache === undefined ? [] : [coremlCache]),
+    ...(graphCache === undefined ? [] : [graphCache]),
     await checkFfmpeg(),
     model,
     checkMemory(),

@@ -1,8 +1,12 @@
-/** `models cache prune`: frees the disk the CoreML compile cache holds (compiled copies of .mlpackage blocks). */
+/**
+ * `models cache prune`: frees the disk the tool's caches hold: the CoreML compile cache (compiled copies of .mlpackage
+ * blocks) and ONNX Runtime's optimised graphs (`--graph-cache`).
+ */
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { displayPath } from '../../display-path.js';
 import { defaultCoreMLCacheDir, pruneCache } from '../../runtime/coreml-cache.js';
+import { defaultGraphCacheDir, pruneGraphCache } from '../../runtime/onnx-graph-cache.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes } from '../format.js';
@@ -21,11 +25,24 @@ export async function pruneAction(options: Record<string, unknown>, self: Comman
 
 async function prune(options: Record<string, unknown>, context: CliContext): Promise<void> {
   const flags = parseFlags(PruneFlags, options);
+  const settings = { all: flags.all === true, unusedDays: flags.unusedDays ?? DEFAULT_UNUSED_DAYS };
   const dir = defaultCoreMLCacheDir();
-  const result = await pruneCache(dir, { all: flags.all === true, unusedDays: flags.unusedDays ?? DEFAULT_UNUSED_DAYS });
+  const result = await pruneCache(dir, settings);
   const freed = result.removed.reduce((sum, model) => sum + model.bytes, 0);
+  const graphsDir = defaultGraphCacheDir();
+  const graphs = await pruneGraphCache(graphsDir, settings);
+  const graphsFreed = graphs.removed.reduce((sum, entry) => sum + entry.bytes, 0);
+  const plural = (count: number, noun: string): string => `${count} ${noun}${count === 1 ? '' : 's'}`;
   const text =
-    `${displayPath(dir)}: removed ${result.removed.length} compiled model${result.removed.length === 1 ? '' : 's'} ` +
-    `(${formatBytes(freed)}); kept ${result.kept.compiledModels} (${formatBytes(result.kept.bytes)})`;
-  context.result(text, { dir, removed: result.removed, freedBytes: freed, kept: result.kept });
+    `${displayPath(dir)}: removed ${plural(result.removed.length, 'compiled model')} ` +
+    `(${formatBytes(freed)}); kept ${result.kept.compiledModels} (${formatBytes(result.kept.bytes)})\n` +
+    `${displayPath(graphsDir)}: removed ${plural(graphs.removed.length, 'optimised graph')} ` +
+    `(${formatBytes(graphsFreed)}); kept ${graphs.kept.entries} (${formatBytes(graphs.kept.bytes)})`;
+  context.result(text, {
+    dir,
+    removed: result.removed,
+    freedBytes: freed,
+    kept: result.kept,
+    onnxGraphs: { dir: graphsDir, removed: graphs.removed.map((entry) => entry.name), freedBytes: graphsFreed, kept: graphs.kept },
+  });
 }

@@ -141,15 +141,18 @@ function registerCompress(models: Command): void {
 }
 
 function registerCache(models: Command): void {
-  const cache = models.command('cache').description(`the CoreML compile cache (${displayPath(defaultCoreMLCacheDir())})`);
+  const cache = models
+    .command('cache')
+    .description(`the CoreML compile cache (${displayPath(defaultCoreMLCacheDir())}) and ONNX Runtime's optimised graphs (--graph-cache)`);
   cache
     .command('prune')
     .description(
       'remove compiled models whose .mlpackage is gone or changed, those unused for --unused-days, and any no entry ' +
-        'refers to (only what the cache itself wrote)',
+        'refers to; optimised graphs unused for --unused-days and those a crashed run left half-written (only what ' +
+        'the caches themselves wrote)',
     )
     .option('--unused-days <n>', `remove what was not used for this many days (default ${DEFAULT_UNUSED_DAYS})`)
-    .option('--all', 'remove every compiled model (they are compiled again when next loaded)')
+    .option('--all', 'remove every compiled model and optimised graph (made again when next loaded)')
     .action(async (options: Record<string, unknown>, self: Command) => {
       const { pruneAction } = await import('../actions/models-cache.js');
       await pruneAction(options, self);
