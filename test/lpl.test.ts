@@ -1,43 +1,31 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sample, type CfgVelocity, type Denoiser, type DenoiserStep } from '../src/pipeline/sampler.js';
 import { cosineSimilarity, firstCheckedStep, lplPolicy } from '../src/policies/lpl.js';
-import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import {
   driftObserver,
-  loadTinyStdit,
   ObservedDenoiser,
   stditProvider,
   tinyRunner,
   tinyTimesteps,
-  type TinyStdit,
+  tinyStditSuite,
 } from './helpers/tiny-stdit.js';
 
 const f = Math.fround;
 const STEPS = 30;
 
-let tiny: TinyStdit;
-let backend: OnnxBackend;
-
-beforeAll(async () => {
-  tiny = await loadTinyStdit();
-  backend = new OnnxBackend();
-});
-
-afterAll(async () => {
-  await backend.close();
-});
+const suite = tinyStditSuite();
 
 describe('fixed LPL on the real tiny model (ONNX blocks)', () => {
-  const timesteps = () => tinyTimesteps(tiny, STEPS);
+  const timesteps = () => tinyTimesteps(suite.tiny, STEPS);
 
   /** A plain 30-step run, keeping every z the denoiser saw and every CFG-combined drift. */
   async function plainRun() {
-    const provider = stditProvider(tiny, backend);
+    const provider = stditProvider(suite.tiny, suite.backend);
     try {
-      const { runner, noise } = tinyRunner(tiny, provider);
+      const { runner, noise } = tinyRunner(suite.tiny, provider);
       const denoiser = new ObservedDenoiser(runner);
       const observer = driftObserver();
-      const result = await sample(denoiser, noise, { timesteps: timesteps(), cfgScale: tiny.cfgScale, policies: [observer] });
+      const result = await sample(denoiser, noise, { timesteps: timesteps(), cfgScale: suite.tiny.cfgScale, policies: [observer] });
       return { result, states: denoiser.inputs, drifts: observer.drifts };
     } finally {
       await provider.close();
@@ -45,12 +33,12 @@ describe('fixed LPL on the real tiny model (ONNX blocks)', () => {
   }
 
   async function leapRun(step: number) {
-    const provider = stditProvider(tiny, backend);
+    const provider = stditProvider(suite.tiny, suite.backend);
     try {
-      const { runner, noise } = tinyRunner(tiny, provider);
+      const { runner, noise } = tinyRunner(suite.tiny, provider);
       const counting = new ObservedDenoiser(runner);
       const lpl = lplPolicy({ mode: 'fixed', step });
-      const result = await sample(counting, noise, { timesteps: timesteps(), cfgScale: tiny.cfgScale, policies: [lpl] });
+      const result = await sample(counting, noise, { timesteps: timesteps(), cfgScale: suite.tiny.cfgScale, policies: [lpl] });
       return { result, calls: counting.steps };
     } finally {
       await provider.close();

@@ -6,10 +6,9 @@ import { presetFromFlags } from '../src/cli/policy-flags.js';
 import { ERROR_EXIT_CODES, SoraError } from '../src/errors.js';
 import { sample } from '../src/pipeline/sampler.js';
 import { PRESETS, stepPolicies } from '../src/policies/presets.js';
-import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { assertBuilt, cli, expectOneLineError } from './helpers/cli.js';
 import { tempDir } from './helpers/model-folder.js';
-import { loadTinyStdit, RecordingProvider, stditProvider, tinyRunner, tinyTimesteps, type TinyStdit } from './helpers/tiny-stdit.js';
+import { RecordingProvider, stditProvider, tinyRunner, tinyTimesteps, tinyStditSuite } from './helpers/tiny-stdit.js';
 
 const silent = pino({ level: 'silent' });
 
@@ -62,24 +61,14 @@ describe('presets and the flags that override them', () => {
 });
 
 describe('--preset paper on the real tiny model (ONNX blocks)', () => {
-  let tiny: TinyStdit;
-  let backend: OnnxBackend;
-
-  beforeAll(async () => {
-    tiny = await loadTinyStdit();
-    backend = new OnnxBackend();
-  });
-
-  afterAll(async () => {
-    await backend.close();
-  });
+  const suite = tinyStditSuite();
 
   it('merges steps 0–14, leaps at step 15 with ST blocks: 16 evaluations of 30', async () => {
-    const provider = new RecordingProvider(stditProvider(tiny, backend));
+    const provider = new RecordingProvider(stditProvider(suite.tiny, suite.backend));
     try {
-      const { runner, noise } = tinyRunner(tiny, provider);
+      const { runner, noise } = tinyRunner(suite.tiny, provider);
       const policies = stepPolicies(PRESETS.paper, 5, silent);
-      const result = await sample(runner, noise, { timesteps: tinyTimesteps(tiny, 30), cfgScale: tiny.cfgScale, policies });
+      const result = await sample(runner, noise, { timesteps: tinyTimesteps(suite.tiny, 30), cfgScale: suite.tiny.cfgScale, policies });
       expect(result.evaluations).toBe(16);
       expect(result.leapStep).toBe(15);
       expect(result.policies).toEqual({

@@ -1,11 +1,10 @@
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sample, type StepPolicy } from '../src/pipeline/sampler.js';
 import { blockReusePolicy } from '../src/policies/block-reuse.js';
 import { PRESETS, stepPolicies } from '../src/policies/presets.js';
 import { modulatedInput, relativeL1, stepCachePolicy } from '../src/policies/step-cache.js';
-import { OnnxBackend } from '../src/runtime/onnx-backend.js';
-import { loadTinyStdit, RecordingProvider, stditProvider, tinyRunner, tinyTimesteps, type TinyStdit } from './helpers/tiny-stdit.js';
+import { RecordingProvider, stditProvider, tinyRunner, tinyTimesteps, tinyStditSuite } from './helpers/tiny-stdit.js';
 
 const silent = pino({ level: 'silent' });
 const STEPS = 12;
@@ -28,23 +27,13 @@ describe('the step cache indicator', () => {
 });
 
 describe('step caching on the real tiny model (ONNX blocks)', () => {
-  let tiny: TinyStdit;
-  let backend: OnnxBackend;
-
-  beforeAll(async () => {
-    tiny = await loadTinyStdit();
-    backend = new OnnxBackend();
-  });
-
-  afterAll(async () => {
-    await backend.close();
-  });
+  const suite = tinyStditSuite();
 
   async function run(policies: StepPolicy[], steps = STEPS) {
-    const provider = new RecordingProvider(stditProvider(tiny, backend));
+    const provider = new RecordingProvider(stditProvider(suite.tiny, suite.backend));
     try {
-      const { runner, noise } = tinyRunner(tiny, provider);
-      const result = await sample(runner, noise, { timesteps: tinyTimesteps(tiny, steps), cfgScale: tiny.cfgScale, policies });
+      const { runner, noise } = tinyRunner(suite.tiny, provider);
+      const result = await sample(runner, noise, { timesteps: tinyTimesteps(suite.tiny, steps), cfgScale: suite.tiny.cfgScale, policies });
       return { result, blocks: blockRunsPerStep(provider.runs.map((entry) => entry.block)) };
     } finally {
       await provider.close();
@@ -61,7 +50,7 @@ describe('step caching on the real tiny model (ONNX blocks)', () => {
     return steps;
   }
 
-  const depth = (): number => tiny.model.architecture.stdit.depth;
+  const depth = (): number => suite.tiny.model.architecture.stdit.depth;
   const ranBlocks = (blocks: string[][]): number[] => blocks.flatMap((pairs, step) => (pairs.length > 0 ? [step] : []));
 
   it('threshold 0 never reuses and gives the baseline latent bit for bit', async () => {

@@ -1,26 +1,15 @@
 import { hostOutputs } from '../src/runtime/backend.js';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { blockSource } from '../src/model/manifest.js';
 import { blockDiagonalMask, queryRowsPerSample } from '../src/pipeline/attention-mask.js';
 import { sample, type StepPolicy } from '../src/pipeline/sampler.js';
 import type { Float32Tensor } from '../src/pipeline/tensors.js';
 import { tdtmPolicy, type TdtmSetting } from '../src/policies/tdtm.js';
-import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { maxRelativeError, readGolden } from './helpers/golden.js';
-import { loadTinyStdit, RecordingProvider, stditProvider, tinyRunner, tinyTimesteps, type TinyStdit } from './helpers/tiny-stdit.js';
+import { RecordingProvider, stditProvider, tinyRunner, tinyTimesteps, tinyStditSuite } from './helpers/tiny-stdit.js';
 
-let tiny: TinyStdit;
-let backend: OnnxBackend;
-
-beforeAll(async () => {
-  tiny = await loadTinyStdit();
-  backend = new OnnxBackend();
-});
-
-afterAll(async () => {
-  await backend.close();
-});
+const suite = tinyStditSuite();
 
 const silent = pino({ level: 'silent' });
 
@@ -44,25 +33,25 @@ describe.each([
     expect(mask.dims).toEqual(golden.inputs.attn!.dims);
     expect(mask.data).toEqual(golden.inputs.attn!.data);
 
-    const block = tiny.model.blocks.find((candidate) => candidate.name === 'stdit3_TDTM_1')!;
-    const handle = await backend.load(blockSource(block));
+    const block = suite.tiny.model.blocks.find((candidate) => candidate.name === 'stdit3_TDTM_1')!;
+    const handle = await suite.backend.load(blockSource(block));
     try {
-      const outputs = hostOutputs(await backend.run(handle, { ...golden.inputs, attn: mask }));
+      const outputs = hostOutputs(await suite.backend.run(handle, { ...golden.inputs, attn: mask }));
       const expected = golden.outputs.output as Float32Tensor;
       expect(outputs.output!.dims).toEqual(expected.dims);
       expect(maxRelativeError(outputs.output!.data as Float32Array, expected.data)).toBeLessThan(1e-5);
     } finally {
-      await backend.unload(handle);
+      await suite.backend.unload(handle);
     }
   });
 });
 
 /** Samples `steps` steps on the real tiny blocks with `policies`, recording every acquired block and run. */
 async function sampleTiny(frames: number, steps: number, policies: StepPolicy[]) {
-  const provider = new RecordingProvider(stditProvider(tiny, backend));
+  const provider = new RecordingProvider(stditProvider(suite.tiny, suite.backend));
   try {
-    const { runner, noise } = tinyRunner(tiny, provider, frames);
-    const result = await sample(runner, noise, { timesteps: tinyTimesteps(tiny, steps), cfgScale: tiny.cfgScale, policies });
+    const { runner, noise } = tinyRunner(suite.tiny, provider, frames);
+    const result = await sample(runner, noise, { timesteps: tinyTimesteps(suite.tiny, steps), cfgScale: suite.tiny.cfgScale, policies });
     return { result, provider };
   } finally {
     await provider.close();
@@ -84,7 +73,7 @@ const blocks = (variant: 'ST' | 'TDTM', depth: number) => [
 ];
 
 describe('TDTM policy on the real tiny model (ONNX blocks)', () => {
-  const depth = () => tiny.model.architecture.stdit.depth;
+  const depth = () => suite.tiny.model.architecture.stdit.depth;
 
   it.each([
     [5, 2],

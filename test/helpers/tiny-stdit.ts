@@ -3,6 +3,7 @@
  * (a real prompt's T5 encoding and seeded noise), so policy tests sample exactly what `generate` would.
  */
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { blockSource, loadModel, type Model } from '../../src/model/manifest.js';
 import { ResidentBlockProvider, type BlockProvider } from '../../src/pipeline/block-provider.js';
 import type { CfgVelocity, Denoiser, DenoiserStep, StepPolicy } from '../../src/pipeline/sampler.js';
@@ -10,6 +11,7 @@ import { StditRunner } from '../../src/pipeline/stdit-runner.js';
 import type { Float32Tensor } from '../../src/pipeline/tensors.js';
 import { samplingTimesteps } from '../../src/pipeline/timesteps.js';
 import { wrapBackend, type Backend, type BlockHandle, type RunInputs } from '../../src/runtime/backend.js';
+import { OnnxBackend } from '../../src/runtime/onnx-backend.js';
 import type { TextEncoding } from '../../src/text/text-encoder.js';
 import { ROOT } from './cli.js';
 import { readGolden } from './golden.js';
@@ -34,6 +36,20 @@ export async function loadTinyStdit(): Promise<TinyStdit> {
   };
   const video = { fps: meta.fps, width: meta.width, height: meta.height, numFrames: meta.numFrames };
   return { model, text, noise: golden.inputs.z as Float32Tensor, video, cfgScale: meta.cfgScale };
+}
+
+/**
+ * For a test file or describe block: the tiny STDiT and an ONNX backend, made before its tests and closed after them.
+ * Read `suite.tiny` and `suite.backend` inside the tests.
+ */
+export function tinyStditSuite(): { readonly tiny: TinyStdit; readonly backend: OnnxBackend } {
+  const suite = {} as { tiny: TinyStdit; backend: OnnxBackend };
+  beforeAll(async () => {
+    suite.tiny = await loadTinyStdit();
+    suite.backend = new OnnxBackend();
+  });
+  afterAll(() => suite.backend.close());
+  return suite;
 }
 
 export function stditProvider(tiny: TinyStdit, backend: Backend): ResidentBlockProvider {
