@@ -9,6 +9,7 @@ import { mkdir, open, readFile, rename, stat, truncate, unlink, writeFile } from
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, SoraError } from '../errors.js';
+import { processAlive } from '../process-alive.js';
 import type { FileInfo, HubClient } from './hub-client.js';
 import type { RepoCache } from './hub-cache.js';
 
@@ -57,7 +58,7 @@ async function withLock<T>(path: string, job: BlobJob, work: () => Promise<T>): 
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) {
+    if (!Number.isInteger(holder) || holder <= 0 || !processAlive(holder)) {
       await unlink(path).catch(() => undefined);
       continue;
     }
@@ -69,15 +70,6 @@ async function withLock<T>(path: string, job: BlobJob, work: () => Promise<T>): 
     return await work();
   } finally {
     await unlink(path).catch(() => undefined);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -16,6 +16,7 @@ import { mkdir, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promis
 import { arch, cpus } from 'node:os';
 import { join } from 'node:path';
 import { toolCacheDir } from '../cache-dir.js';
+import { processAlive } from '../process-alive.js';
 
 export const GRAPH_FILE = 'model.onnx';
 export const WEIGHTS_FILE = 'model.data';
@@ -145,16 +146,7 @@ export async function pruneGraphCache(dir: string, options: GraphPruneOptions = 
   }
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     const writer = TEMPORARY_NAME.exec(name);
-    if (writer !== null && !processRuns(Number(writer[1]))) await rm(join(dir, name), { recursive: true, force: true });
+    if (writer !== null && !processAlive(Number(writer[1]))) await rm(join(dir, name), { recursive: true, force: true });
   }
   return { removed, kept: await graphCacheUsage(dir) };
-}
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
