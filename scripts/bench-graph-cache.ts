@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { summarize } from '../src/bench/report.js';
 import { blockSource, loadModel } from '../src/model/manifest.js';
 import type { BlockSource } from '../src/runtime/backend.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
@@ -29,11 +30,7 @@ async function loadAll(blocks: readonly BlockSource[], graphCacheDir?: string): 
   }
 }
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
+const median = (values: readonly number[]): number => summarize(values).medianMs;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

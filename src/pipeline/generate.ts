@@ -11,7 +11,7 @@ import { componentSources, ResidentBlockProvider, type BlockProvider } from './b
 import { CidlScheduler, scheduledBlocks, type CidlReport, type CidlSettings } from './ci-dl.js';
 import { latentLength, latentShapeFor, type LatentShape } from './latent.js';
 import { processPeakRss } from './memory-budget.js';
-import { runGeometry } from './memory-estimates.js';
+import { modelWeightBytes, runGeometry } from './memory-estimates.js';
 import { gaussianNoise } from './rng.js';
 import { sample, type SampleResult, type StepPolicy } from './sampler.js';
 import { StditRunner } from './stdit-runner.js';
@@ -259,8 +259,14 @@ export function blockProvider(
   const { model, cidl, timeline, logger } = job;
   if (cidl === undefined) return new ResidentBlockProvider(backend, componentSources(model, component));
   const geometry = runGeometry(model, latentShapeFor(settings), component);
-  const modelWeightBytes = model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
-  return new CidlScheduler(backend, scheduledBlocks(model, component), { ...cidl, label: component, logger, timeline, geometry, modelWeightBytes });
+  return new CidlScheduler(backend, scheduledBlocks(model, component), {
+    ...cidl,
+    label: component,
+    logger,
+    timeline,
+    geometry,
+    modelWeightBytes: modelWeightBytes(model),
+  });
 }
 
 /**

@@ -37,7 +37,6 @@ const LOAD_FLOOR = 4 * MiB;
 const WORKING_SET_PER_BYTE = 24;
 const WORKING_SET_FLOOR = 24 * MiB;
 
-/** What loading a block of `weightBytes` may add to RSS before it (or a twin) has been measured. */
 /**
  * Room asked of the budget, per byte of weights, for blocks to be held with ORT's activation arenas: the weights,
  * an arena of about 3× them per resident block, and as much again for the working set of a run and slack.
@@ -49,6 +48,12 @@ export function budgetHoldsAmply(budget: number, inUse: number, weights: number)
   return inUse + AMPLE_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(budget) <= budget;
 }
 
+/** Weight bytes of every block of the model, all components. */
+export function modelWeightBytes(model: Model): number {
+  return model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
+}
+
+/** What loading a block of `weightBytes` may add to RSS before it (or a twin) has been measured. */
 export function loadEstimate(weightBytes: number): number {
   return weightBytes + Math.min(weightBytes, LOAD_STAGING_BYTES) + LOAD_PREPACK_SHARE * weightBytes + LOAD_FLOOR;
 }

@@ -15,7 +15,7 @@ import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from './ci-dl.js';
 import { enableGarbageCollection } from './memory-budget.js';
-import { budgetHoldsAmply } from './memory-estimates.js';
+import { budgetHoldsAmply, modelWeightBytes } from './memory-estimates.js';
 import {
   blockProvider,
   generate,
@@ -32,8 +32,7 @@ import {
  * The scheduler still measures the arenas (they show in the working set) and sheds blocks if they do not fit.
  */
 export function budgetHoldsArenas(cidl: CidlSettings, model: Model, inUse: number = processMemory().rss): boolean {
-  const weights = model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
-  return budgetHoldsAmply(cidl.budget.bytes, inUse, weights);
+  return budgetHoldsAmply(cidl.budget.bytes, inUse, modelWeightBytes(model));
 }
 
 /** The backend the flags ask for, set up for these CI-DL settings (none: every block resident while its component runs). */

@@ -196,25 +196,29 @@ async function createCachedSession(
   cache: GraphCacheRequest,
 ): Promise<CreatedSession> {
   const { entry } = cache;
+  const base = sessionOptions(options, provider);
+  // Without the cache, from the block's own graph, saying why.
+  const afresh = async (outcome: GraphCacheOutcome, error?: unknown): Promise<CreatedSession> => ({
+    ...(await createSession(path, provider, options)),
+    graphCache: { outcome, ...(error === undefined ? {} : { error: errorMessage(error) }) },
+  });
   if (hasEntry(entry)) {
     try {
-      const session = await ort.InferenceSession.create(entry.graph, { ...sessionOptions(options, provider), graphOptimizationLevel: 'disabled' });
+      const session = await ort.InferenceSession.create(entry.graph, { ...base, graphOptimizationLevel: 'disabled' });
       await touchEntry(entry);
       return { session, graphCache: { outcome: 'hit' } };
     } catch (error) {
-      return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'failed', error: errorMessage(error) } };
+      return afresh('failed', error);
     }
   }
-  if (!(await roomFor(dirname(entry.dir), cache.weightBytes).catch(() => false))) {
-    return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'skipped' } };
-  }
+  if (!(await roomFor(dirname(entry.dir), cache.weightBytes).catch(() => false))) return afresh('skipped');
   const written = await temporaryEntry(entry);
   try {
     const session = await ort.InferenceSession.create(path, {
-      ...sessionOptions(options, provider),
+      ...base,
       optimizedModelFilePath: written.graph,
       extra: {
-        ...sessionOptions(options, provider).extra,
+        ...base.extra,
         'session.optimized_model_external_initializers_file_name': WEIGHTS_FILE,
         'session.optimized_model_external_initializers_min_size_in_bytes': '1024',
       },
@@ -223,7 +227,7 @@ async function createCachedSession(
     return { session, graphCache: { outcome: 'written' } };
   } catch (error) {
     await discardEntry(written);
-    return { ...(await createSession(path, provider, options)), graphCache: { outcome: 'failed', error: errorMessage(error) } };
+    return afresh('failed', error);
   }
 }
 
