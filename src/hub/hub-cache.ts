@@ -8,7 +8,7 @@
  *
  * For LFS files the ETag is the content's sha256, which the download is checked against.
  */
-import { copyFile, lstat, mkdir, readFile, readdir, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 
 const COMMIT = /^[0-9a-f]{40}$/;
@@ -70,12 +70,18 @@ export class RepoCache {
   /** Links snapshots/<commit>/<path> to the blob, relatively (as huggingface_hub does); a copy where symlinks are refused. */
   async linkSnapshot(commit: string, path: string, etag: string): Promise<string> {
     const target = this.snapshot(commit, path);
+    const link = relative(dirname(target), this.blob(etag));
+    const linked = async (): Promise<boolean> => (await readlink(target).catch(() => undefined)) === link;
     await mkdir(dirname(target), { recursive: true });
+    // Two pulls into one cache link the same files: a link already right is left as it is, never removed and remade.
+    if (await linked()) return target;
     if ((await lstat(target).catch(() => undefined)) !== undefined) await unlink(target);
     try {
-      await symlink(relative(dirname(target), this.blob(etag)), target);
+      await symlink(link, target);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' && (await linked())) return target; // the other pull linked it between the look and now
+      if (code !== 'EPERM') throw error;
       await copyFile(this.blob(etag), target); // Windows without developer mode
     }
     return target;
