@@ -55,7 +55,7 @@ def _full_size_units():
     vae = OpenSoraVAEDecoder(vae_cfg, device="meta")
     vae.scale, vae.shift = (torch.tensor(v).reshape(1, -1, 1, 1, 1) for v in (vae_cfg.scale, vae_cfg.shift))
     null_caption = torch.randn(stdit.config.model_max_length, stdit.config.caption_channels)
-    units = t5_units(t5, null_caption) + stdit_units(stdit) + vae_units(vae)
+    units = t5_units(t5, null_caption) + stdit_units(stdit, one_graph_per_pair=False) + vae_units(vae)
     return units, stdit, DEFAULTS
 
 

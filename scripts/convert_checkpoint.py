@@ -279,14 +279,15 @@ def open_sources(stdit_path: Path, t5_path: Path, vae_path: Path, configs: Confi
     return sources
 
 
-def conversion_units(stdit: Source, t5: Source, vae: Source) -> List[ExportUnit]:
-    """Blocks in pipeline order. The few small tensors that wrappers capture when they are built (the null
-    caption baked into T5 layer 0, the VAE's latent scale/shift) are loaded here, for good."""
+def conversion_units(stdit: Source, t5: Source, vae: Source, fmt: str) -> List[ExportUnit]:
+    """Blocks in pipeline order (for CoreML an ST and a TDTM graph per block pair, see stdit_units). The few small
+    tensors that wrappers capture when they are built (the null caption baked into T5 layer 0, the VAE's latent
+    scale/shift) are loaded here, for good."""
     null_caption = stdit.load(NULL_CAPTION_KEY)
     decoder = vae.model
     for name in ("scale", "shift"):
         _assign(decoder, name, False, vae.load(name))
-    return t5_units(t5.model, null_caption) + stdit_units(stdit.model) + vae_units(decoder)
+    return t5_units(t5.model, null_caption) + stdit_units(stdit.model, fmt == "onnx") + vae_units(decoder)
 
 
 def convert(
@@ -321,9 +322,10 @@ def convert(
     owners = module_owners(sources)
     export = _exporter(fmt, dtype, stdit.model)
     specs = []
-    units = conversion_units(stdit, t5, vae)
+    units = conversion_units(stdit, t5, vae, fmt)
     for number, unit in enumerate(units, start=1):
-        print(f"[{number}/{len(units)}] {'+'.join(block.name for block in unit.blocks)}", flush=True)
+        names = [block.name for block in unit.blocks] + [alias.name for alias in unit.aliases]
+        print(f"[{number}/{len(units)}] {'+'.join(names)}", flush=True)
         with materialized(unit, owners):
             specs += export(unit, out_dir)
     for path in tokenizer:

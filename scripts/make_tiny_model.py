@@ -46,7 +46,7 @@ def write_tiny_model(out_dir: Path, overwrite: bool = False, fmt: str = "onnx") 
     check_can_write(out_dir, name, architecture_dict(**configs), overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_tokenizer(out_dir, modules.t5.config.vocab_size)
-    units = model_units(modules.t5, modules.stdit, modules.vae)
+    units = model_units(modules.t5, modules.stdit, modules.vae, one_graph_per_pair=fmt == "onnx")
     if fmt == "onnx":
         specs = export_units(units, out_dir)
     else:

@@ -131,10 +131,10 @@ describe('models compress refuses what it cannot do, with one line and nothing w
   it('leaves no output and no temporary when a graph cannot be read (the compressor fails part-way)', async () => {
     const broken = join(dir, 'broken');
     await cp(TINY, broken, { recursive: true });
-    const graph = join(broken, 'stdit', 'stdit3_ST_1.onnx');
+    const graph = join(broken, 'stdit', 'stdit3_block_1.onnx');
     await writeFile(graph, Buffer.alloc((await stat(graph)).size, 0xff)); // same size: the loader's checks pass
     const result = await compress('int8', join(dir, 'from-broken'), broken);
-    expectOneLineError(result, ERROR_EXIT_CODES.INPUT, 'stdit3_ST_1.onnx: cannot read the ONNX graph');
+    expectOneLineError(result, ERROR_EXIT_CODES.INPUT, 'stdit3_block_1.onnx: cannot read the ONNX graph');
     expect((await readdir(dir)).filter((name) => name.includes('from-broken'))).toEqual([]);
   }, 120_000);
 });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { rm, writeFile } from 'node:fs/promises';
+import { copyFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +51,7 @@ beforeAll(async () => {
       initializers: [initializer('c', dtype, [1], c)],
     });
   await add('float32', new Float32Array([0.25]));
+  await copyFile(join(dir, 'add-float32.onnx'), join(dir, 'add-float32-twin.onnx'));
   await add('float16', float32ToFloat16Bits([0.5]));
   await add('int64', new BigInt64Array([2n ** 60n]));
   await add('int32', new Int32Array([-7]));
@@ -288,6 +289,35 @@ describe('OnnxBackend errors', () => {
     await expectSoraError(b.run(handle, { x: fromNumbers('float32', [1, 2], [1, 2]) }), 'BACKEND', 'block add-float32: run failed:');
   });
 
+  it('blocks naming one graph file share one session until the last of them is unloaded', async () => {
+    const b = backend();
+    const path = join(dir, 'add-float32.onnx');
+    // Loaded at once, as a provider preloading a block pair's ST and TDTM names does.
+    const [st, tdtm] = await Promise.all([
+      b.load({ name: 'stdit3_ST_0', path, weightBytes: 0 }),
+      b.load({ name: 'stdit3_TDTM_0', path, weightBytes: 0 }),
+    ]);
+    const loads = b.stats().map((stats) => stats.loadMs);
+    expect(loads.filter((ms) => ms > 0)).toHaveLength(1);
+    expect(loads.filter((ms) => ms === 0)).toHaveLength(1);
+    const x = fromNumbers('float32', [1], [1]);
+    await b.unload(st);
+    expect([...(hostOutputs(await b.run(tdtm, { x })).y!.data as Float32Array)]).toEqual([1.25]);
+    await b.unload(tdtm);
+    await expectSoraError(b.run(tdtm, { x }), 'BACKEND', 'stdit3_TDTM_0 is not loaded');
+    // The session went with its last block: a new load opens it afresh.
+    await b.load({ name: 'stdit3_ST_0', path, weightBytes: 0 });
+    expect(b.stats().at(-1)!.loadMs).toBeGreaterThan(0);
+  });
+
+  it('a block of a shared graph whose names differ from its own contract is refused; the other keeps the session', async () => {
+    const b = backend();
+    const path = join(dir, 'add-float32.onnx');
+    const good = await b.load({ name: 'a', path, weightBytes: 0, inputs: ['x'], outputs: ['y'] });
+    await expectSoraError(b.load({ name: 'b', path, weightBytes: 0, inputs: ['z'], outputs: ['y'] }), 'MODEL', 'missing "z"');
+    expect([...(hostOutputs(await b.run(good, { x: fromNumbers('float32', [1], [2]) })).y!.data as Float32Array)]).toEqual([2.25]);
+  });
+
   it('running an unloaded block → BACKEND', async () => {
     const b = backend();
     const handle = await b.load(source('add-float32'));
@@ -306,11 +336,11 @@ describe('OnnxBackend errors', () => {
 describe('OnnxBackend residency: tensors stay in the worker threads', () => {
   const F32 = 4;
 
-  /** Two sessions of y = x + 0.25: on an idle backend the second load lands on the other worker. */
+  /** Two sessions of y = x + 0.25 (two files: blocks of one file share a session): the second lands on the other worker. */
   async function twoWorkers(): Promise<{ b: OnnxBackend; first: BlockHandle; second: BlockHandle }> {
     const b = backend();
     const first = await b.load(source('add-float32'));
-    const second = await b.load(source('add-float32'));
+    const second = await b.load(source('add-float32-twin'));
     return { b, first, second };
   }
 

@@ -14,6 +14,7 @@ import { recordFaults } from './helpers/fault-ledger.js';
 import { fileEntry, tempDir, writeManifest } from './helpers/model-folder.js';
 import { stubGraph, writeModel } from './helpers/onnx-graphs.js';
 
+const SEPARATE_GRAPHS = join(ROOT, 'test', 'fixtures', 'separate-variant-graphs');
 let root: string;
 let counter = 0;
 
@@ -46,20 +47,33 @@ async function expectVerifyFails(dir: string, ...fragments: string[]): Promise<v
 }
 
 describe('models verify holds every block to the contract for its architecture', () => {
-  it('ST and TDTM graphs swapped (names and declared shapes identical): fails naming the block', async () => {
-    const { dir, manifest } = await brokenTiny((_dir, m) => {
-      const st = byName(m, 'stdit3_ST_1');
-      const tdtm = byName(m, 'stdit3_TDTM_1');
-      [st.files[0], tdtm.files[0]] = [tdtm.files[0]!, st.files[0]!];
+  /** Pair 1 as separate ST and TDTM graphs (test/fixtures/separate-variant-graphs), beside the model's weights. */
+  async function separateGraphs(dir: string): Promise<{ st: Block['files'][number]; tdtm: Block['files'][number] }> {
+    const [st, tdtm] = ['stdit3_ST_1.onnx', 'stdit3_TDTM_1.onnx'].map((file) => `stdit/${file}`);
+    for (const path of [st!, tdtm!]) await cp(join(SEPARATE_GRAPHS, path.slice('stdit/'.length)), join(dir, path));
+    return { st: { ...(await fileEntry(dir, st!)), role: 'graph' }, tdtm: { ...(await fileEntry(dir, tdtm!)), role: 'graph' } };
+  }
+
+  it('separate ST and TDTM graphs (an older export) pass; swapped, verify fails naming the block', async () => {
+    const { dir: good } = await brokenTiny(async (dir, m) => {
+      const graphs = await separateGraphs(dir);
+      byName(m, 'stdit3_ST_1').files[0] = graphs.st;
+      byName(m, 'stdit3_TDTM_1').files[0] = graphs.tdtm;
+    });
+    expect((await cli(['models', 'verify', good])).code).toBe(0);
+    const { dir, manifest } = await brokenTiny(async (dir, m) => {
+      const graphs = await separateGraphs(dir);
+      byName(m, 'stdit3_ST_1').files[0] = graphs.tdtm;
+      byName(m, 'stdit3_TDTM_1').files[0] = graphs.st;
     });
     await expectVerifyFails(dir, `${fieldOf(manifest, 'stdit3_ST_1')}: holds a TDTM graph where the ST graph belongs`);
   });
 
   it('only the TDTM slot holding an ST graph: fails naming that block', async () => {
-    const { dir, manifest } = await brokenTiny((_dir, m) => {
-      byName(m, 'stdit3_TDTM_0').files[0] = byName(m, 'stdit3_ST_0').files[0]!;
+    const { dir, manifest } = await brokenTiny(async (dir, m) => {
+      byName(m, 'stdit3_TDTM_1').files[0] = (await separateGraphs(dir)).st;
     });
-    await expectVerifyFails(dir, `${fieldOf(manifest, 'stdit3_TDTM_0')}: holds a ST graph where the TDTM graph belongs`);
+    await expectVerifyFails(dir, `${fieldOf(manifest, 'stdit3_TDTM_1')}: holds a ST graph where the TDTM graph belongs`);
   });
 
   it('architecture.stdit.hidden_size not the graphs\' width: fails at the first STDiT block, naming the dimension', async () => {

@@ -3,8 +3,10 @@
 Folder layout (models/README.md): `t5/`, `stdit/` and `vae/` hold one `<contract name>.onnx` per block. Every
 initializer of at least EXTERNAL_MIN_ELEMENTS elements (the weights; small shape constants stay inline) is stored
 as ONNX external data in `<contract name>.data` beside its graph, except that `stdit3_ST_i` and `stdit3_TDTM_i`
-(same weights, different graph) both point into one `stdit/stdit3_block_i.data`. Tensor offsets inside a data file
-are DATA_ALIGNMENT-aligned so that a runtime can memory-map them page by page.
+are one graph, `stdit/stdit3_block_i.onnx` with `stdit3_block_i.data`, listed under both names: the height of its
+`attn` input says which variant a call is (stdit3.FrameMatrices), so a runtime loads and prepacks the weights once
+for both. Tensor offsets inside a data file are DATA_ALIGNMENT-aligned so that a runtime can memory-map them page
+by page.
 
 Determinism: torch.onnx.export (1.13) produces the same graph for the same module and example shapes, but names
 the initializers that constant folding creates (`onnx::MatMul_744`, a transposed Linear weight) by a graph-wide
@@ -24,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Dict, List, Mapping, Sequence, Tuple
 
@@ -95,11 +97,25 @@ class BlockExport:
 
 
 @dataclass(frozen=True)
+class BlockAlias:
+    """A contract block served by another block's graph as it is (TDTM_i by the block pair's graph)."""
+
+    name: str
+    kind: str
+    index: int
+
+    @property
+    def component(self) -> str:
+        return KIND_COMPONENT[self.kind]
+
+
+@dataclass(frozen=True)
 class ExportUnit:
-    """Blocks exported together because their weights live in one file (ST + TDTM of a block pair)."""
+    """Blocks exported together because their weights live in one file; `aliases` name the first block's graph."""
 
     blocks: Tuple[BlockExport, ...]
     weights_path: str
+    aliases: Tuple[BlockAlias, ...] = ()
 
 
 # ============================================================================================
@@ -164,8 +180,10 @@ def t5_units(t5: T5EncoderModel, null_caption: torch.Tensor) -> List[ExportUnit]
     return [_own_file(block) for block in blocks]
 
 
-def stdit_units(stdit: STDiT3) -> List[ExportUnit]:
-    """part1, then ST_i + TDTM_i sharing `stdit3_block_i.data`, then part2."""
+def stdit_units(stdit: STDiT3, one_graph_per_pair: bool = True) -> List[ExportUnit]:
+    """part1, then per block pair one graph serving both ST_i and TDTM_i (ONNX), or an ST and a TDTM graph sharing
+    one weight file (`one_graph_per_pair=False`: CoreML, whose converter takes no computed frame matrices and whose
+    published packages are separate), then part2."""
     cfg = stdit.config
     gen = _seeded()
     _, ph, pw = cfg.patch_size
@@ -193,17 +211,25 @@ def stdit_units(stdit: STDiT3) -> List[ExportUnit]:
     frames = torch.tensor([EXAMPLE_FRAMES])
     attn_st = block_diagonal_mask(CFG_BATCH, tokens, EXAMPLE_VALID_TOKENS)
     attn_tdtm = block_diagonal_mask(CFG_BATCH, EXAMPLE_FRAMES // 2 * space, EXAMPLE_VALID_TOKENS)
+    st_inputs, tdtm_inputs = (x, y, t_mlp, attn_st, frames), (x, y, t_mlp, attn_tdtm, frames)
 
     owners = _owners(stdit)
     part1 = _contract_block("stdit3_part1", "stdit-part1", 0, STDiTPart1(stdit), part1_inputs, owners)
     units = [_own_file(part1)]
     for i in range(cfg.depth):
-        st_inputs, tdtm_inputs = (x, y, t_mlp, attn_st, frames), (x, y, t_mlp, attn_tdtm, frames)
+        weights = f"stdit/stdit3_block_{i}.data"
+        if one_graph_per_pair:
+            # Traced with the merged mask, so that the example exercises the frame matrices' non-identity case.
+            pair = STDiTBlockPair(stdit, i, tdtm="either")
+            block = _contract_block(f"stdit3_ST_{i}", "stdit-st", i, pair, tdtm_inputs, owners)
+            block = replace(block, graph_path=f"stdit/stdit3_block_{i}.onnx")
+            units.append(ExportUnit((block,), weights, (BlockAlias(f"stdit3_TDTM_{i}", "stdit-tdtm", i),)))
+            continue
         st = _contract_block(f"stdit3_ST_{i}", "stdit-st", i, STDiTBlockPair(stdit, i), st_inputs, owners)
         tdtm = _contract_block(
             f"stdit3_TDTM_{i}", "stdit-tdtm", i, STDiTBlockPair(stdit, i, tdtm=True), tdtm_inputs, owners
         )
-        units.append(ExportUnit((st, tdtm), f"stdit/stdit3_block_{i}.data"))
+        units.append(ExportUnit((st, tdtm), weights))
     t_cond = torch.randn(CFG_BATCH, dim, generator=gen)
     part2_inputs = (z, x, t_cond, part1_inputs[7], part1_inputs[8])
     part2 = _contract_block("stdit3_part2", "stdit-part2", 0, STDiTPart2(stdit), part2_inputs, owners)
@@ -246,9 +272,12 @@ def vae_units(decoder: OpenSoraVAEDecoder) -> List[ExportUnit]:
     return units
 
 
-def model_units(t5: T5EncoderModel, stdit: STDiT3, vae: OpenSoraVAEDecoder) -> List[ExportUnit]:
-    """Every block of a model in pipeline order (the order of the manifest)."""
-    return t5_units(t5, stdit.y_embedder.y_embedding) + stdit_units(stdit) + vae_units(vae)
+def model_units(
+    t5: T5EncoderModel, stdit: STDiT3, vae: OpenSoraVAEDecoder, one_graph_per_pair: bool = True
+) -> List[ExportUnit]:
+    """Every block of a model in pipeline order (the order of the manifest); stdit_units says what
+    `one_graph_per_pair` is."""
+    return t5_units(t5, stdit.y_embedder.y_embedding) + stdit_units(stdit, one_graph_per_pair) + vae_units(vae)
 
 
 # ============================================================================================
@@ -439,6 +468,8 @@ def export_unit(unit: ExportUnit, out_dir: Path, dtype: str = "float32") -> List
             block.name, block.component, block.kind, block.index,
             (BlockFile(block.graph_path, "graph"),) + files, inputs, outputs, dtype=dtype,
         ))
+    served = specs[0]
+    specs += [replace(served, name=a.name, component=a.component, kind=a.kind, index=a.index) for a in unit.aliases]
     return specs
 
 

@@ -19,7 +19,7 @@ per-block rope keys exist.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -299,6 +299,44 @@ def unmerge_frame_pairs(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     return doubled[:, : frames[0]]
 
 
+class FrameMatrices:
+    """TDTM's merge and unmerge as matrices over the frame axis, for one graph that serves both block variants.
+
+    With P = T (the ST variant) both are identities; with P = ⌊T/2⌋ (TDTM) `merge` [P, T] averages frames 2k and
+    2k+1 and `unmerge` [T, P] copies pair k back to both, an odd last frame taking the last pair. Products with 1, ½
+    and 0 are exact, so the results are those of the slicing above bit for bit, and one set of prepacked weights
+    (ONNX Runtime packs a session's MatMul weights) serves both variants.
+    """
+
+    def __init__(self, frames: torch.Tensor, pairs: torch.Tensor, dtype: torch.dtype) -> None:
+        group = 1 + (pairs < frames).long()  # 2 frames per merged frame under TDTM, 1 without
+        pair_of_frame = torch.arange(frames) // group
+        rows = torch.arange(pairs)
+        self.merge_matrix = (rows[:, None] == pair_of_frame[None, :]).to(dtype) / group.to(dtype)
+        self.unmerge_matrix = (torch.minimum(pair_of_frame, pairs - 1)[:, None] == rows[None, :]).to(dtype)
+
+    @staticmethod
+    def _along_frames(matrix: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x [B, F, ...] → [B, rows of matrix, ...]."""
+        batch, rest = x.shape[0], x.shape[2:]
+        mixed = torch.matmul(matrix, x.reshape(batch, x.shape[1], -1))
+        return mixed.reshape(batch, matrix.shape[0], *rest)
+
+    def merge(self, x: torch.Tensor) -> torch.Tensor:
+        return self._along_frames(self.merge_matrix, x)
+
+    def unmerge(self, x: torch.Tensor) -> torch.Tensor:
+        return self._along_frames(self.unmerge_matrix, x)
+
+
+def frame_matrices_for_mask(x: torch.Tensor, attn: torch.Tensor, frames: torch.Tensor) -> FrameMatrices:
+    """The variant a block call is, read from its mask: B·T·S query rows for ST, B·⌊T/2⌋·S for TDTM."""
+    batch, tokens = x.shape[0], x.shape[1]
+    space = tokens // frames[0]
+    pairs = attn.shape[2] // (batch * space)
+    return FrameMatrices(frames[0], pairs, x.dtype)
+
+
 # ============================================================================================
 # Blocks and model
 # ============================================================================================
@@ -332,13 +370,14 @@ class STDiT3Block(nn.Module):
         t_mlp: torch.Tensor,
         attn_mask: torch.Tensor,
         frames: torch.Tensor,
-        tdtm: bool = False,
+        tdtm: Union[bool, FrameMatrices] = False,
     ) -> torch.Tensor:
         """x [B, N, C]; y [1, M, C]; t_mlp [B, 6C]; attn_mask = BDM over B·N (or B·⌊T/2⌋·S with tdtm); frames int64 [1].
 
         TDTM (forwardTDTM): modulation, gates, residuals, norms and the MLP stay at full resolution; frame pairs
         are merged right before self-attention (on the modulated tokens) and before cross-attention (on the
-        residual stream), and each result is copied back to both frames of its pair.
+        residual stream), and each result is copied back to both frames of its pair. `tdtm` given as
+        FrameMatrices merges through them, which also covers the unmerged variant.
         """
         batch, tokens, dim = x.shape
         space = tokens // frames[0]
@@ -347,14 +386,18 @@ class STDiT3Block(nn.Module):
         ).chunk(6, dim=1)
 
         h = t2i_modulate(self.norm1(x), shift_msa, scale_msa).reshape(batch, frames[0], space, dim)
-        if tdtm:
+        if isinstance(tdtm, FrameMatrices):
+            h = tdtm.unmerge(self._self_attend(tdtm.merge(h)))
+        elif tdtm:
             h = unmerge_frame_pairs(self._self_attend(merge_frame_pairs(h)), frames)
         else:
             h = self._self_attend(h)
         x = x + gate_msa * h.reshape(batch, tokens, dim)
 
         x_frames = x.reshape(batch, frames[0], space, dim)
-        if tdtm:
+        if isinstance(tdtm, FrameMatrices):
+            c = tdtm.unmerge(self.cross_attn(tdtm.merge(x_frames), y, attn_mask))
+        elif tdtm:
             c = unmerge_frame_pairs(self.cross_attn(merge_frame_pairs(x_frames), y, attn_mask), frames)
         else:
             c = self.cross_attn(x_frames, y, attn_mask)
@@ -449,7 +492,7 @@ def stdit_part1(m, z, t, y, mask, fps, height, width, pad_h, pad_w):
     return x.reshape(batch, -1, dim), y_tokens, t_mlp, frame_count, t_cond
 
 
-def stdit_block_pair(spatial, temporal, x, y, t_mlp, attn, frames, tdtm: bool) -> torch.Tensor:
+def stdit_block_pair(spatial, temporal, x, y, t_mlp, attn, frames, tdtm: Union[bool, FrameMatrices]) -> torch.Tensor:
     """Contract `stdit3_ST_i` / `stdit3_TDTM_i`: spatial block i then temporal block i."""
     x = spatial(x, y, t_mlp, attn, frames, tdtm)
     return temporal(x, y, t_mlp, attn, frames, tdtm)

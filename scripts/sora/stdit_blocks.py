@@ -7,12 +7,12 @@ STDiT3.forward. INPUTS/OUTPUTS/DYNAMIC_AXES describe the ONNX signature: batch, 
 
 from __future__ import annotations
 
-from typing import Dict, Tuple
+from typing import Dict, Literal, Tuple, Union
 
 import torch
 from torch import nn
 
-from .stdit3 import STDiT3, stdit_block_pair, stdit_part1, stdit_part2
+from .stdit3 import STDiT3, frame_matrices_for_mask, stdit_block_pair, stdit_part1, stdit_part2
 
 _LATENT_AXES = {0: "B", 2: "T", 3: "H", 4: "W"}
 
@@ -50,6 +50,7 @@ class STDiTBlockPair(nn.Module):
 
     `attn` is the additive block-diagonal mask [1, 1 or heads, B·N, M], or [1, 1 or heads, B·⌊T/2⌋·S, M]
     with TDTM. Both variants register the same submodule names, so they share one set of weights.
+    tdtm="either" is one graph for both names: the mask's height says which variant a call is (FrameMatrices).
     """
 
     INPUTS = ("x", "y", "t_mlp", "attn", "T")
@@ -62,7 +63,7 @@ class STDiTBlockPair(nn.Module):
         "output": {0: "B", 1: "N"},
     }
 
-    def __init__(self, model: STDiT3, index: int, tdtm: bool = False) -> None:
+    def __init__(self, model: STDiT3, index: int, tdtm: Union[bool, Literal["either"]] = False) -> None:
         super().__init__()
         self.tdtm = tdtm
         self.spatial_block = model.spatial_blocks[index]
@@ -72,7 +73,8 @@ class STDiTBlockPair(nn.Module):
         self.rope = model.rope
 
     def forward(self, x, y, t_mlp, attn, T) -> Tuple[torch.Tensor]:
-        return (stdit_block_pair(self.spatial_block, self.temporal_block, x, y, t_mlp, attn, T, self.tdtm),)
+        merging = frame_matrices_for_mask(x, attn, T) if self.tdtm == "either" else self.tdtm
+        return (stdit_block_pair(self.spatial_block, self.temporal_block, x, y, t_mlp, attn, T, merging),)
 
 
 class STDiTPart2(nn.Module):

@@ -171,16 +171,20 @@ def _read_graph(path: Path) -> onnx.ModelProto:
 
 
 def _compress_unit(source: Path, out: Path, unit: Unit, setting: str) -> None:
-    graphs = [_path_of(block, "graph") for block in unit.blocks]
+    # Blocks naming one graph (an exported block pair's ST and TDTM) have it compressed once.
+    by_graph: Dict[Optional[str], BlockSpec] = {}
+    for block in unit.blocks:
+        by_graph.setdefault(_path_of(block, "graph"), block)
+    graphs, blocks = list(by_graph), list(by_graph.values())
     models = [_read_graph(source / graph) for graph in graphs]
-    for model, block in zip(models, unit.blocks):
+    for model, block in zip(models, blocks):
         compress_graph(model, block.name, setting)
     layout: Mapping[str, "tuple[int, int]"] = {}
     if unit.weights is not None:
         weights = weights_of(models[0])
-        for model, block in zip(models[1:], unit.blocks[1:]):
+        for model, block in zip(models[1:], blocks[1:]):
             if not _same_weights(weights, weights_of(model)):
-                raise CompressionError(f"{unit.blocks[0].name} and {block.name} share {unit.weights} but their "
+                raise CompressionError(f"{blocks[0].name} and {block.name} share {unit.weights} but their "
                                        "compressed weights differ")
         (out / unit.weights).parent.mkdir(parents=True, exist_ok=True)
         layout = write_weights(out / unit.weights, weights)

@@ -119,7 +119,7 @@ def test_float16_conversion_equals_the_direct_float16_export(modules, checkpoint
     units = model_units(modules.t5, modules.stdit, modules.vae)
     export_units([units[1], units[5], units[-2]], tmp_path / "direct", "float16")  # T5 layer 0, ST/TDTM pair, VAE part
     converted, direct = _block_files(tmp_path / "converted"), _block_files(tmp_path / "direct")
-    assert len(direct) == 7 and [name for name in direct if converted[name] != direct[name]] == []
+    assert len(direct) == 6 and [name for name in direct if converted[name] != direct[name]] == []
     blocks = json.loads((tmp_path / "converted" / "manifest.json").read_text())["blocks"]
     assert {block["dtype"] for block in blocks} == {"float16"}
 

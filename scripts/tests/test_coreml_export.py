@@ -57,7 +57,7 @@ def _spec(package: Path) -> Model_pb2.Model:
 
 
 def _blocks_by_name(modules):
-    units = model_units(modules.t5, modules.stdit, modules.vae)
+    units = model_units(modules.t5, modules.stdit, modules.vae, one_graph_per_pair=False)
     return {block.name: block for unit in units for block in unit.blocks}
 
 

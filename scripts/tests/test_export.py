@@ -7,6 +7,7 @@ wrappers' DYNAMIC_AXES (B, T, H, W, N, BL, M, A, Q) and vae_blocks.dynamic_axes.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,9 @@ def _external(graph_path: Path):
 def test_block_signature_follows_the_contract(name):
     block = BLOCKS[name]
     graph = _graph_path(block)
-    assert graph.name == f"{name}.onnx" and graph.parent.name == block["component"]
+    pair = re.fullmatch(r"stdit3_(?:ST|TDTM)_(\d+)", name)
+    assert graph.name == (f"stdit3_block_{pair[1]}.onnx" if pair else f"{name}.onnx")
+    assert graph.parent.name == block["component"]
     inputs, outputs = io_specs_from_onnx(graph)
     manifest_specs = [
         [[spec["name"], spec["dtype"], spec["shape"]] for spec in block[side]] for side in ("inputs", "outputs")
@@ -140,20 +143,23 @@ def test_graph_is_valid_opset_17_with_fixed_producer(name):
     onnx.checker.check_model(str(graph))  # by path, so external data files are checked too
     model = onnx.load(str(graph), load_external_data=False)
     assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)]
-    assert (model.producer_name, model.graph.name) == (PRODUCER_NAME, name)
+    # A block pair's one graph is named after its ST block, the first of the two names it serves.
+    assert (model.producer_name, model.graph.name) == (PRODUCER_NAME, name.replace("stdit3_TDTM_", "stdit3_ST_"))
     assert not model.doc_string and not any(node.doc_string for node in model.graph.node)
 
 
 @pytest.mark.parametrize("index", range(MANIFEST["architecture"]["stdit"]["depth"]))
-def test_st_and_tdtm_share_one_weight_file(index):
+def test_st_and_tdtm_are_one_graph_with_one_weight_file(index):
     st, tdtm = BLOCKS[f"stdit3_ST_{index}"], BLOCKS[f"stdit3_TDTM_{index}"]
     shared = f"stdit/stdit3_block_{index}.data"
-    for block in (st, tdtm):
-        assert [entry["path"] for entry in block["files"] if entry["role"] == "weights"] == [shared]
+    assert st["files"] == tdtm["files"] == [
+        {**st["files"][0], "path": f"stdit/stdit3_block_{index}.onnx", "role": "graph"},
+        {**st["files"][1], "path": shared, "role": "weights"},
+    ]
     users = [block["name"] for block in MANIFEST["blocks"] if any(entry["path"] == shared for entry in block["files"])]
     assert users == [st["name"], tdtm["name"]]
     external = _external(_graph_path(st))
-    assert external and external == _external(_graph_path(tdtm))
+    assert external
     size = (MODEL_DIR / shared).stat().st_size
     assert {entry["location"] for entry in external.values()} == {Path(shared).name}
     assert all(int(entry["offset"]) % DATA_ALIGNMENT == 0 for entry in external.values())
@@ -199,7 +205,7 @@ def test_float16_stores_weights_as_float16_and_computes_in_float32(tiny, tmp_pat
 
 
 def test_blocks_with_different_weights_refuse_to_share_a_file(tiny, tmp_path):
-    units = stdit_units(tiny.stdit)
+    units = stdit_units(tiny.stdit, one_graph_per_pair=False)
     st_of_block_0, tdtm_of_block_1 = units[1].blocks[0], units[2].blocks[1]
     with pytest.raises(ExportError, match="cannot share a weight file"):
         export_unit(ExportUnit((st_of_block_0, tdtm_of_block_1), "stdit/mixed.data"), tmp_path)

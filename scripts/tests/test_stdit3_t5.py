@@ -156,6 +156,24 @@ def test_tdtm_merge_and_unmerge_odd_frames():
     assert unmerge_frame_pairs(merged, frames).flatten().tolist() == [0.5, 0.5, 2.5, 2.5, 2.5]
 
 
+@pytest.mark.parametrize("frames", [1, 2, 3, 4, 5])
+def test_one_graph_per_pair_equals_both_variants_bit_for_bit(tiny_stdit, frames):
+    """The ONNX export's block (tdtm="either") reads the variant from the mask's height; its frame matrices multiply
+    by 1, ½ and 0 only, so it gives exactly the ST and the TDTM block's numbers."""
+    torch.manual_seed(frames)
+    space, valid, dim = 6, 3, tiny_stdit.config.hidden_size
+    tokens = frames * space
+    inputs = (torch.randn(2, tokens, dim), torch.randn(1, 2 * valid, dim), torch.randn(2, 6 * dim))
+    either = STDiTBlockPair(tiny_stdit, 1, tdtm="either")
+    variants = [(STDiTBlockPair(tiny_stdit, 1), tokens)]
+    if frames >= 2:
+        variants.append((STDiTBlockPair(tiny_stdit, 1, tdtm=True), frames // 2 * space))
+    with torch.no_grad():
+        for block, queries in variants:
+            args = (*inputs, block_diagonal_mask(2, queries, valid), torch.tensor([frames]))
+            assert torch.equal(either(*args)[0], block(*args)[0])
+
+
 def test_block_diagonal_mask():
     mask = block_diagonal_mask(2, 3, 2)[0, 0]
     assert mask.shape == (6, 4)

@@ -87,8 +87,8 @@ def test_a_compressed_tiny_model_keeps_its_blocks_and_their_pair_sharing(compres
 
 def test_float16_weights_are_the_float32_weights_rounded(compressed):
     _, folder = compressed["float16"]
-    before = _initializers(TINY / "stdit" / "stdit3_ST_1.onnx")
-    after = _initializers(folder / "stdit" / "stdit3_ST_1.onnx")
+    before = _initializers(TINY / "stdit" / "stdit3_block_1.onnx")
+    after = _initializers(folder / "stdit" / "stdit3_block_1.onnx")
     weights = [name for name, value in before.items() if value.size >= 256]
     assert weights
     for name in weights:
@@ -98,7 +98,7 @@ def test_float16_weights_are_the_float32_weights_rounded(compressed):
 
 def test_int8_weights_dequantize_to_within_half_a_step_of_the_float32_weights(compressed):
     _, folder = compressed["int8"]
-    for graph in ("stdit/stdit3_ST_1.onnx", "vae/vae_temporal_part1.onnx"):
+    for graph in ("stdit/stdit3_block_1.onnx", "vae/vae_temporal_part1.onnx"):
         model = onnx.load(str(folder / graph))
         before = _initializers(TINY / graph)
         after = {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer}

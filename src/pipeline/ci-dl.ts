@@ -126,6 +126,8 @@ interface Slot {
   fresh: boolean;
   loads: number;
   acquired: number;
+  /** Acquired and not yet released: a caller is about to run it or runs it. */
+  using: number;
   /** L: peak RSS growth of a load, measured on a load with nothing else under way. */
   loadPeak: number | undefined;
   /** RSS the loaded block holds, measured with L; until then its weight bytes. */
@@ -181,7 +183,7 @@ export class CidlScheduler implements BlockProvider {
     this.#slots = new Map(
       blocks.map((block) => [
         block.source.name,
-        { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0, loadPeak: undefined, held: undefined, run: undefined },
+        { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0, using: 0, loadPeak: undefined, held: undefined, run: undefined },
       ]),
     );
     this.backend = wrapBackend(backend, { run: (handle, inputs, runOptions) => this.#run(handle, inputs, runOptions) });
@@ -198,6 +200,17 @@ export class CidlScheduler implements BlockProvider {
 
   async acquire(blockName: string, next?: string): Promise<BlockHandle> {
     const slot = this.#slot(blockName);
+    // From here to its release no admission may unload it (a preload admitting a later block would shed it).
+    slot.using++;
+    try {
+      return await this.#acquire(slot, blockName, next);
+    } catch (error) {
+      slot.using--;
+      throw error;
+    }
+  }
+
+  async #acquire(slot: Slot, blockName: string, next: string | undefined): Promise<BlockHandle> {
     this.#enterCycle(slot);
     if (next !== undefined) this.#successor.set(blockName, next);
     if (slot.handle === undefined) {
@@ -246,6 +259,7 @@ export class CidlScheduler implements BlockProvider {
 
   async release(blockName: string): Promise<void> {
     const slot = this.#slot(blockName);
+    slot.using = Math.max(0, slot.using - 1);
     this.#decide(slot);
     if (!slot.resident) this.#unload(slot, { evict: true });
   }
@@ -316,10 +330,15 @@ export class CidlScheduler implements BlockProvider {
     this.#peak = Math.max(this.#peak, peak);
   }
 
-  /** The block and its twins (same kind, same weight bytes), whose measurements stand for each other. */
+  /**
+   * The block and its twins (same kind, same weight bytes), whose measurements stand for each other. A block pair's
+   * ST and TDTM blocks count as one kind: the same weights, and when they name one graph the second load shares the
+   * first's session and measures next to nothing, which must not stand for a load of its own.
+   */
   #twins(slot: Slot): Slot[] {
     const { kind, source } = slot.block;
-    return [...this.#slots.values()].filter((s) => s.block.kind === kind && s.block.source.weightBytes === source.weightBytes);
+    const family = twinKind(kind);
+    return [...this.#slots.values()].filter((s) => twinKind(s.block.kind) === family && s.block.source.weightBytes === source.weightBytes);
   }
 
   /** L of a block: measured on it or a twin, else estimated from its weights. */
@@ -388,7 +407,7 @@ export class CidlScheduler implements BlockProvider {
       this.#demote(victim);
       return true;
     }
-    const ahead = [...this.#slots.values()].find((s) => s !== keep && s.handle !== undefined && !s.resident);
+    const ahead = [...this.#slots.values()].find((s) => s !== keep && s.using === 0 && s.handle !== undefined && !s.resident);
     if (ahead === undefined) return false;
     this.#options.logger?.debug({ component: this.#options.label, block: name(ahead) }, 'block loaded ahead unloaded to make room');
     this.#unload(ahead, { evict: false });
@@ -615,7 +634,7 @@ export class CidlScheduler implements BlockProvider {
       const previous = this.#previousCycle.indexOf(slot);
       return previous < 0 ? Number.POSITIVE_INFINITY : this.#cycle.length + previous;
     };
-    return [...this.#residents()].filter((slot) => slot !== keep).sort((a, b) => position(b) - position(a))[0];
+    return [...this.#residents()].filter((slot) => slot !== keep && slot.using === 0).sort((a, b) => position(b) - position(a))[0];
   }
 
   /**
@@ -655,4 +674,8 @@ export class CidlScheduler implements BlockProvider {
     this.#options.logger?.debug({ component: this.#options.label, block: name(slot) }, 'resident block unloaded');
     this.#unload(slot, { evict: true });
   }
+}
+
+function twinKind(kind: BlockKind): BlockKind {
+  return kind === 'stdit-tdtm' ? 'stdit-st' : kind;
 }

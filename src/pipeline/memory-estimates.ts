@@ -7,7 +7,7 @@
  */
 import { SoraError } from '../errors.js';
 import type { Component } from '../model/contract.js';
-import type { Model } from '../model/manifest.js';
+import type { Model, ModelBlock } from '../model/manifest.js';
 import type { BlockSource } from '../runtime/backend.js';
 import type { LatentShape } from './latent.js';
 import { budgetReserve, formatBytes, type MemoryBudget } from './memory-budget.js';
@@ -50,7 +50,13 @@ export function budgetHoldsAmply(budget: number, inUse: number, weights: number)
 
 /** Weight bytes of every block of the model, all components. */
 export function modelWeightBytes(model: Model): number {
-  return model.blocks.reduce((sum, block) => sum + block.weightBytes, 0);
+  return distinctWeightBytes(model.blocks);
+}
+
+/** Weight bytes of `blocks`, those naming one graph (a block pair's ST and TDTM) once: they share a session. */
+export function distinctWeightBytes(blocks: readonly Pick<ModelBlock, 'graph' | 'weightBytes'>[]): number {
+  const byGraph = new Map(blocks.map((block) => [block.graph.path, block.weightBytes]));
+  return [...byGraph.values()].reduce((sum, bytes) => sum + bytes, 0);
 }
 
 /** What loading a block of `weightBytes` may add to RSS before it (or a twin) has been measured. */

@@ -204,8 +204,20 @@ interface Counts {
   copiedWithinRuntime: number;
 }
 
+interface OpenedSession {
+  readonly channel: WorkerChannel;
+  readonly loaded: LoadResult;
+}
+
+/** A session and how many loaded blocks use it (see load()). */
+interface SharedSession {
+  refs: number;
+  readonly opened: Promise<OpenedSession>;
+}
+
 interface LoadedBlock {
   readonly source: BlockSource;
+  readonly shared: SharedSession;
   readonly channel: WorkerChannel;
   readonly session: number;
   readonly graph: GraphIO;
@@ -227,6 +239,8 @@ export class OnnxBackend implements Backend {
   readonly #options: WorkerSessionOptions;
   readonly #channels: WorkerChannel[];
   readonly #blocks = new Map<number, LoadedBlock>();
+  /** By graph file path. */
+  readonly #sessions = new Map<string, SharedSession>();
   readonly #stats: LoadedBlock['stats'][] = [];
   readonly #residents = new Map<number, ResidentEntry>();
   readonly #counts: Counts = { toRuntime: 0, toHost: 0, withinRuntime: 0, copiedWithinRuntime: 0 };
@@ -256,8 +270,47 @@ export class OnnxBackend implements Backend {
     return this.#provider;
   }
 
+  /**
+   * Blocks whose manifest entries name the same graph file (an exported block pair's ST_i and TDTM_i) share one
+   * session: the weights are read and prepacked once, and the second name loads in no time.
+   */
   async load(block: BlockSource): Promise<BlockHandle> {
     if (block.format === 'coreml') throw new SoraError('USAGE', `${block.name}: CoreML package needs --backend coreml (macOS)`);
+    let shared = this.#sessions.get(block.path);
+    const opening = shared === undefined;
+    if (shared === undefined) {
+      shared = { refs: 0, opened: this.#open(block) };
+      this.#sessions.set(block.path, shared);
+    }
+    shared.refs++;
+    let opened: OpenedSession;
+    try {
+      opened = await shared.opened;
+    } catch (error) {
+      if (--shared.refs === 0 && this.#sessions.get(block.path) === shared) this.#sessions.delete(block.path);
+      throw error;
+    }
+    const mismatch = contractMismatch(block, opened.loaded);
+    if (mismatch !== undefined) {
+      await this.#release(block.path, shared, opened);
+      throw new SoraError('MODEL', `${displayPath(block.path)}: block ${block.name}: ${mismatch}`);
+    }
+    const { loaded, channel } = opened;
+    const stats = {
+      name: block.name,
+      loadMs: opening ? loaded.ms : 0,
+      runMs: [],
+      weightBytes: block.weightBytes,
+      ...(loaded.graphCache === undefined || !opening ? {} : { graphCache: loaded.graphCache.outcome }),
+    };
+    this.#stats.push(stats);
+    const handle = { id: this.#nextHandle++, name: block.name };
+    const graph = { inputs: loaded.inputs, outputs: loaded.outputs };
+    this.#blocks.set(handle.id, { source: block, shared, channel, session: loaded.session, graph, stats });
+    return handle;
+  }
+
+  async #open(block: BlockSource): Promise<OpenedSession> {
     const file = displayPath(block.path);
     await access(block.path).catch((error: unknown) => {
       throw new SoraError('MODEL', `${file}: block ${block.name}: graph file does not exist`, { cause: error });
@@ -277,31 +330,24 @@ export class OnnxBackend implements Backend {
       if (!reply.ok) throw new SoraError('MODEL', `${file}: ONNX Runtime cannot load block ${block.name}: ${reply.message}`);
       const loaded = reply.result;
       if (loaded.fallbackReason !== undefined) this.#fallBackToCpu(loaded.fallbackReason);
-      const mismatch = contractMismatch(block, loaded);
-      if (mismatch !== undefined) {
-        await channel.request({ type: 'unload', session: loaded.session });
-        throw new SoraError('MODEL', `${file}: block ${block.name}: ${mismatch}`);
-      }
-      const stats = {
-        name: block.name,
-        loadMs: loaded.ms,
-        runMs: [],
-        weightBytes: block.weightBytes,
-        ...(loaded.graphCache === undefined ? {} : { graphCache: loaded.graphCache.outcome }),
-      };
-      this.#stats.push(stats);
-      const handle = { id: this.#nextHandle++, name: block.name };
-      const graph = { inputs: loaded.inputs, outputs: loaded.outputs };
-      this.#blocks.set(handle.id, { source: block, channel, session: loaded.session, graph, stats });
       this.#logger.debug({ block: block.name, loadMs: loaded.ms, device: this.#provider, graphCache: loaded.graphCache?.outcome }, 'block loaded');
       if (loaded.graphCache?.outcome === 'failed') {
         this.#logger.warn({ block: block.name, error: loaded.graphCache.error }, 'the optimised-graph cache failed; the block was optimised afresh');
       }
-      return handle;
+      return { channel, loaded };
     } catch (error) {
       channel.sessions--;
       throw error;
     }
+  }
+
+  /** Drops one holder of a shared session; the last one unloads it from its worker. */
+  async #release(path: string, shared: SharedSession, opened: OpenedSession): Promise<void> {
+    if (--shared.refs > 0) return;
+    if (this.#sessions.get(path) === shared) this.#sessions.delete(path);
+    opened.channel.sessions--;
+    const reply = await opened.channel.request({ type: 'unload', session: opened.loaded.session });
+    if (!reply.ok) throw new SoraError('BACKEND', `${displayPath(path)}: unload failed: ${reply.message}`);
   }
 
   /**
@@ -444,9 +490,7 @@ export class OnnxBackend implements Backend {
   async unload(handle: BlockHandle): Promise<void> {
     const block = this.#loaded(handle);
     this.#blocks.delete(handle.id);
-    block.channel.sessions--;
-    const reply = await block.channel.request({ type: 'unload', session: block.session });
-    if (!reply.ok) throw new SoraError('BACKEND', `block ${block.source.name}: unload failed: ${reply.message}`);
+    await this.#release(block.source.path, block.shared, await block.shared.opened);
   }
 
   /** The inputs and outputs a loaded block's graph declares (types and shapes), for checks against the contract. */

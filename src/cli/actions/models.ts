@@ -12,6 +12,7 @@ import { COMPONENTS, type Component } from '../../model/contract.js';
 import { loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
 import { MODEL_FOLDER_OUTPUT } from '../../model/replaceable-model.js';
 import { checkModelAgainstContract } from '../../pipeline/contract-check.js';
+import { distinctWeightBytes } from '../../pipeline/memory-estimates.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
 import { claimPath } from '../../video/claim.js';
 import { checkReplaceable } from '../../video/replaceable.js';
@@ -63,7 +64,7 @@ function summarizeModel(model: Model): ModelSummary {
       kinds,
       dtypes: [...new Set(blocks.map((block) => block.dtype))],
       bytes: uniqueBytes(blocks.flatMap((block) => block.files)),
-      weightBytes: blocks.reduce((sum, block) => sum + block.weightBytes, 0),
+      weightBytes: distinctWeightBytes(blocks),
     };
   });
   return {
