@@ -18,9 +18,11 @@
  *   of the kernel's high-water mark. Until then they are estimated (memory-estimates.ts: L from the weight bytes, W
  *   from the run's inputs and the component's tensors at the job's size). A run on bigger inputs than any measured
  *   one is scaled up and measured again. So step 0 runs one block at a time until a block's kind has been measured.
- * - The allocator gives every allocation of 1 MiB or more its own mapping: glibc's default raises that threshold
- *   after the first large free() and then keeps freed activations in the heap, which made a run's growth depend on
- *   what ran before (88–102 MiB vs 42 MiB for the same paper-width STDiT block at 128×128). ORT's first session in
+ * - Under a budget that binds, the allocator gives every allocation of 1 MiB or more its own mapping: glibc's default
+ *   raises that threshold after the first large free() and then keeps freed activations in the heap, which made a
+ *   run's growth depend on what ran before (88–102 MiB vs 42 MiB for the same paper-width STDiT block at 128×128).
+ *   Under a budget that holds the model amply the default stays: a mapping per allocation faults in every large
+ *   buffer afresh at every run, which cost `models/shapes` 5–7 % of its STDiT time. ORT's first session in
  *   each worker (~26 MiB) is made before the first admission (the backend's ready()), not during a measured load.
  *
  * Which blocks stay resident (DL) is a plan on top of that: at each release the block just run stays if every block
@@ -189,7 +191,7 @@ export class CidlScheduler implements BlockProvider {
     this.backend = wrapBackend(backend, { run: (handle, inputs, runOptions) => this.#run(handle, inputs, runOptions) });
     this.#meter = backend.memory ?? localMemoryMeter;
     // This process's allocator: where blocks run here (a runner sets its own).
-    if (this.#meter === localMemoryMeter) setMmapThreshold(MMAP_THRESHOLD);
+    if (this.#meter === localMemoryMeter && !this.#holdsModelAmply()) setMmapThreshold(MMAP_THRESHOLD);
     this.#meter.trim();
     this.#base = this.#meter.inUse();
     this.#unheld = this.#base;
@@ -237,9 +239,8 @@ export class CidlScheduler implements BlockProvider {
    * runs are still measured and admitted.
    */
   preload(names: readonly string[]): void {
-    const { concurrent, dynamicLoading, modelWeightBytes, budget } = this.#options;
-    if (!concurrent || !dynamicLoading || modelWeightBytes === undefined) return;
-    if (!budgetHoldsAmply(budget.bytes, this.#meter.inUse(), modelWeightBytes)) return;
+    const { concurrent, dynamicLoading } = this.#options;
+    if (!concurrent || !dynamicLoading || !this.#holdsModelAmply()) return;
     const slots = names.flatMap((blockName) => this.#slots.get(blockName) ?? []);
     this.#preloads = true;
     this.#preloading = (async () => {
@@ -319,6 +320,12 @@ export class CidlScheduler implements BlockProvider {
     }
     this.#cycle.push(slot);
     this.#blocksPerCycle[this.#cycles]!++;
+  }
+
+  /** The budget holds the whole model amply (budgetHoldsAmply), beside what is in use now. */
+  #holdsModelAmply(): boolean {
+    const { modelWeightBytes, budget } = this.#options;
+    return modelWeightBytes !== undefined && budgetHoldsAmply(budget.bytes, this.#meter.inUse(), modelWeightBytes);
   }
 
   #limit(): number {
