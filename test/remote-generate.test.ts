@@ -57,6 +57,8 @@ describe('generate --backend remote --connect against serve on loopback', () => 
     ['baseline, --memory-budget 4G', ['--memory-budget', '4G']],
     ['paper (LPL, TDTM, CI-DL with the default budget)', ['--preset', 'paper']],
     ['paper, --memory-budget 3G', ['--preset', 'paper', '--memory-budget', '3G']],
+    // The step cache sends block 0 its input from the host and takes the stack's output back with the last block.
+    ['fast (LPL and the step cache)', ['--preset', 'fast']],
   ];
   for (const [name, flags] of settings) {
     it(`${name}: frames bit-identical to the local backend`, async () => {

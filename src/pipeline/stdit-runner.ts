@@ -1,12 +1,12 @@
 import { SoraError } from '../errors.js';
-import type { ResidentTensor, Tensor } from '../runtime/backend.js';
+import { isResident, type ResidentTensor, type RunInputs, type Tensor } from '../runtime/backend.js';
 import type { TextEncoding } from '../text/text-encoder.js';
 import { blockDiagonalMask, queryRowsPerSample, type BlockVariant, type PatchGrid } from './attention-mask.js';
 import { runBlock, type BlockProvider } from './block-provider.js';
 import { latentDims, latentLength, type LatentShape } from './latent.js';
 import type { CfgVelocity, Denoiser, DenoiserStep, StackInput } from './sampler.js';
 import { ResidentSet } from './resident-set.js';
-import { blockName, float32Output, float32Tensor, int64Scalar, residentFloat32Output } from './tensors.js';
+import { blockName, float32Output, float32Tensor, int64Scalar, residentFloat32Output, type Float32Tensor } from './tensors.js';
 
 const STDIT_PART1 = blockName('stdit-part1');
 const STDIT_PART2 = blockName('stdit-part2');
@@ -29,10 +29,17 @@ export interface StditRunnerOptions {
 const PART1_CONSTANTS = ['y', 'mask', 'fps', 'height', 'width', 'padH', 'padW'] as const;
 /** Outputs of part1 the blocks and part2 take: they stay where part1 ran. */
 const PART1_KEPT = ['x', 'outY', 't_mlp', 'T', 'outT'] as const;
+/** With a policy that may reuse the stack, the stack input and t_mlp come to the host instead: the policy reads them. */
+const PART1_KEPT_REUSING = ['outY', 'T', 'outT'] as const;
 
 type Part1Constants = Record<(typeof PART1_CONSTANTS)[number], ResidentTensor>;
 /** What every block of a step takes besides `x`. */
 type StackConstants = Record<'y' | 't_mlp' | 'attn' | 'T', ResidentTensor>;
+/** The stack's output (part2's `x`) and part1's `outT`, which part2 takes too. */
+interface StackResult {
+  readonly x: Tensor | ResidentTensor;
+  readonly outT: ResidentTensor;
+}
 
 /**
  * STDiT3 as a CFG denoiser: part1 → depth block pairs → part2 on the batch-2 layout [z; z] with captions
@@ -78,7 +85,7 @@ export class StditRunner implements Denoiser {
   }
 
   async predict(z: Float32Array, step: DenoiserStep): Promise<CfgVelocity> {
-    const { provider, depth, latent } = this.options;
+    const { provider, latent } = this.options;
     this.preload(step.variant);
     for (const later of step.laterVariants ?? []) this.preload(later);
     const constants = await this.uploadConstants();
@@ -91,55 +98,84 @@ export class StditRunner implements Denoiser {
     try {
       const zIn = await resident.upload(float32Tensor(latentDims(latent, 2), batch), true);
       const t = float32Tensor([2], Float32Array.of(step.t, step.t));
-      const first = await runBlock(provider, STDIT_PART1, { ...constants, z_in: zIn, t }, stditBlock(step.variant, 0), {
-        keep: PART1_KEPT,
-      });
-      const { x: x0, outY, t_mlp, T, outT } = resident.kept(first, STDIT_PART1, PART1_KEPT);
-      const stack = { y: outY, t_mlp, attn, T };
-      const x = step.reuseBlocks === undefined ? await this.runStack(x0, stack, step, resident) : await this.runOrReuse(x0, stack, step, resident);
+      const part1Inputs = { ...constants, z_in: zIn, t };
+      const { x, outT } =
+        step.reuseBlocks === undefined
+          ? await this.part1AndStack(part1Inputs, attn, step, resident)
+          : await this.part1AndStackOrReuse(part1Inputs, attn, step, resident);
       const { padH, padW } = constants;
-      const out = await runBlock(provider, STDIT_PART2, { z_in: zIn, x, t: outT, padH, padW }, STDIT_PART1, { consume: ['x'] });
+      const consume = isResident(x) ? ['x'] : [];
+      const out = await runBlock(provider, STDIT_PART2, { z_in: zIn, x, t: outT, padH, padW }, STDIT_PART1, { consume });
       return splitCfgOutput(float32Output(out, STDIT_PART2, 'output').data, size);
     } finally {
       await resident.release();
     }
   }
 
-  /** The depth block pairs on part1's tokens `x` (consumed); their output stays resident. */
-  private async runStack(x0: ResidentTensor, stack: StackConstants, step: DenoiserStep, resident: ResidentSet): Promise<ResidentTensor> {
+  private async part1AndStack(part1Inputs: RunInputs, attn: ResidentTensor, step: DenoiserStep, resident: ResidentSet): Promise<StackResult> {
+    const first = await runBlock(this.options.provider, STDIT_PART1, part1Inputs, stditBlock(step.variant, 0), { keep: PART1_KEPT });
+    const { x, outY, t_mlp, T, outT } = resident.kept(first, STDIT_PART1, PART1_KEPT);
+    return { x: await this.runStack(x, { y: outY, t_mlp, attn, T }, step, resident), outT };
+  }
+
+  private async part1AndStackOrReuse(part1Inputs: RunInputs, attn: ResidentTensor, step: DenoiserStep, resident: ResidentSet): Promise<StackResult> {
+    const first = await runBlock(this.options.provider, STDIT_PART1, part1Inputs, stditBlock(step.variant, 0), { keep: PART1_KEPT_REUSING });
+    const { outY, T, outT } = resident.kept(first, STDIT_PART1, PART1_KEPT_REUSING);
+    const input = { x: float32Output(first, STDIT_PART1, 'x'), tMlp: float32Output(first, STDIT_PART1, 't_mlp') };
+    return { x: await this.runOrReuse(input, { y: outY, attn, T }, step, resident), outT };
+  }
+
+  /**
+   * The depth block pairs on part1's tokens `x0` (consumed when resident). Each output stays where it was computed
+   * for the next block; the last comes back to the host when `toHost`.
+   */
+  private async runStack(
+    x0: Tensor | ResidentTensor,
+    stack: StackConstants,
+    step: DenoiserStep,
+    resident: ResidentSet,
+    { toHost = false } = {},
+  ): Promise<Tensor | ResidentTensor> {
     const { provider, depth } = this.options;
     let x = x0;
     for (let i = 0; i < depth; i++) {
       const name = stditBlock(step.variant, i);
-      const next = i + 1 < depth ? stditBlock(step.variant, i + 1) : STDIT_PART2;
-      const out = await runBlock(provider, name, { ...stack, x }, next, { keep: ['output'], consume: ['x'] });
-      x = resident.add(residentFloat32Output(out, name, 'output'));
+      const last = i + 1 === depth;
+      const next = last ? STDIT_PART2 : stditBlock(step.variant, i + 1);
+      const keep = last && toHost ? [] : ['output'];
+      const out = await runBlock(provider, name, { ...stack, x }, next, { keep, consume: isResident(x) ? ['x'] : [] });
+      x = keep.length === 0 ? float32Output(out, name, 'output') : resident.add(residentFloat32Output(out, name, 'output'));
     }
     return x;
   }
 
   /**
-   * Step caching: the stack's input comes to the host for the policies to judge; a reused step uploads input +
-   * cached residual, a step that runs the blocks fetches their output to cache the new residual.
+   * Step caching: part1 returned the stack's input and t_mlp to the host for the policies to judge. A reused step
+   * hands part2 input + cached residual; a step that runs the blocks sends t_mlp once, the input with block 0's run,
+   * and takes the stack's output back with the last block's run to cache the new residual: no round trip of its own.
    */
-  private async runOrReuse(x0: ResidentTensor, stack: StackConstants, step: DenoiserStep, resident: ResidentSet): Promise<ResidentTensor> {
-    const { backend } = this.options.provider;
-    const input = float32Data(await backend.fetch(x0));
-    const tMlp = float32Data(await backend.fetch(stack.t_mlp));
-    const stackInput: StackInput = { x: input, tMlp, channels: x0.dims[x0.dims.length - 1]! };
+  private async runOrReuse(
+    input: { readonly x: Float32Tensor; readonly tMlp: Float32Tensor },
+    stack: Omit<StackConstants, 't_mlp'>,
+    step: DenoiserStep,
+    resident: ResidentSet,
+  ): Promise<Tensor> {
+    const { x, tMlp } = input;
+    const stackInput: StackInput = { x: x.data, tMlp: tMlp.data, channels: x.dims[x.dims.length - 1]! };
     if (step.reuseBlocks!(stackInput)) {
       if (this.residual === undefined) throw new SoraError('INTERNAL', `step ${step.index}: no block residual cached to reuse`);
-      const reused = new Float32Array(input.length);
-      for (let k = 0; k < input.length; k++) reused[k] = input[k]! + this.residual[k]!;
-      return resident.upload(float32Tensor(x0.dims, reused), true);
+      const reused = new Float32Array(x.data.length);
+      for (let k = 0; k < reused.length; k++) reused[k] = x.data[k]! + this.residual[k]!;
+      return float32Tensor(x.dims, reused);
     }
-    const output = await this.runStack(x0, stack, step, resident);
-    const computed = float32Data(await backend.fetch(output));
+    const t_mlp = await resident.upload(tMlp);
+    const output = await this.runStack(x, { ...stack, t_mlp }, step, resident, { toHost: true });
+    const computed = float32Data(output as Tensor);
     // One buffer for the generation: every step's residual has the stack's shape.
-    const residual = this.residual?.length === input.length ? this.residual : new Float32Array(input.length);
-    for (let k = 0; k < input.length; k++) residual[k] = computed[k]! - input[k]!;
+    const residual = this.residual?.length === computed.length ? this.residual : new Float32Array(computed.length);
+    for (let k = 0; k < computed.length; k++) residual[k] = computed[k]! - x.data[k]!;
     this.residual = residual;
-    return output;
+    return output as Tensor;
   }
 
   /**
