@@ -13,13 +13,13 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import { z } from 'zod';
+import { unusedTooLong, type CachePruneOptions } from '../cache-age.js';
 import { packageSpecPath } from './coreml-package.js';
 
 export { defaultCoreMLCacheDir } from './coreml-cache-dir.js';
 
 const ENTRIES = 'entries';
 const COMPILED_NAME = /^.+-[0-9a-f]{32}\.mlmodelc$/;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 const EntrySchema = z.object({
   package: z.string(),
@@ -186,30 +186,20 @@ export async function cacheUsage(dir: string): Promise<CacheUsage> {
   return { dir, compiledModels: models.length, bytes: models.reduce((sum, model) => sum + model.bytes, 0) };
 }
 
-export interface PruneOptions {
-  /** Remove every compiled model. */
-  readonly all?: boolean;
-  /** Remove those not used for this many days (default 30). */
-  readonly unusedDays?: number;
-  readonly now?: Date;
-}
-
 export interface PruneResult {
   readonly removed: readonly CachedModel[];
   readonly kept: CacheUsage;
 }
 
 /** Why an entry goes: its package is gone or changed, it was not used lately, or everything goes. */
-async function entryIsStale(entry: Entry, options: PruneOptions): Promise<boolean> {
-  if (options.all === true) return true;
-  const age = (options.now ?? new Date()).getTime() - Date.parse(entry.lastUsed);
-  if (!(age <= (options.unusedDays ?? 30) * DAY_MS)) return true;
+async function entryIsStale(entry: Entry, options: CachePruneOptions): Promise<boolean> {
+  if (unusedTooLong(Date.parse(entry.lastUsed), options)) return true;
   const current = await packageStamp(entry.package).catch(() => undefined);
   return current?.stamp !== entry.stamp;
 }
 
 /** `models cache prune`: removes stale entries, then every compiled model no remaining entry refers to. */
-export async function pruneCache(dir: string, options: PruneOptions = {}): Promise<PruneResult> {
+export async function pruneCache(dir: string, options: CachePruneOptions = {}): Promise<PruneResult> {
   const entriesDir = join(dir, ENTRIES);
   const names = (await readdir(entriesDir).catch(() => [] as string[])).filter((name) => /^[0-9a-f]{64}\.json$/.test(name));
   const referenced = new Set<string>();

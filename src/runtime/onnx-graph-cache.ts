@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { mkdir, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { arch, cpus } from 'node:os';
 import { join } from 'node:path';
+import { unusedTooLong, type CachePruneOptions } from '../cache-age.js';
 import { toolCacheDir } from '../cache-dir.js';
 import { processAlive } from '../process-alive.js';
 
@@ -91,7 +92,6 @@ export async function roomFor(cacheDir: string, bytes: number): Promise<boolean>
 /** An entry's folder name; a temporary one adds `.<pid>-<8 hex>.tmp` (temporaryEntry). Nothing else is the cache's. */
 const ENTRY_NAME = /^[0-9a-f]{32}$/;
 const TEMPORARY_NAME = /^[0-9a-f]{32}\.(\d+)-[0-9a-f]{8}\.tmp$/;
-const DAY_MS = 24 * 3600 * 1000;
 
 /** Marks an entry used now (its graph file's mtime), for pruning by age; a failure only makes it look older. */
 export async function touchEntry(entry: GraphCacheEntry): Promise<void> {
@@ -129,22 +129,14 @@ export async function graphCacheUsage(dir: string): Promise<GraphCacheUsage> {
   return { dir, entries: entries.length, bytes: entries.reduce((sum, entry) => sum + entry.bytes, 0) };
 }
 
-export interface GraphPruneOptions {
-  readonly all?: boolean;
-  /** Remove entries not used for this many days (default 30). */
-  readonly unusedDays?: number;
-  readonly now?: Date;
-}
-
 /**
  * `models cache prune`: removes entries unused for `unusedDays` (or all), and temporary folders whose writing process
  * is gone (a crash mid-write). Only names this cache writes are touched.
  */
-export async function pruneGraphCache(dir: string, options: GraphPruneOptions = {}): Promise<{ removed: EntryOnDisk[]; kept: GraphCacheUsage }> {
-  const now = (options.now ?? new Date()).getTime();
+export async function pruneGraphCache(dir: string, options: CachePruneOptions = {}): Promise<{ removed: EntryOnDisk[]; kept: GraphCacheUsage }> {
   const removed: EntryOnDisk[] = [];
   for (const entry of await entriesOnDisk(dir)) {
-    if (options.all !== true && now - entry.lastUsedMs <= (options.unusedDays ?? 30) * DAY_MS) continue;
+    if (!unusedTooLong(entry.lastUsedMs, options)) continue;
     await rm(join(dir, entry.name), { recursive: true, force: true });
     removed.push(entry);
   }
