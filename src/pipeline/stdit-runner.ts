@@ -137,7 +137,7 @@ export class StditRunner implements Denoiser {
     { toHost = false } = {},
   ): Promise<Tensor | ResidentTensor> {
     const { provider, depth } = this.options;
-    let x = x0;
+    let x: Tensor | ResidentTensor = x0;
     for (let i = 0; i < depth; i++) {
       const name = stditBlock(step.variant, i);
       const last = i + 1 === depth;
@@ -169,13 +169,13 @@ export class StditRunner implements Denoiser {
       return float32Tensor(x.dims, reused);
     }
     const t_mlp = await resident.upload(tMlp);
-    const output = await this.runStack(x, { ...stack, t_mlp }, step, resident, { toHost: true });
-    const computed = float32Data(output as Tensor);
+    // toHost: the last block's output came back to the host, as float32 (float32Output checked it).
+    const output = (await this.runStack(x, { ...stack, t_mlp }, step, resident, { toHost: true })) as Float32Tensor;
     // One buffer for the generation: every step's residual has the stack's shape.
-    const residual = this.residual?.length === computed.length ? this.residual : new Float32Array(computed.length);
-    for (let k = 0; k < computed.length; k++) residual[k] = computed[k]! - x.data[k]!;
+    const residual = this.residual?.length === output.data.length ? this.residual : new Float32Array(output.data.length);
+    for (let k = 0; k < residual.length; k++) residual[k] = output.data[k]! - x.data[k]!;
     this.residual = residual;
-    return output as Tensor;
+    return output;
   }
 
   /**
@@ -221,11 +221,6 @@ export class StditRunner implements Denoiser {
  * part2 returns [2, 8, T, H, W]: channels 0–3 are the velocity, 4–7 the learned sigma (unused by the sampler).
  * Batch row 0 is the conditional sample, row 1 the unconditional one.
  */
-function float32Data(tensor: Tensor): Float32Array {
-  if (!(tensor.data instanceof Float32Array)) throw new SoraError('INTERNAL', `expected float32 data, got ${tensor.dtype}`);
-  return tensor.data;
-}
-
 function splitCfgOutput(output: Float32Array, latentSize: number): CfgVelocity {
   const sample = output.length / 2;
   return {
