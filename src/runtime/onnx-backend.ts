@@ -292,7 +292,8 @@ export class OnnxBackend implements Backend {
     }
     const mismatch = contractMismatch(block, opened.loaded);
     if (mismatch !== undefined) {
-      await this.#release(block.path, shared, opened);
+      // The mismatch is what the user needs to hear, not a failed unload of the refused session.
+      await this.#release(block.path, shared, opened).catch(() => undefined);
       throw new SoraError('MODEL', `${displayPath(block.path)}: block ${block.name}: ${mismatch}`);
     }
     const { loaded, channel } = opened;
