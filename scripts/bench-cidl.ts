@@ -4,11 +4,12 @@
  * max(Σ run, Σ load of the non-resident blocks), plus each setting's peak RSS. Writes bench-results/cidl.json.
  *
  *   npm run bench:cidl [-- --model DIR] [--steps 4] [--reps 2] [--budget 2G] [--resolution 128x128] [--out FILE]
- *                         [--graph-cache DIR] [--mmap-weights]
+ *                         [--graph-cache DIR] [--copied-weights]
  *
  * --graph-cache makes sessions from optimised graphs kept in DIR (onnx-graph-cache.ts; the first load of each block
  * writes them); the scheduler drops and prefetches the entries' files as it does the model's (Backend.blockFiles).
- * --mmap-weights maps the weight files instead of copying and prepacking them (OnnxBackend's mmapWeights).
+ * Blocks are set up as `generate` sets them up under a budget that binds (session.ts, BINDING_BUDGET_ONNX): no
+ * activation arenas, weights mapped from their files; --copied-weights copies and prepacks them instead, as before.
  *
  * Without --model, a paper-shaped STDiT (28 block pairs, hidden 1152, ~170 MB of random fp32 weights per block,
  * ~4.8 GB in all) is made by scripts/make_synthetic_model.py into a temporary folder and deleted afterwards.
@@ -35,6 +36,7 @@ import { latentShapeFor } from '../src/pipeline/latent.js';
 import { runGeometry } from '../src/pipeline/memory-estimates.js';
 import { gaussianNoise } from '../src/pipeline/rng.js';
 import { sample } from '../src/pipeline/sampler.js';
+import { BINDING_BUDGET_ONNX } from '../src/pipeline/session.js';
 import { StditRunner } from '../src/pipeline/stdit-runner.js';
 import { float32Tensor } from '../src/pipeline/tensors.js';
 import { recordedBackend, Timeline, type TimelineEvent } from '../src/pipeline/timeline.js';
@@ -68,7 +70,7 @@ const ArgsSchema = z.object({
     .refine(([w, h]) => w > 0 && h > 0 && w % 16 === 0 && h % 16 === 0, 'must be WIDTHxHEIGHT, multiples of 16'),
   out: z.string().min(1, 'must name a file'),
   'graph-cache': z.string().min(1, 'must name a folder').optional(),
-  'mmap-weights': z.boolean().optional(),
+  'copied-weights': z.boolean().optional(),
   child: z.enum(Object.keys(SETTINGS) as [SettingName, ...SettingName[]]).optional(),
 });
 /** The flags as given (`raw`, passed on to each setting's process) and checked. */
@@ -95,7 +97,7 @@ function parseArguments(): Args {
       resolution: { type: 'string', default: '128x128' },
       out: { type: 'string', default: 'bench-results/cidl.json' },
       'graph-cache': { type: 'string' },
-      'mmap-weights': { type: 'boolean' },
+      'copied-weights': { type: 'boolean' },
       child: { type: 'string' },
     },
   });
@@ -115,8 +117,8 @@ async function runSetting(args: Args & { model: string; child: SettingName }): P
   enableGarbageCollection(); // as `generate` does under a budget, before the workers start
   const graphCache = args['graph-cache'];
   const backend = new OnnxBackend({
-    activationArena: false,
-    mmapWeights: args['mmap-weights'] === true,
+    ...BINDING_BUDGET_ONNX,
+    ...(args['copied-weights'] === true ? { mmapWeights: false } : {}),
     ...(graphCache === undefined ? {} : { graphCacheDir: resolve(graphCache) }),
   });
   const timeline = new Timeline();
@@ -190,7 +192,7 @@ async function measure(setting: SettingName, args: Args, model: string): Promise
   const argv = [...process.execArgv, fileURLToPath(import.meta.url), '--child', setting, '--model', model];
   for (const flag of ['steps', 'budget', 'resolution'] as const) argv.push(`--${flag}`, String(args.raw[flag]));
   if (args['graph-cache'] !== undefined) argv.push('--graph-cache', args['graph-cache']);
-  if (args['mmap-weights'] === true) argv.push('--mmap-weights');
+  if (args['copied-weights'] === true) argv.push('--copied-weights');
   const output = await run(process.execPath, argv);
   return JSON.parse(output) as ChildResult;
 }
@@ -321,6 +323,8 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, onnxruntime: onnxRuntimeVersion() },
       model: { name: model.name, stdit: model.architecture.stdit, generated: made !== undefined },
       shape: { resolution: args.resolution.join('x'), frames: FRAMES, steps: args.steps, reps: args.reps },
+      weights: args['copied-weights'] === true ? 'copied and prepacked' : 'mapped',
+      graphCache: args['graph-cache'] !== undefined,
       settings,
       timelines: Object.fromEntries(Object.entries(results).map(([name, runs]) => [name, runs.map((run) => run.events)])),
     };
