@@ -6,16 +6,16 @@
  */
 import { rename, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { displayPath } from '../display-path.js';
 import { SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { loadModel, type Model } from '../model/manifest.js';
+import { packagePath } from '../package-root.js';
 import { claimPath } from '../video/claim.js';
 import { JSONSCHEMA, NUMPY, ONNX, type PythonModule } from './python.js';
 import { runConverter, type ConverterEvent } from './run-converter.js';
 
-export const COMPRESS_SCRIPT = fileURLToPath(new URL('../../scripts/compress_model.py', import.meta.url));
+export const COMPRESS_SCRIPT = packagePath('scripts', 'compress_model.py');
 /** What scripts/compress_model.py imports; no torch (CoreML folders need coremltools too). */
 export const COMPRESS_MODULES: readonly PythonModule[] = [ONNX, NUMPY, JSONSCHEMA];
 

@@ -8,11 +8,11 @@
 import { spawn } from 'node:child_process';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';
+import { packagePath } from '../package-root.js';
 
-export const CONVERTER_SCRIPT = fileURLToPath(new URL('../../scripts/convert_checkpoint.py', import.meta.url));
+export const CONVERTER_SCRIPT = packagePath('scripts', 'convert_checkpoint.py');
 const STDERR_KEPT = 64 * 1024;
 
 export type ConverterEvent =

@@ -4,9 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
 import { errorMessage, SoraError } from '../errors.js';
+import { packagePath } from '../package-root.js';
 
 export const COMPUTE_UNITS = ['all', 'cpu', 'cpu-gpu', 'cpu-ane'] as const;
 /** MLComputeUnits: all, CPU only, CPU and GPU, CPU and Neural Engine (macOS 13+). */
@@ -97,7 +96,7 @@ export interface BridgeError extends Error {
 }
 
 const API_VERSION = 2;
-const BRIDGE_PATH = fileURLToPath(new URL('../../build/Release/sora_coreml.node', import.meta.url));
+const BRIDGE_PATH = packagePath('build', 'Release', 'sora_coreml.node');
 const NOT_MAC = 'the CoreML backend needs macOS on Apple silicon; use --backend onnx';
 
 export interface BridgeStatus {

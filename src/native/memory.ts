@@ -8,9 +8,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-
 import { errorMessage, SoraError } from '../errors.js';
+import { packagePath } from '../package-root.js';
 
 export interface ProcessMemory {
   /** Resident bytes of every kind. */
@@ -107,7 +106,7 @@ export interface MemoryApi {
 }
 
 const API_VERSION = 2;
-const ADDON_PATH = fileURLToPath(new URL('../../build/Release/sora_memory.node', import.meta.url));
+const ADDON_PATH = packagePath('build', 'Release', 'sora_memory.node');
 const REBUILD_HINT = 'run `npm run build:native` (needs cmake and a C++17 compiler)';
 const IS_LINUX = process.platform === 'linux';
 

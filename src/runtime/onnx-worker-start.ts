@@ -6,22 +6,22 @@
  * Kept apart from onnx-backend.ts so that starting them loads nothing else.
  */
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { packagePath } from '../package-root.js';
 import type { WorkerData } from './onnx-worker.js';
 import { disableOrtTelemetry } from './ort-telemetry.js';
 
 /**
- * Starts the worker from dist/ (plain .js), or from the TypeScript sources when tests run them. Node 20 ignores
- * loader hooks given to a worker through `execArgv: ['--import', 'tsx']` (checked: ERR_UNKNOWN_FILE_EXTENSION),
- * so the source case registers tsx inside the worker first.
+ * Starts the worker from dist/ (its own bundle entry, scripts/build.mjs: this code sits in a chunk, not beside it),
+ * or from the TypeScript sources when tests run them. Node 20 ignores loader hooks given to a worker through
+ * `execArgv: ['--import', 'tsx']` (checked: ERR_UNKNOWN_FILE_EXTENSION), so the source case registers tsx inside
+ * the worker first.
  */
 export function startWorker(workerData: WorkerData): Worker {
   disableOrtTelemetry();
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./onnx-worker.js', here), { workerData });
-  const tsx = createRequire(here).resolve('tsx/cjs/api');
-  const entry = fileURLToPath(new URL('./onnx-worker.ts', here));
+  if (!import.meta.url.endsWith('.ts')) return new Worker(packagePath('dist', 'runtime', 'onnx-worker.js'), { workerData });
+  const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
+  const entry = packagePath('src', 'runtime', 'onnx-worker.ts');
   const code = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
   return new Worker(code, { eval: true, workerData });
 }

@@ -13,14 +13,13 @@ import { setupSteps, type SetupStep } from '../../device/ios-setup.js';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { loadModel } from '../../model/manifest.js';
+import { packagePath } from '../../package-root.js';
 import { findDevice } from '../../runtime/usbmux.js';
 import { cliContext, type CliContext } from '../context.js';
 import { parseFlags } from '../flags.js';
 import { TEAM_ENV } from '../commands/device.js';
-import { fileURLToPath } from 'node:url';
 
-/** Resolved from this file so it works from src/ and dist/ alike. */
-const IOS_DIR = fileURLToPath(new URL('../../../ios', import.meta.url));
+const IOS_DIR = packagePath('ios');
 
 const FlagsSchema = z.object({
   device: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a device UDID or auto'),

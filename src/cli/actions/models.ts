@@ -2,7 +2,6 @@
 import { execFile } from 'node:child_process';
 import { readdir, rename, rm } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -11,6 +10,7 @@ import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';
 import { loadModel, MANIFEST_FILE, verifyModel, type Model, type ModelFile } from '../../model/manifest.js';
 import { MODEL_FOLDER_OUTPUT } from '../../model/replaceable-model.js';
+import { packagePath } from '../../package-root.js';
 import { checkModelAgainstContract } from '../../pipeline/contract-check.js';
 import { distinctWeightBytes } from '../../pipeline/memory-estimates.js';
 import { OnnxBackend } from '../../runtime/onnx-backend.js';
@@ -262,7 +262,7 @@ async function list(context: CliContext): Promise<void> {
 
 /** Preset → the generator's --shape. */
 const SYNTHETIC_SHAPES: Readonly<Record<(typeof SYNTHETIC_PRESETS)[number], string>> = { 'opensora-1.2': 'paper' };
-const SYNTHETIC_SCRIPT = fileURLToPath(new URL('../../../scripts/make_synthetic_model.py', import.meta.url));
+const SYNTHETIC_SCRIPT = packagePath('scripts', 'make_synthetic_model.py');
 
 const SyntheticFlags = z.object({
   preset: z.enum(SYNTHETIC_PRESETS, `must be one of: ${SYNTHETIC_PRESETS.join(', ')}`),

@@ -1,9 +1,8 @@
 /** `device setup`: the iPhone runner app (macOS with Xcode). The work is in ../actions/device.ts. */
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { packagePath } from '../../package-root.js';
 
-/** Resolved from this file so it works from src/ and dist/ alike. */
-const TINY_COREML = fileURLToPath(new URL('../../../models/tiny-coreml', import.meta.url));
+const TINY_COREML = packagePath('models', 'tiny-coreml');
 
 /** The signing team when --team is not given. */
 export const TEAM_ENV = 'ONDEVICE_SORA_TEAM';

@@ -3,18 +3,18 @@
  * ../actions/models.ts, models-pull.ts, models-compress.ts and models-cache.ts, loaded when a subcommand runs.
  */
 import { delimiter } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { DTYPES, FORMATS } from '../../convert/model-formats.js';
 import { MODEL_IDS } from '../../convert/opensora-recipe.js';
 import { displayPath } from '../../display-path.js';
+import { packagePath } from '../../package-root.js';
 import { defaultCoreMLCacheDir } from '../../runtime/coreml-cache-dir.js';
 
 const MODEL_FOLDER = 'model folder (holds manifest.json, or the published On-device Sora CoreML packages)';
 /** Folders of model folders that `models list` shows besides the shipped ones. */
 export const MODELS_ENV = 'ONDEVICE_SORA_MODELS';
-/** The package's models/ folder, resolved from this file so it works from src/ and dist/ alike. */
-export const SHIPPED_MODELS = fileURLToPath(new URL('../../../models/', import.meta.url));
+/** The package's models/ folder. */
+export const SHIPPED_MODELS = packagePath('models/');
 export const SYNTHETIC_PRESETS = ['opensora-1.2'] as const;
 export const DEFAULT_UNUSED_DAYS = 30;
 
