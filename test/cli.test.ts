@@ -123,7 +123,8 @@ describe('bad input → exit status, one line on stderr, stack only with --verbo
     const verbose = await cli('--verbose', 'models', 'inspect', dir);
     expect(verbose.code).toBe(4);
     expect(verbose.stderr.split('\n')[0]).toBe(plain.stderr.trimEnd());
-    expect(verbose.stderr).toMatch(/\n\s+at .*manifest\.js/);
+    // The bundle's positions, led back to the source by its source maps (bin/ondevice-sora).
+    expect(verbose.stderr).toMatch(/\n\s+at loadModel \(.*[\\/]src[\\/]model[\\/]manifest\.ts:\d+:\d+\)/);
   });
 
   it('a path escaping the folder (exit 4) names the field', async () => {

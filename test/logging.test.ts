@@ -1,17 +1,17 @@
 /**
  * createLogger makes its pino logger at the first line logged at an enabled level (start-up time, issue 17): below
- * the level nothing loads pino, and what is logged is pino's JSON line as before. In a child process of the built
- * module, whose module cache shows whether pino was loaded.
+ * the level nothing loads pino, and what is logged is pino's JSON line as before. In a child process (the module's
+ * source, through tsx: dist/ is a bundle), whose module cache shows whether pino was loaded.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { assertBuilt, ROOT } from './helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from './helpers/cli.js';
 
 const SCRIPT = `
 import { createRequire } from 'node:module';
-const { createLogger } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'logging.js')).href)});
+const { createLogger } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'src', 'logging.ts')).href)});
 const pinoLoaded = () => Object.keys(createRequire(import.meta.url).cache).some((path) => /[\\\\/]node_modules[\\\\/]pino[\\\\/]/.test(path));
 const logger = createLogger('warn', false);
 logger.debug({ n: 1 }, 'below the level');
@@ -22,10 +22,8 @@ console.log(JSON.stringify({ ...facts, loadedAfter: pinoLoaded() }));
 `;
 
 describe('createLogger', () => {
-  beforeAll(() => assertBuilt());
-
   it('loads pino only at the first enabled line, which is the usual JSON line on stderr', () => {
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', SCRIPT], { cwd: ROOT, encoding: 'utf8' });
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], { cwd: ROOT, encoding: 'utf8' });
     expect(child.status, child.stderr).toBe(0);
     expect(JSON.parse(child.stdout)).toEqual({ enabled: [false, true, true], level: 'warn', loadedBefore: false, loadedAfter: true });
     const lines = child.stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
