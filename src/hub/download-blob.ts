@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, SoraError } from '../errors.js';
@@ -45,18 +45,32 @@ async function hashOf(path: string, hash: Hash): Promise<void> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
 
+/**
+ * Creates the lock file with our pid already in it, or returns false when it exists. Linked from a file written
+ * first: a lock file created empty and then written would, in between, read as one that a dead process left, and a
+ * second process starting at the same moment would clear it and download the same file alongside.
+ */
+async function tryLock(path: string): Promise<boolean> {
+  const own = `${path}.${process.pid}`;
+  await writeFile(own, String(process.pid));
+  try {
+    await link(own, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await unlink(own).catch(() => undefined);
+  }
+}
+
 /** Takes `path` as a lock file holding our pid; waits while a live process holds it, clears one a dead process left. */
 async function withLock<T>(path: string, job: BlobJob, work: () => Promise<T>): Promise<T> {
   await mkdir(dirname(path), { recursive: true });
   let waited = false;
   for (;;) {
     job.signal?.throwIfAborted();
-    try {
-      await writeFile(path, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    if (await tryLock(path)) break;
     const holder = Number((await readFile(path, 'utf8').catch(() => '')).trim());
     if (!Number.isInteger(holder) || holder <= 0 || !processAlive(holder)) {
       await unlink(path).catch(() => undefined);
