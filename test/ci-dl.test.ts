@@ -205,6 +205,14 @@ describe.skipIf(problem !== null)('CI-DL on a synthetic model bigger than the ti
     }
   });
 
+  it('under a budget that binds, counts mapped weights with the block that holds them, not in its run\'s working set', async () => {
+    const { run } = await budgeted(2);
+    const report = stdit(run);
+    // Mapped, a block's weights come in with its first run; counted there, W would be at least a block's weights.
+    expect(report.workingSet).toBeGreaterThan(0);
+    expect(report.workingSet).toBeLessThan(blockBytes);
+  });
+
   it('--no-ci --no-dl loads every block at every step, one at a time, with the same frames', async () => {
     const run = await once('ablation', '--memory-budget', '20G', '--no-ci', '--no-dl', '--trace');
     const report = stdit(run);

@@ -132,8 +132,14 @@ interface Slot {
   using: number;
   /** L: peak RSS growth of a load, measured on a load with nothing else under way. */
   loadPeak: number | undefined;
-  /** RSS the loaded block holds, measured with L; until then its weight bytes. */
+  /**
+   * RSS the loaded block holds once it has run: measured with L, plus lazyWeights; until measured, its weight bytes.
+   */
   held: number | undefined;
+  /** Of its weights, what a measured load left unread where the backend maps them: its runs fault that in. */
+  lazyWeights: number | undefined;
+  /** Of `held`, what the block's next run will fault in: lazyWeights from each load to the end of its first run. */
+  unfaulted: number;
   /** W: peak RSS growth of a run, and the input bytes of the run it was measured on. */
   run: { readonly bytes: number; readonly inputBytes: number } | undefined;
 }
@@ -185,7 +191,7 @@ export class CidlScheduler implements BlockProvider {
     this.#slots = new Map(
       blocks.map((block) => [
         block.source.name,
-        { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0, using: 0, loadPeak: undefined, held: undefined, run: undefined },
+        { block, handle: undefined, resident: false, fresh: false, loads: 0, acquired: 0, using: 0, loadPeak: undefined, held: undefined, lazyWeights: undefined, unfaulted: 0, run: undefined },
       ]),
     );
     this.backend = wrapBackend(backend, { run: (handle, inputs, runOptions) => this.#run(handle, inputs, runOptions) });
@@ -460,8 +466,11 @@ export class CidlScheduler implements BlockProvider {
         const peak = this.#meter.takeWindowPeak();
         this.#foldPeak(peak);
         slot.loadPeak = Math.max(slot.loadPeak ?? 0, peak - before);
-        slot.held = Math.max(0, this.#meter.inUse() - before);
+        const held = Math.max(0, this.#meter.inUse() - before);
+        slot.lazyWeights = this.#inner.weightsMapped === true ? Math.max(0, slot.block.source.weightBytes - held) : 0;
+        slot.held = held + slot.lazyWeights;
       }
+      slot.unfaulted = this.#lazyWeights(slot);
       slot.loads++;
       slot.fresh = true;
       return handle;
@@ -476,11 +485,18 @@ export class CidlScheduler implements BlockProvider {
     }
   }
 
-  /** RSS held by the blocks loaded now, `except` one. */
+  /** RSS held by the blocks loaded now, `except` one: weights their runs have yet to fault in are not held yet. */
   #heldByLoaded(except?: Slot): number {
     let sum = 0;
-    for (const slot of this.#slots.values()) if (slot !== except && slot.handle !== undefined) sum += this.#held(slot);
+    for (const slot of this.#slots.values()) {
+      if (slot !== except && slot.handle !== undefined) sum += Math.max(0, this.#held(slot) - slot.unfaulted);
+    }
     return sum;
+  }
+
+  /** What a load of the block leaves for its runs to fault in, measured on it or a twin. */
+  #lazyWeights(slot: Slot): number {
+    return Math.max(0, ...this.#twins(slot).map((s) => s.lazyWeights ?? 0));
   }
 
   /**
@@ -492,7 +508,9 @@ export class CidlScheduler implements BlockProvider {
     // From dims and dtypes, so before the call or not alike; resident inputs count: they are in the runner's memory.
     const inputBytes = Object.values(inputs).reduce((sum, value) => sum + tensorByteLength(value), 0);
     const measure = !this.#runs(slot).some((run) => run.inputBytes >= inputBytes);
-    const need = this.#runNeed(slot, inputBytes);
+    // W is what the run needs for itself; weights it faults in stay with the block, counted in what it holds.
+    const faulting = slot.unfaulted;
+    const need = this.#runNeed(slot, inputBytes) + faulting;
     await this.#admit(slot, 'run', need);
     let before = 0;
     if (measure) {
@@ -508,11 +526,13 @@ export class CidlScheduler implements BlockProvider {
     if (this.#loading.size > 0) this.#overlapped = true;
     try {
       const outputs = await this.#inner.run(handle, inputs, options);
+      slot.unfaulted = 0;
       if (measure) {
         const peak = this.#meter.takeWindowPeak();
         this.#foldPeak(peak);
         // A load started meanwhile only makes W larger than it is: the safe side.
-        slot.run = { bytes: Math.max(peak - before, slot.run?.bytes ?? 0), inputBytes: Math.max(inputBytes, slot.run?.inputBytes ?? 0) };
+        const bytes = Math.max(0, peak - before - faulting);
+        slot.run = { bytes: Math.max(bytes, slot.run?.bytes ?? 0), inputBytes: Math.max(inputBytes, slot.run?.inputBytes ?? 0) };
       }
       return outputs;
     } finally {

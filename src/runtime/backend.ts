@@ -167,6 +167,11 @@ export interface Backend {
    * scheduler prefetches and drops the right ones from the page cache. Absent or undefined: the manifest's files.
    */
   blockFiles?(block: BlockSource): readonly { readonly path: string; readonly bytes: number }[] | undefined;
+  /**
+   * Loads map the weight files instead of reading them: their pages come into the process as runs touch them, so a
+   * load's RSS shows less than the block will hold. Absent: a load reads (or copies) the weights it holds.
+   */
+  readonly weightsMapped?: boolean;
   /** Releases every loaded block, resident tensor and background thread. */
   close(): Promise<void>;
 }
@@ -219,8 +224,9 @@ export function wrapBackend(inner: Backend, overrides: Partial<Operations>): Bac
 }
 
 /** The optional memory hooks of `backend`, for a wrapper that forwards them. */
-export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage' | 'blockFiles'> {
+export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage' | 'blockFiles' | 'weightsMapped'> {
   return {
+    ...(backend.weightsMapped === true && { weightsMapped: true }),
     ...(backend.ready && { ready: () => backend.ready!() }),
     ...(backend.collectGarbage && { collectGarbage: () => backend.collectGarbage!() }),
     ...(backend.blockFiles && { blockFiles: (block: BlockSource) => backend.blockFiles!(block) }),

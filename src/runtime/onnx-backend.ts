@@ -265,6 +265,10 @@ export class OnnxBackend implements Backend {
     this.#channels = Array.from({ length: count }, () => new WorkerChannel(workerData));
   }
 
+  get weightsMapped(): boolean {
+    return this.#options.mmapWeights;
+  }
+
   /** The execution provider in use: the requested one until a load had to fall back to cpu. */
   get device(): string {
     return this.#provider;
