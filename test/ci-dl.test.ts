@@ -208,6 +208,8 @@ describe.skipIf(problem !== null)('CI-DL on a synthetic model bigger than the ti
   it('under a budget that binds, counts mapped weights with the block that holds them, not in its run\'s working set', async () => {
     const { run } = await budgeted(2);
     const report = stdit(run);
+    expect(report.weightsMapped).toBe(true);
+    expect(stdit(await everythingResident()).weightsMapped).toBe(false);
     // Mapped, a block's weights come in with its first run; counted there, W would be at least a block's weights.
     expect(report.workingSet).toBeGreaterThan(0);
     expect(report.workingSet).toBeLessThan(blockBytes);

@@ -101,6 +101,8 @@ export interface CidlReport {
   readonly dynamicLoading: boolean;
   /** RSS when the component started. */
   readonly baseRss: number;
+  /** The backend maps weight files instead of copying them (see session.ts: budgets under which blocks stream). */
+  readonly weightsMapped: boolean;
   /** Largest RSS growth of a run (W), measured. */
   readonly workingSet: number;
   /** Largest RSS growth of a load beyond the block's weight bytes (L − weights), measured. */
@@ -294,6 +296,7 @@ export class CidlScheduler implements BlockProvider {
       concurrent: this.#options.concurrent && this.#overlapped,
       dynamicLoading: this.#options.dynamicLoading,
       baseRss: this.#base,
+      weightsMapped: this.#inner.weightsMapped === true,
       workingSet: Math.max(0, ...slots.map((slot) => slot.run?.bytes ?? 0)),
       loadOverhead: Math.max(0, ...slots.map((slot) => (slot.loadPeak ?? 0) - slot.block.source.weightBytes)),
       peakRss: Math.max(this.#peak, this.#meter === localMemoryMeter ? peakRss() : 0),

@@ -6,7 +6,7 @@
  * which grow with the square of the tokens).
  */
 import { SoraError } from '../errors.js';
-import type { Component } from '../model/contract.js';
+import { COMPONENTS, type Component } from '../model/contract.js';
 import type { Model, ModelBlock } from '../model/manifest.js';
 import type { BlockSource } from '../runtime/backend.js';
 import type { LatentShape } from './latent.js';
@@ -46,6 +46,18 @@ const AMPLE_ROOM_PER_WEIGHT_BYTE = 8;
 /** Whether `weights` fit under the budget with that room to spare, beside `inUse` and twice the reserve. */
 export function budgetHoldsAmply(budget: number, inUse: number, weights: number): boolean {
   return inUse + AMPLE_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(budget) <= budget;
+}
+
+/**
+ * Room per byte of a component's weights for all its blocks to stay loaded without arenas: the weights, and as much
+ * again for a run's working set and a load's staging.
+ */
+const WHOLE_COMPONENT_ROOM_PER_WEIGHT_BYTE = 2;
+
+/** Whether the budget holds each component's blocks loaded all at once (its largest one decides), beside `inUse`. */
+export function budgetHoldsEachComponent(budget: number, inUse: number, model: Model): boolean {
+  const largest = Math.max(0, ...COMPONENTS.map((component) => distinctWeightBytes(model.blocks.filter((b) => b.component === component))));
+  return inUse + WHOLE_COMPONENT_ROOM_PER_WEIGHT_BYTE * largest + 2 * budgetReserve(budget) <= budget;
 }
 
 /** Weight bytes of every block of the model, all components. */
