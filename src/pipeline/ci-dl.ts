@@ -46,7 +46,8 @@ import { peakRss, setMmapThreshold } from '../native/memory.js';
 import { tensorByteLength, wrapBackend, type Backend, type BlockHandle, type BlockSource, type RunInputs, type RunOptions, type RunOutputs } from '../runtime/backend.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';
 import type { BlockProvider } from './block-provider.js';
-import { budgetReserve, collectGarbage, formatBytes, localMemoryMeter, type MemoryBudget } from './memory-budget.js';
+import { collectGarbage } from '../runtime/garbage-collection.js';
+import { budgetReserve, formatBytes, localMemoryMeter, type MemoryBudget } from './memory-budget.js';
 import { budgetHoldsAmply, loadEstimate, refuseBudgetBeforeWork, runEstimate, type RunGeometry } from './memory-estimates.js';
 import type { Timeline } from './timeline.js';
 

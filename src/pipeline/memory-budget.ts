@@ -2,8 +2,6 @@
  * The memory budget of a run (`--memory-budget`): a cap on the process's peak RSS, and the peak-RSS bookkeeping that
  * checks it. Sizes are binary (1G = 1024³ bytes), as in `free -g` and container limits.
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { z } from 'zod';
 import { SoraError } from '../errors.js';
 import { availableMemory, evictFile, mallocTrim, peakRss, prefetchFile, resetPeakRss } from '../native/memory.js';
@@ -107,20 +105,3 @@ export const localMemoryMeter: MemoryMeter = {
   },
   pageCache: { prefetch: (path) => prefetchFile(path), evict: (path) => evictFile(path) },
 };
-let collector: (() => void) | undefined;
-
-/**
- * Exposes V8's garbage collector to this thread and to every worker started afterwards (call it before the backend
- * starts its workers), so that a memory budget can have dead tensors freed when it needs the room. Flags set at run
- * time reach contexts made after them; `gc` is what `node --expose-gc` would give.
- */
-export function enableGarbageCollection(): void {
-  if (collector !== undefined) return;
-  v8.setFlagsFromString('--expose-gc');
-  collector = vm.runInNewContext('gc') as () => void;
-}
-
-/** A full collection on this thread; nothing before enableGarbageCollection(). */
-export function collectGarbage(): void {
-  collector?.();
-}

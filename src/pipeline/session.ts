@@ -14,7 +14,7 @@ import type { BlockProvider } from './block-provider.js';
 import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from './ci-dl.js';
-import { enableGarbageCollection } from './memory-budget.js';
+import { enableGarbageCollection } from '../runtime/garbage-collection.js';
 import { budgetHoldsAmply, budgetHoldsEachComponent, modelWeightBytes } from './memory-estimates.js';
 import {
   blockProvider,
