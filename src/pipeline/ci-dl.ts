@@ -458,6 +458,7 @@ export class CidlScheduler implements BlockProvider {
     const load = (async () => {
       await Promise.all(this.#unloads);
       const alone = this.#loadsUnderWay === 1 && this.#running === 0;
+      const sharing = this.#sharesGraph(slot);
       let before = 0;
       if (alone) {
         this.#meter.trim();
@@ -471,10 +472,11 @@ export class CidlScheduler implements BlockProvider {
         this.#foldPeak(peak);
         slot.loadPeak = Math.max(slot.loadPeak ?? 0, peak - before);
         const held = Math.max(0, this.#meter.inUse() - before);
-        slot.lazyWeights = this.#inner.weightsMapped === true ? Math.max(0, slot.block.source.weightBytes - held) : 0;
-        slot.held = held + slot.lazyWeights;
+        const lazy = this.#inner.weightsMapped === true && !sharing ? Math.max(0, slot.block.source.weightBytes - held) : 0;
+        if (!sharing) slot.lazyWeights = lazy;
+        slot.held = held + lazy;
       }
-      slot.unfaulted = this.#lazyWeights(slot);
+      slot.unfaulted = sharing ? 0 : this.#lazyWeights(slot);
       slot.loads++;
       slot.fresh = true;
       return handle;
@@ -496,6 +498,14 @@ export class CidlScheduler implements BlockProvider {
       if (slot !== except && slot.handle !== undefined) sum += Math.max(0, this.#held(slot) - slot.unfaulted);
     }
     return sum;
+  }
+
+  /**
+   * Another loaded block names the same graph (a block pair's ST and TDTM): the load shares its session and weights,
+   * which it neither reads nor leaves for its runs to fault in.
+   */
+  #sharesGraph(slot: Slot): boolean {
+    return [...this.#slots.values()].some((s) => s !== slot && s.handle !== undefined && s.block.source.path === slot.block.source.path);
   }
 
   /** What a load of the block leaves for its runs to fault in, measured on it or a twin. */
