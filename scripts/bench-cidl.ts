@@ -8,8 +8,9 @@
  *
  * --graph-cache makes sessions from optimised graphs kept in DIR (onnx-graph-cache.ts; the first load of each block
  * writes them); the scheduler drops and prefetches the entries' files as it does the model's (Backend.blockFiles).
- * Blocks are set up as `generate` sets them up under a budget that binds (session.ts, BINDING_BUDGET_ONNX): no
- * activation arenas, weights mapped from their files; --copied-weights copies and prepacks them instead, as before.
+ * Blocks are set up as `generate` sets them up where they stream under a budget (session.ts, memory-estimates.ts
+ * budgetHoldsComponent): no activation arenas, weights mapped from their files; --copied-weights copies and prepacks
+ * them instead, as before.
  *
  * Without --model, a paper-shaped STDiT (28 block pairs, hidden 1152, ~170 MB of random fp32 weights per block,
  * ~4.8 GB in all) is made by scripts/make_synthetic_model.py into a temporary folder and deleted afterwards.
@@ -37,7 +38,6 @@ import { latentShapeFor } from '../src/pipeline/latent.js';
 import { runGeometry } from '../src/pipeline/memory-estimates.js';
 import { gaussianNoise } from '../src/pipeline/rng.js';
 import { sample } from '../src/pipeline/sampler.js';
-import { BINDING_BUDGET_ONNX } from '../src/pipeline/session.js';
 import { StditRunner } from '../src/pipeline/stdit-runner.js';
 import { float32Tensor } from '../src/pipeline/tensors.js';
 import { recordedBackend, Timeline, type TimelineEvent } from '../src/pipeline/timeline.js';
@@ -118,8 +118,7 @@ async function runSetting(args: Args & { model: string; child: SettingName }): P
   enableGarbageCollection(); // as `generate` does under a budget, before the workers start
   const graphCache = args['graph-cache'];
   const backend = new OnnxBackend({
-    ...BINDING_BUDGET_ONNX,
-    ...(args['copied-weights'] === true ? { mmapWeights: false } : {}),
+    activationArena: false,
     ...(graphCache === undefined ? {} : { graphCacheDir: resolve(graphCache) }),
   });
   const timeline = new Timeline();
@@ -131,6 +130,7 @@ async function runSetting(args: Args & { model: string; child: SettingName }): P
     label: 'stdit',
     timeline,
     geometry: runGeometry(model, latent, 'stdit'),
+    mapWeights: args['copied-weights'] !== true,
   });
   const channels = Number(model.architecture.stdit.caption_channels);
   const mask = new Float32Array(300).fill(1, 0, 12);

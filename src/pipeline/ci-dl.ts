@@ -89,6 +89,11 @@ export interface CidlOptions extends CidlSettings {
   readonly geometry?: RunGeometry;
   /** The whole model's weight bytes: preload() acts only when the budget holds them amply. */
   readonly modelWeightBytes?: number;
+  /**
+   * Load the blocks with their weights mapped (BlockSource.mapWeights), where the backend can: for a component whose
+   * blocks stream (session.ts decides).
+   */
+  readonly mapWeights?: boolean;
   readonly timeline?: Timeline;
   readonly logger?: Logger;
 }
@@ -102,7 +107,7 @@ export interface CidlReport {
   readonly dynamicLoading: boolean;
   /** RSS when the component started. */
   readonly baseRss: number;
-  /** The backend maps weight files instead of copying them (see session.ts: budgets under which blocks stream). */
+  /** Blocks were loaded with their weight files mapped instead of copied (see session.ts: when blocks stream). */
   readonly weightsMapped: boolean;
   /** Largest RSS growth of a run (W), measured. */
   readonly workingSet: number;
@@ -297,7 +302,7 @@ export class CidlScheduler implements BlockProvider {
       concurrent: this.#options.concurrent && this.#overlapped,
       dynamicLoading: this.#options.dynamicLoading,
       baseRss: this.#base,
-      weightsMapped: this.#inner.weightsMapped === true,
+      weightsMapped: this.#mapsWeights(),
       workingSet: Math.max(0, ...slots.map((slot) => slot.run?.bytes ?? 0)),
       loadOverhead: Math.max(0, ...slots.map((slot) => (slot.loadPeak ?? 0) - slot.block.source.weightBytes)),
       peakRss: Math.max(this.#peak, this.#meter === localMemoryMeter ? peakRss() : 0),
@@ -466,13 +471,13 @@ export class CidlScheduler implements BlockProvider {
         before = this.#meter.inUse();
         this.#unheld = before - this.#heldByLoaded(slot);
       }
-      const handle = await this.#inner.load(slot.block.source);
+      const handle = await this.#inner.load(this.#mapsWeights() ? { ...slot.block.source, mapWeights: true } : slot.block.source);
       if (alone && this.#started === started) {
         const peak = this.#meter.takeWindowPeak();
         this.#foldPeak(peak);
         slot.loadPeak = Math.max(slot.loadPeak ?? 0, peak - before);
         const held = Math.max(0, this.#meter.inUse() - before);
-        const lazy = this.#inner.weightsMapped === true && !sharing ? Math.max(0, slot.block.source.weightBytes - held) : 0;
+        const lazy = this.#mapsWeights() && !sharing ? Math.max(0, slot.block.source.weightBytes - held) : 0;
         if (!sharing) slot.lazyWeights = lazy;
         slot.held = held + lazy;
       }
@@ -506,6 +511,10 @@ export class CidlScheduler implements BlockProvider {
    */
   #sharesGraph(slot: Slot): boolean {
     return [...this.#slots.values()].some((s) => s !== slot && s.handle !== undefined && s.block.source.path === slot.block.source.path);
+  }
+
+  #mapsWeights(): boolean {
+    return this.#options.mapWeights === true && this.#inner.mapsWeights === true;
   }
 
   /** What a load of the block leaves for its runs to fault in, measured on it or a twin. */

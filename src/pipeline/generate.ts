@@ -10,8 +10,8 @@ import { writeVideo, type VideoFormat } from '../video/video-writer.js';
 import { componentSources, ResidentBlockProvider, type BlockProvider } from './block-provider.js';
 import { CidlScheduler, scheduledBlocks, type CidlReport, type CidlSettings } from './ci-dl.js';
 import { latentLength, latentShapeFor, type LatentShape } from './latent.js';
-import { processPeakRss } from './memory-budget.js';
-import { modelWeightBytes, runGeometry } from './memory-estimates.js';
+import { localMemoryMeter, processPeakRss } from './memory-budget.js';
+import { budgetHoldsComponent, modelWeightBytes, runGeometry } from './memory-estimates.js';
 import { gaussianNoise } from './rng.js';
 import { sample, type SampleResult, type StepPolicy } from './sampler.js';
 import { StditRunner } from './stdit-runner.js';
@@ -259,6 +259,7 @@ export function blockProvider(
   const { model, cidl, timeline, logger } = job;
   if (cidl === undefined) return new ResidentBlockProvider(backend, componentSources(model, component));
   const geometry = runGeometry(model, latentShapeFor(settings), component);
+  const inUse = (backend.memory ?? localMemoryMeter).inUse();
   return new CidlScheduler(backend, scheduledBlocks(model, component), {
     ...cidl,
     label: component,
@@ -266,6 +267,7 @@ export function blockProvider(
     timeline,
     geometry,
     modelWeightBytes: modelWeightBytes(model),
+    mapWeights: !budgetHoldsComponent(cidl.budget.bytes, inUse, model, component),
   });
 }
 

@@ -15,7 +15,7 @@ import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from './ci-dl.js';
 import { enableGarbageCollection } from '../runtime/garbage-collection.js';
-import { budgetHoldsAmply, budgetHoldsEachComponent, modelWeightBytes } from './memory-estimates.js';
+import { budgetHoldsAmply, modelWeightBytes } from './memory-estimates.js';
 import {
   blockProvider,
   generate,
@@ -43,23 +43,12 @@ export function createJobBackend(
   logger: Logger,
 ): Backend {
   if (cidl !== undefined) enableGarbageCollection(); // before the backend starts its workers
-  // Under an ample budget (or none) blocks are set up as without CI-DL.
-  if (cidl === undefined || budgetHoldsArenas(cidl, model)) return createBackend({ ...choice, logger });
-  const inUse = processMemory().rss;
-  const onnx = budgetHoldsEachComponent(cidl.budget.bytes, inUse, model) ? { activationArena: false } : BINDING_BUDGET_ONNX;
-  return createBackend({ ...choice, logger, onnx });
+  // Under a budget that binds, a resident ONNX block must hold only its weights, not also an arena of its largest
+  // activations; under an ample one the arenas are kept, as without CI-DL. (Whether its weights are mapped is decided
+  // per component: generate.ts, blockProvider.)
+  const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
+  return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
 }
-
-/**
- * Under a budget that binds, a resident ONNX block holds only its weights, not also an arena of its largest
- * activations. Under one that cannot hold some component's blocks all loaded at once, so that blocks stream, their
- * weights are also mapped from the model's files instead of copied and prepacked: a load then costs the block running
- * beside it almost no CPU and needs no second copy of the weights while it lasts (issue 17 goal 3: 1.50× → 1.04× the
- * overlap bound). Runs on unpacked weights are slower (3 % at 128², 9–17 % at 256²), which blocks that stay loaded
- * would pay for nothing; and they sum in another order, so frames differ from a run without a budget by at most one
- * level in a few pixels (ci-dl.test.ts bounds it).
- */
-export const BINDING_BUDGET_ONNX = { activationArena: false, mmapWeights: true } as const;
 
 /** Where a job's blocks run: a backend in this process, or a runner (remote-backend.ts). */
 export type JobBackendChoice =

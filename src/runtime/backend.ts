@@ -87,6 +87,11 @@ export interface BlockSource {
   readonly computeUnits?: ComputeUnits;
   /** A digest of the block's files' sha256 from the manifest: names its content in caches (onnx-graph-cache.ts). */
   readonly contentKey?: string;
+  /**
+   * Map the weight files instead of copying (and prepacking) them, where the backend can (`mapsWeights`): for blocks
+   * that stream under a memory budget. Absent: the backend's own setting.
+   */
+  readonly mapWeights?: boolean;
 }
 
 export interface BlockHandle {
@@ -168,10 +173,10 @@ export interface Backend {
    */
   blockFiles?(block: BlockSource): readonly { readonly path: string; readonly bytes: number }[] | undefined;
   /**
-   * Loads map the weight files instead of reading them: their pages come into the process as runs touch them, so a
-   * load's RSS shows less than the block will hold. Absent: a load reads (or copies) the weights it holds.
+   * Honours BlockSource.mapWeights: a mapped block's weight pages come into the process as its runs touch them, so
+   * its load's RSS shows less than it will hold. Absent: weights are read (or copied) by the load, whatever is asked.
    */
-  readonly weightsMapped?: boolean;
+  readonly mapsWeights?: boolean;
   /** Releases every loaded block, resident tensor and background thread. */
   close(): Promise<void>;
 }
@@ -224,9 +229,9 @@ export function wrapBackend(inner: Backend, overrides: Partial<Operations>): Bac
 }
 
 /** The optional memory hooks of `backend`, for a wrapper that forwards them. */
-export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage' | 'blockFiles' | 'weightsMapped'> {
+export function memoryHooks(backend: Backend): Pick<Backend, 'ready' | 'collectGarbage' | 'blockFiles' | 'mapsWeights'> {
   return {
-    ...(backend.weightsMapped === true && { weightsMapped: true }),
+    ...(backend.mapsWeights === true && { mapsWeights: true }),
     ...(backend.ready && { ready: () => backend.ready!() }),
     ...(backend.collectGarbage && { collectGarbage: () => backend.collectGarbage!() }),
     ...(backend.blockFiles && { blockFiles: (block: BlockSource) => backend.blockFiles!(block) }),

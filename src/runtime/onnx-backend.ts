@@ -265,9 +265,7 @@ export class OnnxBackend implements Backend {
     this.#channels = Array.from({ length: count }, () => new WorkerChannel(workerData));
   }
 
-  get weightsMapped(): boolean {
-    return this.#options.mmapWeights;
-  }
+  readonly mapsWeights = true;
 
   /** The execution provider in use: the requested one until a load had to fall back to cpu. */
   get device(): string {
@@ -329,7 +327,7 @@ export class OnnxBackend implements Backend {
         type: 'load',
         path: block.path,
         provider: this.#provider,
-        options: this.#options,
+        options: block.mapWeights === undefined ? this.#options : { ...this.#options, mmapWeights: block.mapWeights },
         ...(cache === undefined ? {} : { cache }),
       });
       if (!reply.ok) throw new SoraError('MODEL', `${file}: ONNX Runtime cannot load block ${block.name}: ${reply.message}`);
