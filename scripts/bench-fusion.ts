@@ -1,7 +1,7 @@
 /**
  * The effect of the fusable tanh-GELU export on STDiT step time, in one process: two paper-width synthetic models
- * (hidden 1152, 2 block pairs) made from the same seeded weights, one as exported by default and one with
- * `--fusable-gelu` (ONNX Runtime then fuses the GELU into FastGelu), run alternately A, B, A, B at one size with the
+ * (hidden 1152, 2 block pairs) made from the same seeded weights, one with `--plain-gelu` (torch's export) and one as
+ * exported by default (the form ONNX Runtime fuses into FastGelu), run alternately A, B, A, B at one size with the
  * GEMM roof timed before and after, so machine load weighs on both alike.
  *
  *     npx tsx scripts/bench-fusion.ts [--size 256] [--frames 17] [--reps 2] [--out bench-results/fusion.json]
@@ -23,7 +23,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const logger = pino({ level: 'warn' });
 
 function makeModel(out: string, fusable: boolean): void {
-  const args = ['scripts/make_synthetic_model.py', '--out', out, '--shape', 'paper', '--depth', '2', ...(fusable ? ['--fusable-gelu'] : [])];
+  const args = ['scripts/make_synthetic_model.py', '--out', out, '--shape', 'paper', '--depth', '2', ...(fusable ? [] : ['--plain-gelu'])];
   execFileSync('/usr/bin/python3', args, { cwd: ROOT, stdio: 'inherit' });
 }
 
@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const reps = Number(values.reps ?? 2);
   const scratch = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-fusion-'));
   try {
-    // --models A,B: existing folders (default, fusable) instead of making them.
+    // --models A,B: existing folders (plain, fusable) instead of making them.
     const [plainDir, fusedDir] = values.models?.split(',') ?? [join(scratch, 'plain'), join(scratch, 'fusable')];
     if (values.models === undefined) {
       makeModel(plainDir!, false);

@@ -2,7 +2,7 @@
 """Builds a synthetic model folder with a bigger STDiT than the shipped tiny one, for the CI-DL tests and benchmark.
 
     /usr/bin/python3 scripts/make_synthetic_model.py --out DIR [--shape test|paper] [--depth N] [--hidden H]
-        [--fusable-gelu]
+        [--plain-gelu]
 
 `test`  (default): 8 STDiT block pairs, hidden 384 (~19 MB of weights per block), so memory budgets bite.
 `paper`: STDiT3-XL/2 blocks (depth 28, hidden 1152, ~170 MB fp32 per block, ~4.8 GB in all), as in the paper.
@@ -106,9 +106,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--depth", type=int, help="STDiT block pairs (overrides the shape's)")
     parser.add_argument("--hidden", type=int, help="STDiT hidden size (overrides the shape's)")
     parser.add_argument(
-        "--fusable-gelu",
+        "--plain-gelu",
         action="store_true",
-        help="export the MLP's tanh-GELU in the form ONNX Runtime fuses into FastGelu (same maths)",
+        help="export the MLP's tanh-GELU as torch does, which ONNX Runtime leaves as eight element-wise nodes "
+        "(default: the form it fuses into FastGelu, as convert_checkpoint.py exports real weights; same maths)",
     )
     args = parser.parse_args(argv)
     shape = dict(SHAPES[args.shape])
@@ -118,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         shape["hidden_size"] = args.hidden
     # The captions come from the tiny T5, so the STDiT keeps the tiny caption width.
     config = dataclasses.replace(get_stdit3_config("tiny"), **shape)
-    blocks = write_synthetic_model(args.out, config, args.fusable_gelu)
+    blocks = write_synthetic_model(args.out, config, fusable_gelu=not args.plain_gelu)
     print(f"wrote {args.out}: {blocks} blocks, STDiT {shape}")
     return 0
 

@@ -60,7 +60,7 @@ def test_cli_conversion_reproduces_the_direct_export(checkpoints, tmp_path):
     out = tmp_path / "converted"
     args = ["--stdit", checkpoints.stdit, "--t5", checkpoints.t5, "--vae", checkpoints.vae,
             "--tokenizer", checkpoints.tokenizer, "--out", out, "--name", "tiny",
-            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny"]
+            "--config-stdit", "tiny", "--config-t5", "tiny", "--config-vae", "tiny", "--plain-gelu"]
     assert convert_checkpoint.main([str(arg) for arg in args]) == 0
     converted, direct = _block_files(out), _block_files(TINY_DIR)
     assert sorted(converted) == sorted(direct)
@@ -70,10 +70,26 @@ def test_cli_conversion_reproduces_the_direct_export(checkpoints, tmp_path):
     assert (manifest["defaults"]["numFrames"], manifest["defaults"]["resolution"]) == (68, "256x256")
 
 
+def test_onnx_conversion_exports_the_gelu_onnx_runtime_fuses_and_leaves_the_rest_as_the_direct_export(checkpoints, tmp_path):
+    import onnx
+
+    _convert(checkpoints, tmp_path / "converted")
+    converted, direct = _block_files(tmp_path / "converted"), _block_files(TINY_DIR)
+    differing = sorted(name for name in direct if converted[name] != direct[name])
+    # The graphs with a tanh-GELU MLP: every block pair's, and part1's (the caption projection).
+    assert differing == sorted([name for name in direct if name.startswith("stdit/stdit3_block_") and name.endswith(".onnx")]
+                               + ["stdit/stdit3_part1.onnx"])
+    for name in differing:
+        graph = onnx.load(str(tmp_path / "converted" / name), load_external_data=False).graph
+        act = [node.op_type for node in graph.node if "/act/" in node.name]
+        # FusableTanhGelu: x³ as Pow (what FastGeluFusion matches), one per tanh-GELU.
+        assert act.count("Pow") >= 1 and act.count("Pow") == act.count("Tanh")
+
+
 def test_configs_are_chosen_from_config_json_and_progress_is_printed(checkpoints, tmp_path, capsys):
     out = tmp_path / "converted"
     args = ["--stdit", checkpoints.stdit, "--t5", checkpoints.t5, "--vae", checkpoints.vae,
-            "--tokenizer", checkpoints.tokenizer, "--out", out, "--name", "tiny"]
+            "--tokenizer", checkpoints.tokenizer, "--out", out, "--name", "tiny", "--plain-gelu"]
     assert convert_checkpoint.main([str(arg) for arg in args]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("config stdit: tiny (config.json: depth 4, hidden_size 64, num_heads 4")
@@ -115,7 +131,7 @@ def test_random_repositories_of_a_named_config_validate(tmp_path):
 
 
 def test_float16_conversion_equals_the_direct_float16_export(modules, checkpoints, tmp_path):
-    _convert(checkpoints, tmp_path / "converted", dtype="float16")
+    _convert(checkpoints, tmp_path / "converted", dtype="float16", plain_gelu=True)
     units = model_units(modules.t5, modules.stdit, modules.vae)
     export_units([units[1], units[5], units[-2]], tmp_path / "direct", "float16")  # T5 layer 0, ST/TDTM pair, VAE part
     converted, direct = _block_files(tmp_path / "converted"), _block_files(tmp_path / "direct")
