@@ -1,6 +1,7 @@
 /** CLI entry: runs the program and turns every failure into one line on stderr and the error code's exit status. */
 import { CommanderError } from 'commander';
 import { errnoCode, ERROR_EXIT_CODES, errorMessage, isSoraError, SoraError, systemError } from '../errors.js';
+import { workersStarted } from '../runtime/onnx-worker-start.js';
 import { createProgram } from './program.js';
 
 /** The status of a process that SIGPIPE ended (128 + 13), which is what shells report for `yes | head`. */
@@ -44,7 +45,8 @@ function endQuietlyWhenReaderLeaves(): void {
     if (stream.listenerCount('error') > 0) continue;
     stream.on('error', (error) => {
       if (errnoCode(error) !== 'EPIPE') throw error;
-      process.exit(EXIT_OUTPUT_CLOSED);
+      // Not while an ONNX Runtime worker is still starting (generate starts them before it checks its flags).
+      void workersStarted().then(() => process.exit(EXIT_OUTPUT_CLOSED));
     });
   }
 }

@@ -19,11 +19,38 @@ import { disableOrtTelemetry } from './ort-telemetry.js';
  */
 export function startWorker(workerData: WorkerData): Worker {
   disableOrtTelemetry();
+  const worker = newWorker(workerData);
+  trackStart(worker);
+  return worker;
+}
+
+function newWorker(workerData: WorkerData): Worker {
   if (!import.meta.url.endsWith('.ts')) return new Worker(packagePath('dist', 'runtime', 'onnx-worker.js'), { workerData });
   const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
   const entry = packagePath('src', 'runtime', 'onnx-worker.ts');
   const code = `require(${JSON.stringify(tsx)}).register(); require(${JSON.stringify(entry)});`;
   return new Worker(code, { eval: true, workerData });
+}
+
+/** Workers still loading onnxruntime-node: its first message (or its end) says a worker is past that. */
+const starting = new Set<Promise<void>>();
+
+function trackStart(worker: Worker): void {
+  const started = new Promise<void>((resolve) => {
+    worker.once('message', () => resolve());
+    worker.once('error', () => resolve());
+    worker.once('exit', () => resolve());
+  });
+  starting.add(started);
+  void started.then(() => starting.delete(started));
+}
+
+/**
+ * Resolves once every worker started so far is past onnxruntime-node's initialisation, or gone: a process that
+ * exits (process.exit) while one is inside it is aborted (SIGABRT) instead of ending with its own status.
+ */
+export async function workersStarted(): Promise<void> {
+  await Promise.all([...starting]);
 }
 
 interface Started {
