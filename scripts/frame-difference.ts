@@ -1,7 +1,7 @@
 /**
  * How far one generation's frames are from another's: the largest difference of one 8-bit channel and the PSNR
  * over every frame. Used by test/models-compress.test.ts and scripts/bench-compression.ts to hold compressed
- * weights' videos against float32's.
+ * weights' videos against float32's, and by test/ci-dl.test.ts to hold mapped weights' against copied ones'.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import sharp from 'sharp';
 export interface FrameDifference {
   readonly frames: number;
   readonly maxAbs: number;
+  /** Share of the 8-bit values that differ at all. */
+  readonly differing: number;
   /** Infinity for identical frames. */
   readonly psnr: number;
 }
@@ -25,6 +27,7 @@ export function frameDifference(reference: readonly Buffer[], other: readonly Bu
   let squares = 0;
   let count = 0;
   let maxAbs = 0;
+  let differing = 0;
   reference.forEach((frame, index) => {
     const against = other[index]!;
     if (against.length !== frame.length) throw new Error(`frame ${index}: ${against.length} bytes against ${frame.length}`);
@@ -32,8 +35,9 @@ export function frameDifference(reference: readonly Buffer[], other: readonly Bu
       const difference = frame[i]! - against[i]!;
       squares += difference * difference;
       maxAbs = Math.max(maxAbs, Math.abs(difference));
+      if (difference !== 0) differing += 1;
       count += 1;
     }
   });
-  return { frames: reference.length, maxAbs, psnr: squares === 0 ? Infinity : 10 * Math.log10((255 * 255 * count) / squares) };
+  return { frames: reference.length, maxAbs, differing: differing / count, psnr: squares === 0 ? Infinity : 10 * Math.log10((255 * 255 * count) / squares) };
 }

@@ -7,7 +7,7 @@ export interface CachePruneOptions {
   readonly now?: Date;
 }
 
-const DEFAULT_UNUSED_DAYS = 30;
+export const DEFAULT_UNUSED_DAYS = 30;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Whether an entry last used at `lastUsedMs` goes; an unknown time (NaN) counts as unused too long. */

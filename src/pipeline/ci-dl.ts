@@ -91,7 +91,7 @@ export interface CidlOptions extends CidlSettings {
   readonly modelWeightBytes?: number;
   /**
    * Load the blocks with their weights mapped (BlockSource.mapWeights), where the backend can: for a component whose
-   * blocks stream (session.ts decides).
+   * blocks stream (memory-estimates.ts, budgetHoldsComponent; generate.ts decides).
    */
   readonly mapWeights?: boolean;
   readonly timeline?: Timeline;
@@ -107,7 +107,7 @@ export interface CidlReport {
   readonly dynamicLoading: boolean;
   /** RSS when the component started. */
   readonly baseRss: number;
-  /** Blocks were loaded with their weight files mapped instead of copied (see session.ts: when blocks stream). */
+  /** Blocks were loaded with their weight files mapped instead of copied (see CidlOptions.mapWeights). */
   readonly weightsMapped: boolean;
   /** Largest RSS growth of a run (W), measured. */
   readonly workingSet: number;

@@ -4,13 +4,13 @@
  */
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { DEFAULT_UNUSED_DAYS } from '../../cache-age.js';
 import { displayPath } from '../../display-path.js';
 import { defaultCoreMLCacheDir, pruneCache } from '../../runtime/coreml-cache.js';
 import { defaultGraphCacheDir, pruneGraphCache } from '../../runtime/onnx-graph-cache.js';
 import { cliContext, type CliContext } from '../context.js';
 import { integerFlag, parseFlags } from '../flags.js';
 import { formatBytes } from '../format.js';
-import { DEFAULT_UNUSED_DAYS } from '../commands/models.js';
 
 
 const PruneFlags = z.object({

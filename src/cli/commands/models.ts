@@ -4,6 +4,7 @@
  */
 import { delimiter } from 'node:path';
 import type { Command } from 'commander';
+import { DEFAULT_UNUSED_DAYS } from '../../cache-age.js';
 import { DTYPES, FORMATS } from '../../convert/model-formats.js';
 import { MODEL_IDS } from '../../convert/opensora-recipe.js';
 import { displayPath } from '../../display-path.js';
@@ -16,7 +17,6 @@ export const MODELS_ENV = 'ONDEVICE_SORA_MODELS';
 /** The package's models/ folder. */
 export const SHIPPED_MODELS = packagePath('models/');
 export const SYNTHETIC_PRESETS = ['opensora-1.2'] as const;
-export const DEFAULT_UNUSED_DAYS = 30;
 
 export function register(program: Command): void {
   const models = program.command('models').description('inspect, verify and list model folders');
