@@ -141,7 +141,8 @@ describe('bench', () => {
     const result = await cli(['bench', '--scaling', '--scaling-sizes', '128,64', '--scaling-frames', '17', '--json', '-o', out]);
     expect(result.code, result.stderr).toBe(0);
     const report = ScalingReportSchema.parse(JSON.parse(result.stdout));
-    expect(report.steps).toBe(1);
+    // Four steps by default: the first, which allocates, is reported apart from the three warm ones.
+    expect(report.steps).toBe(4);
     // Smallest first.
     expect(report.points.map((p) => [p.width, p.numFrames])).toEqual([[64, 17], [128, 17]]);
     const [small, large] = report.points as [ScalingPoint, ScalingPoint];
@@ -149,8 +150,9 @@ describe('bench', () => {
     expect(large.flopsPerStep!).toBeGreaterThan(small.flopsPerStep!);
     expect(report.roof!.flopsPerSecond).toBeGreaterThan(0);
     for (const point of report.points) {
-      expect(point.step.n).toBe(1);
+      expect(point.step.n).toBe(3);
       expect(point.step.medianMs).toBeGreaterThan(0);
+      expect(point.firstStepMs).toBeGreaterThan(0);
       expect(point.peakRssBytes).toBeGreaterThan(0);
       expect(point.efficiency!).toBeGreaterThan(0);
       expect(Number.isFinite(point.efficiency!)).toBe(true);

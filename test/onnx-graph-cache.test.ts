@@ -2,12 +2,15 @@
  * The optimised-graph cache on real ONNX Runtime sessions of the tiny model: every golden block written to a fresh
  * cache, then made from it in another backend, with outputs identical to bit to sessions made without the cache.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blockSource, loadModel, type Model, type ModelBlock } from '../src/model/manifest.js';
 import { hostOutputs, type Backend, type NamedTensors } from '../src/runtime/backend.js';
-import { GRAPH_FILE, pruneGraphCache, WEIGHTS_FILE } from '../src/runtime/onnx-graph-cache.js';
+import { cacheWritable, GRAPH_FILE, pruneGraphCache, WEIGHTS_FILE } from '../src/runtime/onnx-graph-cache.js';
+import { GRAPH_CACHE_AUTO_BYTES } from '../src/pipeline/graph-cache-default.js';
+import { usesGraphCache } from '../src/pipeline/graph-cache-choice.js';
 import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { assertBuilt, cli, expectOneLineError } from './helpers/cli.js';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
@@ -132,6 +135,32 @@ describe('ONNX optimised-graph cache', () => {
   });
 });
 
+describe('whether a job uses the graph cache', () => {
+  // Only what modelWeightBytes reads of a model: its blocks' graphs and weight sizes.
+  const modelOf = (...weightBytes: number[]) =>
+    ({ blocks: weightBytes.map((bytes, i) => ({ graph: { path: `/m/b${i}.onnx` }, weightBytes: bytes })) }) as unknown as Model;
+
+  it('the flags decide when given; without them, a model up to GRAPH_CACHE_AUTO_BYTES uses it and a larger one does not', () => {
+    const small = modelOf(GRAPH_CACHE_AUTO_BYTES / 2, GRAPH_CACHE_AUTO_BYTES / 2);
+    const large = modelOf(GRAPH_CACHE_AUTO_BYTES / 2, GRAPH_CACHE_AUTO_BYTES / 2 + 1);
+    expect(usesGraphCache(undefined, small)).toBe(true);
+    expect(usesGraphCache(undefined, large)).toBe(false);
+    expect(usesGraphCache(true, large)).toBe(true);
+    expect(usesGraphCache(false, small)).toBe(false);
+  });
+
+  it('a cache folder that cannot be made is not writable (the automatic choice then leaves the cache off)', async () => {
+    const root = await tempDir('sora-graph-cache-writable-');
+    try {
+      await writeFile(join(root, 'file'), 'not a folder');
+      expect(cacheWritable(join(root, 'file', 'onnx-graphs'))).toBe(false);
+      expect(cacheWritable(join(root, 'cache', 'onnx-graphs'))).toBe(true);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('generate --graph-cache', () => {
   const outcomes = (stderr: string): string[] =>
     stderr
@@ -139,17 +168,19 @@ describe('generate --graph-cache', () => {
       .filter((line) => line.includes('"block loaded"'))
       .map((line) => (JSON.parse(line) as { graphCache?: string }).graphCache ?? 'none');
 
-  it('fills the cache folder on the first run; the next run loads every block from it, with the same frames', async () => {
+  it('fills the cache folder on the first run (by default for a small model); the next run loads every block from it, with the same frames', async () => {
     assertBuilt();
     const root = await tempDir('sora-graph-cache-cli-');
     try {
       const env = { XDG_CACHE_HOME: join(root, 'cache') };
       const run = (name: string, ...flags: string[]) =>
         cli(['--log-level', 'debug', 'generate', 'a cat', '-o', join(root, name), '--model', TINY_MODEL, '--steps', '2', '--resolution', '128x128', '--seed', '5', '--format', 'frames', ...flags], env);
-      const plain = await run('plain');
+      const plain = await run('plain', '--no-graph-cache');
       expect(plain.code, plain.stderr).toBe(0);
       expect(new Set(outcomes(plain.stderr))).toEqual(new Set(['none']));
-      const first = await run('first', '--graph-cache');
+      expect(existsSync(join(root, 'cache', 'ondevice-sora', 'onnx-graphs'))).toBe(false);
+      // No flag: models/tiny is far below GRAPH_CACHE_AUTO_BYTES.
+      const first = await run('first');
       expect(first.code, first.stderr).toBe(0);
       expect(new Set(outcomes(first.stderr))).toEqual(new Set(['written']));
       const entries = await readdir(join(root, 'cache', 'ondevice-sora', 'onnx-graphs'));

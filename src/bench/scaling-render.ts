@@ -11,22 +11,24 @@ export function scalingText(report: ScalingReport): string {
     roof === null ? 'no GEMM roof (not local ONNX Runtime)' : `fp32 GEMM roof ${(roof.flopsPerSecond / 1e9).toFixed(1)} GFLOP/s (median)`;
   const table = formatTable(
     [
-      ['size', 'frames', 'tokens', 'GFLOP/step', 'step ms', 'peak RSS MiB', 'of roof'],
+      ['size', 'frames', 'tokens', 'GFLOP/step', 'step ms', 'first step ms', 'peak RSS MiB', 'of roof'],
       ...report.points.map((p) => [
         `${p.width}x${p.height}`,
         String(p.numFrames),
         String(p.tokens),
         gflop(p.flopsPerStep),
         p.step.medianMs.toFixed(0),
+        p.firstStepMs.toFixed(0),
         mib(p.peakRssBytes),
         p.efficiency === null ? '-' : p.efficiency.toFixed(2),
       ]),
     ],
-    [1, 2, 3, 4, 5, 6],
+    [1, 2, 3, 4, 5, 6, 7],
   );
   return (
     `${model.name} (${model.dir}): STDiT step time by size, ${report.steps} step${report.steps === 1 ? '' : 's'} per point; ${roofLine}\n` +
-    `(step = Σ STDiT block runs per evaluation, median; loads excluded; peak RSS of the process after the point)\n${table}`
+    `(step = Σ STDiT block runs per evaluation, median of the warm ones, all but the first where there are several;\n` +
+    ` first step = the first evaluation's, which also allocates; loads excluded; peak RSS of the process after the point)\n${table}`
   );
 }
 

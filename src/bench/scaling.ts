@@ -26,8 +26,14 @@ export const ScalingPointSchema = z.object({
   tokens: z.int().positive(),
   /** Matrix-product FLOPs of one step (part1, every block pair, part2); null when the manifest lacks a number. */
   flopsPerStep: z.number().positive().nullable(),
-  /** Σ STDiT block run times per model evaluation, over the evaluations of the generation. */
+  /**
+   * Σ STDiT block run times per model evaluation, over the warm evaluations (all but the first) when there are
+   * several: a fresh session's first runs also allocate their activations and fault in their pages, which is not what
+   * the blocks cost as the work grows (10–40 % slower at the largest points). With one step, the first is all there is.
+   */
   step: StatsSchema,
+  /** The first evaluation's Σ of block runs (ms): the cold step. */
+  firstStepMs: z.number().nonnegative(),
   /** Peak RSS of the process after this point's generation (bytes). */
   peakRssBytes: z.number().positive(),
   /** FLOPs ÷ median step time ÷ the roof. */
@@ -98,7 +104,7 @@ async function runPoint(plan: ScalingPlan, settings: GenerateSettings): Promise<
     const steps = Array.from({ length: evaluations }, (_, i) =>
       runs.slice(i * perBlock, (i + 1) * perBlock).reduce((sum, e) => sum + (e.endMs - e.startMs), 0),
     );
-    const step = summarize(steps);
+    const step = summarize(steps.length > 1 ? steps.slice(1) : steps);
     const shape = stditFlopShape(model, settings, result.tokens);
     const flopsPerStep = shape === null ? null : stepFlops(shape, 'st').step;
     const latent = latentShapeFor(settings);
@@ -109,6 +115,7 @@ async function runPoint(plan: ScalingPlan, settings: GenerateSettings): Promise<
       tokens: shape === null ? latent.frames * Math.ceil(latent.height / 2) * Math.ceil(latent.width / 2) : shape.frames * shape.patchesPerFrame,
       flopsPerStep,
       step,
+      firstStepMs: Math.round(steps[0]! * 10) / 10,
       peakRssBytes: result.memory.peakRss,
       efficiency: null,
     };

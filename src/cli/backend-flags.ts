@@ -44,7 +44,7 @@ const LocalBackendFlagsSchema = z.object(LOCAL_BACKEND_FLAGS);
 
 /** What addLocalBackendOptions' flags ask for. */
 export function localBackendChoice(flags: z.infer<typeof LocalBackendFlagsSchema>): Exclude<JobBackendChoice, { backend: 'remote' }> {
-  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache === true };
+  return { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache };
 }
 
 const BackendFlagsSchema = z.object(BACKEND_FLAGS);
@@ -56,7 +56,7 @@ export function jobBackendChoice(flags: BackendFlags, env: NodeJS.ProcessEnv = p
   const backend = flags.backend ?? (target === undefined ? 'onnx' : 'remote');
   if (backend !== 'remote') {
     if (target !== undefined) throw new SoraError('USAGE', `--${flags.connect ? 'connect' : 'device'}: only applies with --backend remote`);
-    return { backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache === true };
+    return { backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache };
   }
   if (target === undefined) throw new SoraError('USAGE', '--backend remote: needs --connect HOST:PORT|unix:PATH or --device <udid>|auto');
   if (flags.graphCache === true) throw new SoraError('USAGE', '--graph-cache: applies to ONNX Runtime in this process, not to a runner (start serve with it)');

@@ -8,6 +8,7 @@ import { displayPath } from '../display-path.js';
 import { MODEL_ENV, SHIPPED_MODELS } from '../model/default-model.js';
 import { COMPUTE_UNITS } from '../native/coreml.js';
 import { DEFAULT_BUDGET_FRACTION } from '../pipeline/budget-default.js';
+import { GRAPH_CACHE_AUTO_BYTES } from '../pipeline/graph-cache-default.js';
 import { TIMESTEP_TRANSFORMS } from '../pipeline/timesteps.js';
 import { DEFAULT_LPL_PATIENCE, DEFAULT_LPL_TOLERANCE } from '../policies/lpl.js';
 import { PRESET_NAMES } from '../policies/presets.js';
@@ -16,9 +17,14 @@ import { DEFAULT_RUNNER_PORT } from '../runtime/runner-port.js';
 
 /** Help text of --model, shared by every command that loads a model. */
 
-export const GRAPH_CACHE_HELP =
+const GRAPH_CACHE_HELP =
   "ONNX Runtime: keep each block's optimised graph in the cache folder and load it from there (faster loads; " +
-  'each entry is a copy of its weights on disk)';
+  `each entry is a copy of its weights on disk; default: on for models of up to ${GRAPH_CACHE_AUTO_BYTES / 2 ** 30} GiB)`;
+
+/** `--graph-cache` and `--no-graph-cache`; with neither, the value stays undefined: the model's size decides. */
+export function addGraphCacheOptions(command: Command): Command {
+  return command.option('--graph-cache', GRAPH_CACHE_HELP).option('--no-graph-cache', 'ONNX Runtime: never use the optimised-graph cache');
+}
 export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 export const FFMPEG_HELP = 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)';
@@ -60,9 +66,8 @@ export function addJobOptions(command: Command): Command {
 }
 
 function addRuntimeOptions(command: Command): Command {
-  return command
+  return addGraphCacheOptions(command)
     .option('--execution-provider <ep>', `ONNX Runtime: ${EXECUTION_PROVIDERS.join(' | ')} (falls back to cpu)`, 'cpu')
-    .option('--graph-cache', GRAPH_CACHE_HELP)
     .option(
       '--compute-units <units>',
       `CoreML: ${COMPUTE_UNITS.join(' | ')} for every block (default: each block's from the manifest, else all)`,

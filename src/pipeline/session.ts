@@ -15,6 +15,7 @@ import { blockSource, type Model } from '../model/manifest.js';
 import { processMemory } from '../native/memory.js';
 import type { CidlSettings } from './ci-dl.js';
 import { enableGarbageCollection } from '../runtime/garbage-collection.js';
+import { usesGraphCache } from './graph-cache-choice.js';
 import { budgetHoldsAmply, modelWeightBytes } from './memory-estimates.js';
 import {
   blockProvider,
@@ -47,7 +48,8 @@ export function createJobBackend(
   // activations; under an ample one the arenas are kept, as without CI-DL. (Whether its weights are mapped is decided
   // per component: generate.ts, blockProvider.)
   const arena = cidl === undefined || budgetHoldsArenas(cidl, model);
-  return createBackend({ ...choice, logger, onnx: arena ? {} : { activationArena: false } });
+  const graphCache = choice.backend === 'onnx' && usesGraphCache(choice.graphCache, model);
+  return createBackend({ ...choice, graphCache, logger, onnx: arena ? {} : { activationArena: false } });
 }
 
 /** Where a job's blocks run: a backend in this process, or a runner (remote-backend.ts). */

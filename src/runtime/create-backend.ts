@@ -14,7 +14,11 @@ export interface BackendChoice {
   readonly executionProvider?: ExecutionProvider;
   /** CoreML compute units (`--compute-units`); ignored by ONNX Runtime. */
   readonly computeUnits?: ComputeUnits;
-  /** ONNX Runtime: keep optimised graphs in the tool's cache folder (`--graph-cache`, onnx-graph-cache.ts). */
+  /**
+   * ONNX Runtime: keep optimised graphs in the tool's cache folder (onnx-graph-cache.ts). Given as the flags say
+   * (`--graph-cache`, `--no-graph-cache`, neither: undefined); a job's backend gets it decided
+   * (pipeline/graph-cache-choice.ts), and here only true turns it on.
+   */
   readonly graphCache?: boolean;
   readonly logger?: Logger;
   /** Extra ONNX Runtime options (e.g. a memory-budgeted scheduler turns the activation arena off). */

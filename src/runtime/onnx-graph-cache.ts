@@ -10,7 +10,7 @@
  * processes writing the same entry leave one. Nothing outside the cache folder is touched.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { mkdir, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { arch, cpus } from 'node:os';
@@ -25,6 +25,17 @@ export const WEIGHTS_FILE = 'model.data';
 /** ~/.cache/ondevice-sora/onnx-graphs (or the macOS/XDG equivalents, cache-dir.ts). */
 export function defaultGraphCacheDir(): string {
   return toolCacheDir('onnx-graphs');
+}
+
+/** Whether the cache folder is there (made now if need be) and this process may write into it. */
+export function cacheWritable(cacheDir: string): boolean {
+  try {
+    mkdirSync(cacheDir, { recursive: true });
+    accessSync(cacheDir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Where a block's optimised graph lives, or would: the folder and the graph file in it. */

@@ -32,7 +32,7 @@ import type { CidlSettings } from '../../pipeline/ci-dl.js';
 import { createCheckedJobBackend, createJobBackend, openJobBackend, type JobBackendChoice } from '../../pipeline/session.js';
 import { gemmRoof, PAPER_GEMM, timeGemm } from '../../bench/gemm-roof.js';
 import { runScaling, ScalingReportSchema, withScalingEfficiency, type ScalingReport } from '../../bench/scaling.js';
-import { SCALING_FRAMES, SCALING_SIZES } from '../../bench/scaling-defaults.js';
+import { SCALING_FRAMES, SCALING_SIZES, SCALING_STEPS } from '../../bench/scaling-defaults.js';
 import { scalingSvg, scalingText } from '../../bench/scaling-render.js';
 import { LIMITS } from '../../model/limits.js';
 import type { Logger } from '../../logging.js';
@@ -213,7 +213,7 @@ async function scaling(flags: Flags, context: CliContext): Promise<void> {
   const choice = jobBackendChoice(flags);
   if (choice.backend !== 'onnx') throw new SoraError('USAGE', '--scaling: runs on local ONNX Runtime only (--backend onnx)');
   const model = await loadModelToRun(flags.model, context.logger);
-  const settings = settingsFor(BENCH_PROMPT, { ...flags, steps: flags.steps ?? 1, timestepTransform: 'opensora' }, model);
+  const settings = settingsFor(BENCH_PROMPT, { ...flags, steps: flags.steps ?? SCALING_STEPS, timestepTransform: 'opensora' }, model);
   const ffmpeg = await findFfmpeg(flags.ffmpeg);
   if (flags.output !== undefined) await makeOutputFolder(flags.output);
   const workDir = await mkdtemp(join(tmpdir(), 'ondevice-sora-bench-scaling-'));

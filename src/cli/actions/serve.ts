@@ -70,7 +70,7 @@ async function serve(options: Record<string, unknown>, context: CliContext): Pro
   const where = whereToServe(flags, token);
   const model = await loadModel(flags.model ?? defaultModelDir());
   const { logger } = context;
-  const choice = { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache === true };
+  const choice = { backend: flags.backend, executionProvider: flags.executionProvider, computeUnits: flags.computeUnits, graphCache: flags.graphCache };
   const backend = await createCheckedJobBackend(choice, undefined, model, logger);
   const limits = { ...DEFAULT_LIMITS, ...(flags.maxFrame !== undefined && { maxFrameBytes: flags.maxFrame }) };
   const server = new RunnerServer({ backend, model, meter: localMemoryMeter, logger, limits, ...(token !== undefined && { token }) });

@@ -1,7 +1,7 @@
 /** `bench`: load and run time of every block, and the speed-ups. The work is in ../actions/bench.ts. */
 import type { Command } from 'commander';
 import { MATRIX_CONFIGS } from '../../bench/matrix-configs.js';
-import { SCALING_FRAMES, SCALING_SIZES } from '../../bench/scaling-defaults.js';
+import { SCALING_FRAMES, SCALING_SIZES, SCALING_STEPS } from '../../bench/scaling-defaults.js';
 import { addBackendOptions, MODEL_HELP } from '../shared-options.js';
 
 export function register(program: Command): void {
@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .command('bench')
     .description('measure load and run time of every block, cold and warm, and the speed-ups of LPL, TDTM and CI-DL')
     .option('--model <dir>', MODEL_HELP)
-    .option('--steps <n>', "denoising steps (default: the model's)")
+    .option('--steps <n>', `denoising steps (default: the model's; with --scaling ${SCALING_STEPS})`)
     .option('--resolution <WxH>', "width x height, multiples of 16 (default: the model's)")
     .option('--num-frames <n>', "frames, a multiple of 17 (default: the model's)")
     .option('--seed <n>', 'random seed of every generation', '42')
