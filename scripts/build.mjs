@@ -8,6 +8,10 @@
  * so that ONNX Runtime's telemetry is off before anything can load the library, then main.js) and the ONNX worker
  * thread's (src/runtime/onnx-worker-start.ts). Paths the code needs at run time go through src/package-root.ts,
  * since a module's code lands in a chunk at another depth than its source.
+ *
+ * zod is imported as a namespace (`import * as z from 'zod'`, test/bundle-imports.test.ts): esbuild then keeps the
+ * members the code uses. Through zod's own `z` object it kept all of zod, every locale included: 582 KB for `generate`
+ * to parse before its first block, 152 KB now.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';

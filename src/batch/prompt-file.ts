@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
-import { z } from 'zod';
+import * as z from 'zod';
 import { resolutionFlag } from '../cli/flags.js';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';

@@ -8,7 +8,7 @@
  * wait on its lock), written to a temporary and renamed into place, so readers see the old file or the new one.
  */
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../display-path.js';
 import { ERROR_EXIT_CODES, errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import { claimPath } from '../video/claim.js';

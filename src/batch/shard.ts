@@ -3,7 +3,7 @@
  * leaves I − 1 when divided by N. The split depends only on the file, so N machines given the same file and
  * 1/N … N/N together cover every prompt exactly once, and a rerun of one shard takes the same prompts.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export interface Shard {
   /** 1-based. */

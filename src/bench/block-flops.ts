@@ -3,7 +3,7 @@
  * multiply-add), as stdit-flops.ts counts them. Null where no count is kept: the token embedding and final norm of
  * T5 (lookups and norms, no products) and the VAE parts (convolutions over changing grids, not counted yet).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Model } from '../model/manifest.js';
 import { latentShapeFor } from '../pipeline/latent.js';
 import type { VideoSize } from '../pipeline/timesteps.js';

@@ -2,7 +2,7 @@
  * The JSON document `bench` writes (`--json`, bench.json), as a zod schema: the command validates its own report
  * before printing it, and bench.schema.json (the same schema as JSON Schema) lets other tools check it too.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 import { MATRIX_CONFIGS, type MatrixConfig } from './matrix-configs.js';
 

@@ -6,7 +6,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Logger } from '../logging.js';
 import type { Model } from '../model/manifest.js';
 import type { GenerateSettings } from '../pipeline/generate.js';

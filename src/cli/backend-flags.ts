@@ -4,7 +4,7 @@
  * `--backend remote` on a runner: `--connect HOST:PORT|unix:PATH` (`serve` elsewhere), or `--device <udid>|auto`
  * (the iPhone app over USB). `--connect` or `--device` alone implies remote.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SoraError } from '../errors.js';
 import { COMPUTE_UNITS } from '../native/coreml.js';
 import type { JobBackendChoice } from '../pipeline/session.js';

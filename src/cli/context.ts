@@ -1,6 +1,6 @@
 /** What every command gets from the global options: a logger, output helpers, and the flags themselves. */
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { painter, type Color } from '../color.js';
 import { createLogger, LOG_LEVELS, type Logger } from '../logging.js';
 

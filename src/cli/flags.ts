@@ -2,7 +2,7 @@
  * Zod building blocks for command flags. Commander hands every value over as a string; these parse it strictly
  * (no "12abc", no empty string as 0) and turn the first problem into `--flag: problem, got "value"`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SoraError } from '../errors.js';
 import { LIMITS } from '../model/limits.js';
 

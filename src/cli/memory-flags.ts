@@ -1,5 +1,5 @@
 /** The memory flags of `generate`: `--memory-budget`, `--no-ci`, `--no-dl`, `--trace`. */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SoraError } from '../errors.js';
 import { COMPONENTS, type Component } from '../model/contract.js';
 import { blockSource, type Model } from '../model/manifest.js';

@@ -2,7 +2,7 @@
  * The speed-up flags of `generate`: `--preset`, `--lpl`, `--lpl-tolerance`, `--lpl-patience`, `--tdtm`, `--step-cache`,
  * `--reuse-every`.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SoraError } from '../errors.js';
 import { LIMITS } from '../model/limits.js';
 import { DEFAULT_LPL_PATIENCE, DEFAULT_LPL_TOLERANCE, type LplSetting } from '../policies/lpl.js';

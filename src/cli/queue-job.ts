@@ -4,7 +4,7 @@
  * fingerprint and the output folder's id. Nothing a worker runs or opens comes from the queue: the model, backend,
  * ffmpeg and output folder are the worker's own, and the output is a plain file name inside that folder.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parsePromptLine, promptLineObject, type BatchEntry } from '../batch/prompt-file.js';
 import type { Model } from '../model/manifest.js';
 import { jobIdFor } from '../queue/jobs.js';

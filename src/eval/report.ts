@@ -3,7 +3,7 @@
  * and one summary row per configuration. A zod schema, so the command checks its own output before writing it and
  * other tools can hold a file to the same shape.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { median } from './frame-analysis.js';
 import { configFlags, EVAL_CONFIGS, type EvalConfig } from './eval-configs.js';
 import type { EvalRun } from './run-eval.js';

@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { VideoFrames } from './frame-analysis.js';
 import type { HeldoutPair, HeldoutPrompt } from './world.js';
 

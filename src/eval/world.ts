@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 

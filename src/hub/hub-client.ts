@@ -16,7 +16,7 @@
  * filled by Python's huggingface_hub (`snapshots/<revision commit>`) is not found and ours is not Python's. It has
  * no progress callback to report bytes, rate and ETA from. What remains to write is these three requests.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorMessage, SoraError } from '../errors.js';
 import type { HubSettings } from './hub-settings.js';
 

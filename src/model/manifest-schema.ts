@@ -3,7 +3,7 @@
  * from it, which the Python exporter validates against; every object is strict so both sides reject the same
  * documents (a stripped unknown key here would be an error there).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { COMPUTE_UNITS } from '../native/coreml.js';
 import { TIMESTEP_TRANSFORMS } from '../pipeline/timesteps.js';
 import { BLOCK_FORMATS, TENSOR_DTYPES } from '../runtime/backend.js';

@@ -2,7 +2,7 @@
  * The memory budget of a run (`--memory-budget`): a cap on the process's peak RSS, and the peak-RSS bookkeeping that
  * checks it. Sizes are binary (1G = 1024³ bytes), as in `free -g` and container limits.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { SoraError } from '../errors.js';
 import { availableMemory, evictFile, mallocTrim, peakRss, prefetchFile, resetPeakRss } from '../native/memory.js';
 import type { MemoryMeter } from '../runtime/memory-meter.js';

@@ -2,7 +2,7 @@
  * `--queue redis://[:password@]HOST[:PORT][/name]`: where the job queue lives. The path names the queue (not a
  * Redis database number, as elsewhere), so several batches can share one Redis; `rediss://` connects over TLS.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { errorMessage, SoraError } from '../errors.js';
 
 export interface QueueAddress {

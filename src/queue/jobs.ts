@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { JobsOptions, Processor, Queue, Worker } from 'bullmq';
-import { z } from 'zod';
+import * as z from 'zod';
 import { canonicalJson } from '../canonical-json.js';
 import { ERROR_EXIT_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logging.js';

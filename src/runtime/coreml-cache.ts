@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { unusedTooLong, type CachePruneOptions } from '../cache-age.js';
 import { packageSpecPath } from './coreml-package.js';
 

@@ -4,7 +4,7 @@
  * was under way, the buffers held for a partial reply are dropped, and later requests fail the same way.
  */
 import type { Duplex } from 'node:stream';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { errorMessage, SoraError, type ErrorCode } from '../errors.js';
 import type { Tensor } from './backend.js';
 import { encodeFrame, FrameReader, HELLO_LIMITS, type Frame, type FrameHeader, type FrameLimits } from './runner-frames.js';

@@ -3,7 +3,7 @@
  * (`serve`) checks them, replies as the client (RemoteBackend) checks them. Each reply has the type of its request,
  * or `error`. Unknown fields are ignored, so that a later version can add some.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { COMPUTE_UNITS } from '../native/coreml.js';
 import { ERROR_CODES } from './runner-frames.js';
 

@@ -9,7 +9,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logging.js';
 import { isResident, tensorByteLength, type Backend, type ResidentTensor, type Tensor, type TensorValue } from '../runtime/backend.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../display-path.js';
 import { errorMessage, SoraError } from '../errors.js';
 import type { Logger } from '../logging.js';

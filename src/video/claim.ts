@@ -18,7 +18,7 @@ import { link, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/
 import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../display-path.js';
 import { SoraError } from '../errors.js';
 import { folderError } from './folder-errors.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { VERSION } from '../version.js';
 
 /** `out.mp4` → `out.json`, `frames/` → `frames.json`: beside the output, same stem. */

@@ -6,7 +6,7 @@
 import { randomInt } from 'node:crypto';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { anyExists, earlierRun, RESULTS_FILE, type PlannedJob } from '../../batch/plan.js';
 import { ResultsFile } from '../../batch/results-file.js';
 import type { BatchResult } from '../../batch/results.js';

@@ -1,7 +1,7 @@
 /** `batch <file> -o <folder>`: one video per prompt line, every block loaded once for the whole batch. */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { inShard, shardFlag } from '../../batch/shard.js';
 import { anyExists, earlierRun, planOutputs, RESULTS_FILE, traceFileName, type PlannedJob } from '../../batch/plan.js';
 import { readPromptFile, type BatchEntry, type LineProblem } from '../../batch/prompt-file.js';

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { componentRows, matrixRows, runnerComparison } from '../../bench/analyze.js';
 import { componentsCsv, matrixCsv, matrixSvg, reportText } from '../../bench/render.js';
 import {

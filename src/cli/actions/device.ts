@@ -8,7 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { setupSteps, type SetupStep } from '../../device/ios-setup.js';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { blockSource, loadModel, type Model } from '../../model/manifest.js';

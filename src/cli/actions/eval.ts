@@ -7,7 +7,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { decodeVideo } from '../../eval/decode-video.js';

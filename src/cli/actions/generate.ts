@@ -2,7 +2,7 @@
 import { randomInt } from 'node:crypto';
 import { extname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir } from '../../model/default-model.js';

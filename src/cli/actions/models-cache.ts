@@ -3,7 +3,7 @@
  * blocks) and ONNX Runtime's optimised graphs (`--graph-cache`).
  */
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DEFAULT_UNUSED_DAYS } from '../../cache-age.js';
 import { displayPath } from '../../display-path.js';
 import { defaultCoreMLCacheDir, pruneCache } from '../../runtime/coreml-cache.js';

@@ -1,6 +1,6 @@
 /** `models compress` (options in ../commands/models.ts): a copy of a model folder with float16 or int8 weight storage, for devices bound by loading. */
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { compressibleModel, compressModel, COMPRESS_MODULES, type WeightSetting } from '../../convert/compress-model.js';
 import { COREMLTOOLS, findPython } from '../../convert/python.js';
 import { displayPath } from '../../display-path.js';

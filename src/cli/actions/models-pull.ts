@@ -4,7 +4,7 @@
  */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { checkpointFolders, type CheckpointFolders } from '../../convert/checkpoint-folders.js';
 import { checkOutput, convertModel, DTYPES, FORMATS, type ConvertJob } from '../../convert/convert-model.js';
 import { checkpointFiles, MODEL_IDS, OPENSORA_12, weightFiles, type RepoPin } from '../../convert/opensora-recipe.js';

@@ -4,7 +4,7 @@ import { readdir, rename, rm } from 'node:fs/promises';
 import { delimiter, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../../display-path.js';
 import { errorMessage, SoraError } from '../../errors.js';
 import { COMPONENTS, type Component } from '../../model/contract.js';

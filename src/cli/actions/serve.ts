@@ -4,7 +4,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { displayPath } from '../../display-path.js';
 import { SoraError } from '../../errors.js';
 import { defaultModelDir } from '../../model/default-model.js';

@@ -8,7 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Job, Worker } from 'bullmq';
 import type { Command } from 'commander';
-import { z } from 'zod';
+import * as z from 'zod';
 import { earlierRun, planOutputs, type PlannedJob } from '../../batch/plan.js';
 import type { BatchResult } from '../../batch/results.js';
 import { displayPath } from '../../display-path.js';
