@@ -190,6 +190,7 @@ describe('ondevice-sora doctor', () => {
       'providers',
       'native',
       'coreml',
+      'onnx-graph-cache',
       'ffmpeg',
       'model',
       'memory',

@@ -13,6 +13,7 @@ import { coremlBridgeStatus } from '../../native/coreml.js';
 import { availableMemory, nativeStatus } from '../../native/memory.js';
 import { cacheUsage, defaultCoreMLCacheDir } from '../../runtime/coreml-cache.js';
 import { defaultGraphCacheDir, graphCacheUsage } from '../../runtime/onnx-graph-cache.js';
+import { GRAPH_CACHE_AUTO_BYTES } from '../../pipeline/graph-cache-default.js';
 import { macosSatisfies, macosVersion, modelRequirement, type ModelRequirement } from '../../runtime/coreml-package.js';
 import { EXECUTION_PROVIDERS } from '../../runtime/create-backend.js';
 import { disableOrtTelemetry } from '../../runtime/ort-telemetry.js';
@@ -192,10 +193,15 @@ async function checkCoremlCache(): Promise<Check | undefined> {
   );
 }
 
-/** The optimised-graph cache's disk use (`--graph-cache`): each entry a copy of its block's weights, kept until pruned. */
-async function checkGraphCache(): Promise<Check | undefined> {
+/**
+ * The optimised-graph cache's disk use: each entry a copy of its block's weights, kept until pruned. Reported also
+ * while empty: the cache is on by default (for models within GRAPH_CACHE_AUTO_BYTES), so it fills without a flag.
+ */
+async function checkGraphCache(): Promise<Check> {
   const dir = defaultGraphCacheDir();
-  if (!existsSync(dir)) return undefined;
+  if (!existsSync(dir)) {
+    return check('onnx-graph-cache', 'ok', `${displayPath(dir)}: empty (used by default for models of up to ${formatBytes(GRAPH_CACHE_AUTO_BYTES)})`);
+  }
   const usage = await graphCacheUsage(dir);
   const graphs = `${usage.entries} optimised graph${usage.entries === 1 ? '' : 's'}`;
   return check(
@@ -292,7 +298,7 @@ async function doctor(options: Record<string, unknown>, context: CliContext): Pr
     checkCoreml(),
     ...(flags.model === undefined ? [] : [await checkCoremlModel(flags.model)]),
     ...(coremlCache === undefined ? [] : [coremlCache]),
-    ...(graphCache === undefined ? [] : [graphCache]),
+    graphCache,
     await checkFfmpeg(),
     model,
     checkMemory(),
