@@ -16,6 +16,7 @@ import { BACKEND_KINDS, EXECUTION_PROVIDERS } from '../runtime/backend-kinds.js'
 import { DEFAULT_RUNNER_PORT } from '../runtime/runner-port.js';
 
 /** Help text of --model, shared by every command that loads a model. */
+export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 const GRAPH_CACHE_HELP =
   "ONNX Runtime: keep each block's optimised graph in the cache folder and load it from there (faster loads; " +
@@ -25,7 +26,6 @@ const GRAPH_CACHE_HELP =
 export function addGraphCacheOptions(command: Command): Command {
   return command.option('--graph-cache', GRAPH_CACHE_HELP).option('--no-graph-cache', 'ONNX Runtime: never use the optimised-graph cache');
 }
-export const MODEL_HELP = `model folder (default: $${MODEL_ENV} if set, else the shipped ${displayPath(SHIPPED_MODELS.shapes)})`;
 
 export const FFMPEG_HELP = 'ffmpeg to encode with (default: FFMPEG_PATH, then PATH, then the bundled one)';
 
