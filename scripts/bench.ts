@@ -8,7 +8,8 @@
  *    folder and deleted afterwards; 128×128, 10 steps, 1 session each. Skipped, saying why, when Python with torch
  *    and onnx is missing (`models make-synthetic` exits with the DEPENDENCY status then).
  *    bench-results/scaling-synthetic-opensora-1.2/: `bench --scaling` on the same model (64², 128², 256² × 17 and 68
- *    frames, 1 step per point): step time, FLOPs, peak RSS and efficiency against the GEMM roof, with a chart.
+ *    frames, 4 steps per point): warm step time (the first step apart), FLOPs, peak RSS and efficiency against the GEMM
+ *    roof, with a chart.
  * 3. bench-results/memory.json: the memory budget, peak RSS sampled from outside at three budgets on models/shapes
  *    and on that synthetic model (scripts/bench-memory.ts).
  * 4. bench-results/compression.json: float32, float16 and int8 weight storage (`models compress`): bytes, load time,
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
         ...['--model', model, '--matrix', '--steps', '10', '--resolution', '128x128', '--repeat', '1'],
         ...['-o', 'bench-results/synthetic-opensora-1.2'],
       ]);
-      console.log('\n== cost as the work grows (same model): 64², 128², 256² × 17, 68 frames, 1 step per point');
+      console.log('\n== cost as the work grows (same model): 64², 128², 256² × 17, 68 frames, 4 steps per point (the first apart)');
       await must([
         'bench',
         ...['--scaling', '--model', model, '--scaling-sizes', '64,128,256', '--scaling-frames', '17,68'],
