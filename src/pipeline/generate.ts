@@ -6,6 +6,7 @@ import { transferDelta, wrapBackend, type Backend, type TransferCounts } from '.
 import { buildPrompt } from '../text/prompt.js';
 import { encodeText, type TextEncoding } from '../text/text-encoder.js';
 import { PromptTokenizer } from '../text/tokenizer.js';
+import { FrameStream } from '../video/frame-stream.js';
 import { writeVideo, type VideoFormat } from '../video/video-writer.js';
 import { componentSources, ResidentBlockProvider, type BlockProvider } from './block-provider.js';
 import { CidlScheduler, scheduledBlocks, type CidlReport, type CidlSettings } from './ci-dl.js';
@@ -85,6 +86,7 @@ export interface GenerateTimings {
   readonly textEncoder: number;
   readonly denoise: number;
   readonly vae: number;
+  /** From the last decoded frame to the finished video: the writer starts with the decode and takes frames as they come. */
   readonly write: number;
   readonly total: number;
 }
@@ -140,18 +142,26 @@ export async function generate(job: GenerateJob): Promise<GenerateResult> {
   const latent = latentShapeFor(settings);
   const [sampled, denoiseMs] = await timed(() => denoise(run, text, latent));
   const stditTransfers = counted();
-  const [frames, vaeMs] = await timed(() =>
-    withProvider(run, 'vae', (provider) =>
-      decodeLatent(provider, sampled.latent, latent, (done, total) =>
-        onProgress?.({ phase: 'decode', frames: done, total }),
+  const writing = startWriting(job);
+  let frames: RgbFrame[];
+  let vaeMs: number;
+  try {
+    [frames, vaeMs] = await timed(() =>
+      withProvider(run, 'vae', (provider) =>
+        decodeLatent(provider, sampled.latent, latent, (done, total, chunk) => {
+          writing.frames.push(chunk);
+          onProgress?.({ phase: 'decode', frames: done, total });
+        }),
       ),
-    ),
-  );
+    );
+    await job.onFrames?.(frames);
+  } catch (error) {
+    await writing.abandon(error);
+    throw error;
+  }
   const vaeTransfers = counted();
-
-  await job.onFrames?.(frames);
   onProgress?.({ phase: 'write' });
-  const [, writeMs] = await timed(() => writeFrames(job, frames));
+  const [, writeMs] = await timed(() => writing.finish());
   job.signal?.throwIfAborted();
   const { latent: _, ...samplerFacts } = sampled;
   return {
@@ -222,10 +232,36 @@ function denoise(job: Run, text: TextEncoding, latent: LatentShape): Promise<Sam
   });
 }
 
-function writeFrames(job: GenerateJob, frames: readonly RgbFrame[]): Promise<void> {
+/** The video being written while the frames are decoded (frame-stream.ts). */
+interface Writing {
+  readonly frames: FrameStream;
+  /** All frames are in: waits for the writer to finish. */
+  finish(): Promise<void>;
+  /** The frames will not all come: stops the writer (ffmpeg is killed) and waits for it. */
+  abandon(reason: unknown): Promise<void>;
+}
+
+function startWriting(job: GenerateJob): Writing {
   const { settings, video, signal } = job;
   const spec = { format: video.format, width: settings.width, height: settings.height, fps: settings.fps };
-  return writeVideo(frames, spec, { ...video, ...(signal && { signal }) });
+  const frames = new FrameStream();
+  const stop = new AbortController();
+  const stops = signal === undefined ? stop.signal : AbortSignal.any([signal, stop.signal]);
+  const written = writeVideo(frames, spec, { ...video, signal: stops });
+  // Its failure is reported by finish(), or set aside by abandon(); until then nobody awaits it.
+  written.catch(() => undefined);
+  return {
+    frames,
+    finish: () => {
+      frames.end();
+      return written;
+    },
+    abandon: async (reason) => {
+      stop.abort(reason);
+      frames.fail(reason);
+      await written.catch(() => undefined);
+    },
+  };
 }
 
 /**

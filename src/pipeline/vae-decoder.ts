@@ -20,7 +20,7 @@ export async function decodeLatent(
   provider: BlockProvider,
   latent: Float32Array,
   shape: LatentShape,
-  onFrames?: (decoded: number, total: number) => void,
+  onFrames?: (decoded: number, total: number, chunk: readonly RgbFrame[]) => void,
 ): Promise<RgbFrame[]> {
   provider.preload?.([...VAE_TEMPORAL_PARTS, ...VAE_SPATIAL_PARTS]);
   const expanded = await decodeTemporal(provider, latent, shape);
@@ -30,8 +30,9 @@ export async function decodeLatent(
     const count = Math.min(SPATIAL_CHUNK_FRAMES, total - start);
     const chunk = timeSlice(expanded, start, count);
     const pixels = await runChain(provider, VAE_SPATIAL_PARTS, chunk);
-    frames.push(...toRgbFrames(pixels));
-    onFrames?.(frames.length, total);
+    const decoded = toRgbFrames(pixels);
+    frames.push(...decoded);
+    onFrames?.(frames.length, total, decoded);
   }
   return frames;
 }

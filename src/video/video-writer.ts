@@ -23,6 +23,9 @@ export interface VideoSpec {
 /** Packed RGB24 frames, `width·height·3` bytes each. */
 export type Frames = readonly Uint8Array[];
 
+/** What a writer takes: the frames all at once, or as they are decoded (frame-stream.ts). */
+export type FrameSource = Frames | AsyncIterable<Uint8Array>;
+
 export interface VideoTarget {
   /** File to write, or the existing folder for `frames`. */
   readonly path: string;
@@ -36,7 +39,7 @@ export interface VideoTarget {
  * Writes the frames: a video file for mp4/webm/gif (encoded by ffmpeg), PNG files for `frames`. The container is
  * named explicitly because the path is usually a temporary name without the real extension.
  */
-export async function writeVideo(frames: Frames, spec: VideoSpec, target: VideoTarget): Promise<void> {
+export async function writeVideo(frames: FrameSource, spec: VideoSpec, target: VideoTarget): Promise<void> {
   if (spec.format === 'frames') return writePngFrames(frames, spec, target);
   if (target.ffmpegPath === undefined) throw new SoraError('INTERNAL', `writing ${spec.format} needs ffmpeg`);
   return encodeWithFfmpeg(frames, spec, { ...target, ffmpegPath: target.ffmpegPath });
@@ -56,10 +59,11 @@ export function pngFrameName(index: number): string {
   return `frame_${String(index).padStart(5, '0')}.png`;
 }
 
-async function writePngFrames(frames: Frames, spec: VideoSpec, { path, signal }: VideoTarget): Promise<void> {
+async function writePngFrames(frames: FrameSource, spec: VideoSpec, { path, signal }: VideoTarget): Promise<void> {
   const raw = { width: spec.width, height: spec.height, channels: 3 } as const;
   const { default: sharp } = await import('sharp'); // on first use: libvips costs ~100 ms at every start
-  for (const [index, frame] of frames.entries()) {
+  let index = 0;
+  for await (const frame of frames) {
     signal?.throwIfAborted();
     const file = join(path, pngFrameName(index));
     await sharp(frame, { raw })
@@ -68,6 +72,7 @@ async function writePngFrames(frames: Frames, spec: VideoSpec, { path, signal }:
       .catch((error: unknown) => {
         throw new SoraError('IO', `cannot write ${displayPath(file)}: ${libvipsReason(error)}`, { cause: error });
       });
+    index++;
   }
 }
 
@@ -81,7 +86,7 @@ function libvipsReason(error: unknown): string {
 }
 
 async function encodeWithFfmpeg(
-  frames: Frames,
+  frames: FrameSource,
   spec: VideoSpec,
   { path, ffmpegPath, signal }: VideoTarget & { readonly ffmpegPath: string },
 ): Promise<void> {
