@@ -1,4 +1,5 @@
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,23 +10,14 @@ import { OnnxBackend } from '../src/runtime/onnx-backend.js';
 import { findFfmpeg, type Ffmpeg } from '../src/video/ffmpeg.js';
 import { FrameStream } from '../src/video/frame-stream.js';
 import { writeVideo } from '../src/video/video-writer.js';
+import { writeFakeFfmpeg } from './helpers/fake-ffmpeg.js';
 import { TINY_MODEL } from './helpers/golden.js';
 import { tempDir } from './helpers/model-folder.js';
+import { processGone, waitFor } from './helpers/processes.js';
 import { probeVideo } from './helpers/video-probe.js';
 
 const frame = (value: number): Uint8Array => new Uint8Array(16 * 16 * 3).fill(value);
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** ffmpeg processes of this machine whose command line names `path` (read from /proc, as another process sees them). */
-async function ffmpegsWriting(path: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const cmdline = await readFile(join('/proc', entry, 'cmdline'), 'utf8').catch(() => '');
-    if (cmdline.includes('ffmpeg') && cmdline.includes(path)) pids.push(Number(entry));
-  }
-  return pids;
-}
 
 let root: string;
 let ffmpeg: Ffmpeg;
@@ -105,25 +97,30 @@ describe('a decode that fails while ffmpeg already writes', () => {
     model = await loadModel(TINY_MODEL);
   });
 
-  it("fails with the decoder's error, and leaves no ffmpeg running on the output", async () => {
+  it("fails with the decoder's error, and stops the ffmpeg that was already writing", async () => {
     const failure = new Error('injected: the spatial VAE failed');
+    // Never exits by itself: only being stopped ends it (and generate() waits for that before it fails).
+    const hang = await writeFakeFfmpeg(root, 'hang');
+    const pidFile = join(root, 'ffmpeg.pid');
     const inner = new OnnxBackend({ logger: pino({ level: 'silent' }) });
     let spatialRuns = 0;
     const backend = wrapBackend(inner, {
       run: async (handle, inputs, options) => {
-        // The second spatial chunk: frames of the first are already with ffmpeg.
-        if (handle.name === 'vae_spatial_part1' && ++spatialRuns === 2) throw failure;
+        // The second spatial chunk, once ffmpeg runs: frames of the first were already handed to it.
+        if (handle.name === 'vae_spatial_part1' && ++spatialRuns === 2) {
+          await waitFor('ffmpeg to start', () => existsSync(pidFile));
+          throw failure;
+        }
         return inner.run(handle, inputs, options);
       },
     });
-    const path = join(root, 'decode-fails.part');
     let pushedBeforeFailure = 0;
     try {
       const result = generate({
         model,
         backend,
         settings: { prompt: 'a cat', aestheticScore: null, seed: 1, steps: 2, cfgScale: 7, numFrames: 17, width: 64, height: 64, fps: 8, timestepTransform: 'opensora' },
-        video: { format: 'mp4', path, ffmpegPath: ffmpeg.path },
+        video: { format: 'mp4', path: join(root, 'decode-fails.part'), ffmpegPath: hang },
         logger: pino({ level: 'silent' }),
         onProgress: (progress) => {
           if (progress.phase === 'decode') pushedBeforeFailure = progress.frames;
@@ -134,7 +131,7 @@ describe('a decode that fails while ffmpeg already writes', () => {
       await inner.close();
     }
     expect(pushedBeforeFailure).toBeGreaterThan(0);
-    // ffmpeg was stopped before generate() failed. What it wrote is at the temporary name, the caller's to remove.
-    expect(await ffmpegsWriting(path)).toEqual([]);
+    // Stopped before generate() failed. What a real ffmpeg wrote is at the temporary name, the caller's to remove.
+    expect(processGone(Number(readFileSync(pidFile, 'utf8')))).toBe(true);
   });
 });
