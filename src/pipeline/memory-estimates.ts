@@ -45,7 +45,12 @@ const AMPLE_ROOM_PER_WEIGHT_BYTE = 8;
 
 /** Whether `weights` fit under the budget with that room to spare, beside `inUse` and twice the reserve. */
 export function budgetHoldsAmply(budget: number, inUse: number, weights: number): boolean {
-  return inUse + AMPLE_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(budget) <= budget;
+  return roomBeside(budget, inUse, AMPLE_ROOM_PER_WEIGHT_BYTE * weights);
+}
+
+/** Whether `room` fits under the budget beside `inUse`, with twice the reserve to spare. */
+function roomBeside(budget: number, inUse: number, room: number): boolean {
+  return inUse + room + 2 * budgetReserve(budget) <= budget;
 }
 
 /**
@@ -64,7 +69,7 @@ const WHOLE_COMPONENT_ROOM_PER_WEIGHT_BYTE = 2;
  */
 export function budgetHoldsComponent(budget: number, inUse: number, model: Model, component: Component): boolean {
   const weights = distinctWeightBytes(model.blocks.filter((block) => block.component === component));
-  return inUse + WHOLE_COMPONENT_ROOM_PER_WEIGHT_BYTE * weights + 2 * budgetReserve(budget) <= budget;
+  return roomBeside(budget, inUse, WHOLE_COMPONENT_ROOM_PER_WEIGHT_BYTE * weights);
 }
 
 /** Weight bytes of every block of the model, all components. */
