@@ -7,7 +7,9 @@
  *
  * The reports it reads, all under the results folder (scripts/bench.ts writes them):
  * - paper-width-256/bench.json: `bench --matrix tdtm` on the paper-width synthetic model at 256², 68 frames (goal 1);
- * - synthetic-opensora-1.2/bench.json and shapes/bench.json: the ablation matrix (goals 2, 3's second half, 4, 7);
+ * - synthetic-opensora-1.2/bench.json and shapes/bench.json: the ablation matrix (goals 2, 4, 7);
+ * - shapes-cidl/bench.json: `--matrix baseline,cidl` on models/shapes, 9 sessions (goal 3's second half: a 2 % bound
+ *   that 3 sessions cannot resolve on this small model);
  * - cidl.json (scripts/bench-cidl.ts), memory.json (scripts/bench-memory.ts): goal 3;
  * - startup.json (goal 5), compression.json (goal 6), eval-fast.json (`eval --configs baseline,fast`, goal 7);
  * - scaling-synthetic-opensora-1.2/scaling.json: goal 8.
@@ -27,6 +29,7 @@ export const GOAL_SOURCES = {
   paperWidth256: 'paper-width-256/bench.json',
   paperWidthMatrix: 'synthetic-opensora-1.2/bench.json',
   shapesMatrix: 'shapes/bench.json',
+  shapesCidl: 'shapes-cidl/bench.json',
   cidl: 'cidl.json',
   memory: 'memory.json',
   startup: 'startup.json',
@@ -59,6 +62,7 @@ export interface GoalInputs {
   readonly paperWidth256?: BenchReport;
   readonly paperWidthMatrix?: BenchReport;
   readonly shapesMatrix?: BenchReport;
+  readonly shapesCidl?: BenchReport;
   readonly cidl?: z.infer<typeof CidlReportSchema>;
   readonly memory?: z.infer<typeof MemoryReportSchema>;
   readonly startup?: z.infer<typeof StartupReportSchema>;
@@ -71,6 +75,7 @@ const SCHEMAS: { readonly [K in keyof GoalInputs]-?: z.ZodType<NonNullable<GoalI
   paperWidth256: BenchReportSchema,
   paperWidthMatrix: BenchReportSchema,
   shapesMatrix: BenchReportSchema,
+  shapesCidl: BenchReportSchema,
   cidl: CidlReportSchema,
   memory: MemoryReportSchema,
   startup: StartupReportSchema,
@@ -162,13 +167,14 @@ function cidlOverlap(report: GoalInputs['cidl']): GoalRow {
 }
 
 function cidlFitting(report: BenchReport | undefined): GoalRow {
-  const what = 'CI-DL on a model that fits its budget: STDiT time over no CI-DL, models/shapes (cold / warm)';
+  const sessions = report === undefined ? '' : `, ${report.settings.repeat} sessions`;
+  const what = `CI-DL on a model that fits its budget: STDiT time over no CI-DL, models/shapes${sessions} (cold / warm)`;
   const cidl = report === undefined ? undefined : matrixRow(report, 'cidl')?.speedup;
-  if (cidl == null) return notMeasured('3', what, '≤ 2 %', GOAL_SOURCES.shapesMatrix);
+  if (cidl == null) return notMeasured('3', what, '≤ 2 %', GOAL_SOURCES.shapesCidl);
   const cost = (speedup: number): number => 1 / speedup - 1;
   const [cold, warm] = [cost(cidl.cold.stdit), cost(cidl.warm.stdit)];
   const measured = `${percent(cold)} / ${percent(warm)}`;
-  return { goal: '3', what, bound: '≤ 2 %', measured, met: cold <= 0.02 && warm <= 0.02, source: GOAL_SOURCES.shapesMatrix };
+  return { goal: '3', what, bound: '≤ 2 %', measured, met: cold <= 0.02 && warm <= 0.02, source: GOAL_SOURCES.shapesCidl };
 }
 
 function budgetKept(report: GoalInputs['memory']): GoalRow {
@@ -253,7 +259,7 @@ export function goalRows(inputs: GoalInputs): GoalRow[] {
       ['models/shapes', inputs.shapesMatrix],
     ]),
     cidlOverlap(inputs.cidl),
-    cidlFitting(inputs.shapesMatrix),
+    cidlFitting(inputs.shapesCidl),
     budgetKept(inputs.memory),
     orchestration('paper width', inputs.paperWidthMatrix, 0.03, GOAL_SOURCES.paperWidthMatrix),
     orchestration('models/shapes', inputs.shapesMatrix, 0.05, GOAL_SOURCES.shapesMatrix),

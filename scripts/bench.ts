@@ -18,7 +18,7 @@
  * 5. bench-results/startup.json: `--help` and the first block run on models/shapes against a bare Node start
  *    (scripts/bench-startup.ts).
  * 6. For issue 17's goals besides:
- *    - bench-results/shapes/: the matrix on models/shapes, 3 sessions each;
+ *    - bench-results/shapes/: the matrix on models/shapes, 3 sessions each; shapes-cidl/: baseline and CI-DL, 9 each;
  *    - bench-results/paper-width-256/: `--matrix tdtm` on the synthetic model at 256², 68 frames, 2 steps (block
  *      efficiency where the issue sets it), 3 sessions each, since one warm call per block spreads ±5 % between runs;
  *    - bench-results/cidl.json: scripts/bench-cidl.ts on the synthetic model, 480M budget, graph cache;
@@ -67,6 +67,8 @@ async function main(): Promise<void> {
   await must(['bench', '--matrix', '--model', join(ROOT, 'models', 'tiny'), '--repeat', '3', '-o', 'bench-results/tiny', '--trace']);
   console.log('\n== the default model (models/shapes): 64x64, 51 frames, 30 steps, 3 sessions per configuration');
   await must(['bench', '--matrix', '--model', join(ROOT, 'models', 'shapes'), '--repeat', '3', '-o', 'bench-results/shapes']);
+  console.log('\n== CI-DL against none on models/shapes, which fits its budget: 9 sessions each');
+  await must(['bench', '--matrix', 'baseline,cidl', '--model', join(ROOT, 'models', 'shapes'), '--repeat', '9', '-o', 'bench-results/shapes-cidl']);
   console.log('\n== --preset fast against the baseline in eval (models/shapes, every held-out prompt)');
   const evaluation = await child(process.execPath, [join(ROOT, 'bin', 'ondevice-sora'), 'eval', '--configs', 'baseline,fast', '--json', '--quiet'], true);
   await writeFile(join(RESULTS, 'eval-fast.json'), evaluation);

@@ -42,6 +42,7 @@ describe('bench goals (issue 17)', () => {
     const dir = join(root, 'results');
     await place(dir, GOAL_SOURCES.paperWidthMatrix, matrix);
     await place(dir, GOAL_SOURCES.shapesMatrix, matrix);
+    await place(dir, GOAL_SOURCES.shapesCidl, matrix);
     await place(dir, GOAL_SOURCES.scaling, scaling);
     const rows = goalRows(await readGoalInputs(dir));
     expect(rows.map((row) => row.goal)).toEqual(['1', '2', '2', '3', '3', '3', '4', '4', '5', '5', '6', '7', '8']);
@@ -51,6 +52,9 @@ describe('bench goals (issue 17)', () => {
     const techniques = matrix.matrix.filter((row) => row.config !== 'fast');
     const worstCold = Math.max(...techniques.map((row) => row.outsideBlocks.cold));
     expect(rowsOf(rows, '4')[1]!.measured.startsWith(`${(worstCold * 100).toFixed(1)} %`)).toBe(true);
+    const cidl = matrix.matrix.find((row) => row.config === 'cidl')!.speedup!;
+    const cost = (speedup: number): string => `${((1 / speedup - 1) * 100).toFixed(1)} %`;
+    expect(rowsOf(rows, '3')[1]!.measured).toBe(`${cost(cidl.cold.stdit)} / ${cost(cidl.warm.stdit)}`);
     const point = scaling.points[0]!;
     expect(rowsOf(rows, '8')[0]!.measured).toBe(`${point.efficiency!.toFixed(2)}–${point.efficiency!.toFixed(2)} over 1 points`);
   });
@@ -84,8 +88,8 @@ describe('bench goals (issue 17)', () => {
     // Goal 3's second half: CI-DL's cost over no CI-DL on a model that fits, 1 ÷ its speed-up − 1.
     const cidl = (stdit: number) =>
       withRows((row) => (row.config === 'cidl' ? { ...row, speedup: { cold: { stdit, total: 1 }, warm: { stdit, total: 1 } } } : row));
-    expect(goal({ shapesMatrix: cidl(1 / 1.019) }, '3', 1).met).toBe(true);
-    expect(goal({ shapesMatrix: cidl(1 / 1.021) }, '3', 1).met).toBe(false);
+    expect(goal({ shapesCidl: cidl(1 / 1.019) }, '3', 1).met).toBe(true);
+    expect(goal({ shapesCidl: cidl(1 / 1.021) }, '3', 1).met).toBe(false);
 
     const scaled = (efficiencies: readonly number[]): ScalingReport => ({
       ...scaling,
