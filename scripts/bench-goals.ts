@@ -225,20 +225,20 @@ function compression(report: GoalInputs['compression']): GoalRow {
   return { goal: '6', what, bound: 'a table', measured, met: true, source: GOAL_SOURCES.compression };
 }
 
-function fastPreset(matrix: BenchReport | undefined, evaluation: EvalReport | undefined, paperWidth: BenchReport | undefined): GoalRow {
-  const what = '`--preset fast`: STDiT speed-up over the baseline and eval quality, models/shapes';
-  const source = `${GOAL_SOURCES.shapesMatrix}, ${GOAL_SOURCES.evalFast}`;
-  const speedup = matrix === undefined ? undefined : matrixRow(matrix, 'fast')?.speedup;
-  const quality = evaluation?.summary.find((row) => row.config === 'fast')?.relative;
-  if (speedup == null || quality == null) return notMeasured('7', what, '≥ 3× at ≥ 0.95', source);
-  const wide = paperWidth === undefined ? undefined : matrixRow(paperWidth, 'fast')?.speedup;
-  const wideNote = wide == null ? '' : `; paper width ${two(wide.cold.stdit)}× / ${two(wide.warm.stdit)}×`;
-  const prompts = evaluation!.settings.prompts;
+/** Goal 7 is set "in `eval`": its speed-up (warm runs, every held-out prompt) decides; the matrix's is shown beside. */
+function fastPreset(evaluation: EvalReport | undefined, matrix: BenchReport | undefined, paperWidth: BenchReport | undefined): GoalRow {
+  const what = '`--preset fast` in `eval` on models/shapes: STDiT speed-up over the baseline, and quality';
+  const source = `${GOAL_SOURCES.evalFast}, ${GOAL_SOURCES.shapesMatrix}`;
+  const fast = evaluation?.summary.find((row) => row.config === 'fast');
+  if (fast?.relative == null) return notMeasured('7', what, '≥ 3× at ≥ 0.95', source);
+  const side = (report: BenchReport | undefined, name: string): string => {
+    const speedup = report === undefined ? undefined : matrixRow(report, 'fast')?.speedup;
+    return speedup == null ? '' : `; bench ${name} ${two(speedup.cold.stdit)}× cold / ${two(speedup.warm.stdit)}× warm`;
+  };
   const measured =
-    `${two(speedup.cold.stdit)}× / ${two(speedup.warm.stdit)}× (cold / warm) ` +
-    `at ${two(quality)} of the baseline's quality (${prompts} prompts)${wideNote}`;
-  const met = Math.min(speedup.cold.stdit, speedup.warm.stdit) >= 3 && quality >= 0.95;
-  return { goal: '7', what, bound: '≥ 3× at ≥ 0.95', measured, met, source };
+    `${two(fast.speedup)}× at ${two(fast.relative)} of the baseline's quality (${evaluation!.settings.prompts} prompts)` +
+    `${side(matrix, 'models/shapes')}${side(paperWidth, 'paper width')}`;
+  return { goal: '7', what, bound: '≥ 3× at ≥ 0.95', measured, met: fast.speedup >= 3 && fast.relative >= 0.95, source };
 }
 
 function scaling(report: ScalingReport | undefined): GoalRow {
@@ -265,7 +265,7 @@ export function goalRows(inputs: GoalInputs): GoalRow[] {
     orchestration('models/shapes', inputs.shapesMatrix, 0.05, GOAL_SOURCES.shapesMatrix),
     ...startup(inputs.startup),
     compression(inputs.compression),
-    fastPreset(inputs.shapesMatrix, inputs.evalFast, inputs.paperWidthMatrix),
+    fastPreset(inputs.evalFast, inputs.shapesMatrix, inputs.paperWidthMatrix),
     scaling(inputs.scaling),
   ];
 }
