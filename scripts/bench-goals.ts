@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 import * as z from 'zod';
 import { BenchReportSchema, type BenchReport, type MatrixConfig, type MatrixRow } from '../src/bench/report.js';
 import { ScalingReportSchema, type ScalingReport } from '../src/bench/scaling.js';
+import { errorMessage } from '../src/errors.js';
 import { EvalReportSchema, type EvalReport } from '../src/eval/report.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -94,14 +95,31 @@ export interface GoalRow {
   readonly source: string;
 }
 
+/** A report's text, or undefined when there is no such file (its stage did not run). */
+async function reportText(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
 /** Each report that is there, checked against its schema; a file that is there but does not parse is an error. */
 export async function readGoalInputs(dir: string): Promise<GoalInputs> {
   const inputs: Record<string, unknown> = {};
   for (const [key, path] of Object.entries(GOAL_SOURCES) as [keyof GoalInputs, string][]) {
-    const text = await readFile(join(dir, path), 'utf8').catch(() => undefined);
+    const file = join(dir, path);
+    const text = await reportText(file);
     if (text === undefined) continue;
-    const parsed = SCHEMAS[key].safeParse(JSON.parse(text));
-    if (!parsed.success) throw new Error(`${join(dir, path)}: not a report of its kind: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new Error(`${file}: not JSON: ${errorMessage(error)}`);
+    }
+    const parsed = SCHEMAS[key].safeParse(json);
+    if (!parsed.success) throw new Error(`${file}: not a report of its kind: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     inputs[key] = parsed.data;
   }
   return inputs as GoalInputs;

@@ -130,10 +130,12 @@ describe('bench goals (issue 17)', () => {
     expect(rowsOf(rows, '7')[0]).toMatchObject({ met: null });
   });
 
-  it('a report that is there but not of its kind is an error naming the file', async () => {
+  it('a report that is there but not of its kind, or not JSON, is an error naming the file', async () => {
     const dir = join(root, 'broken');
     await place(dir, GOAL_SOURCES.startup, { runs: 3 });
     await expect(readGoalInputs(dir)).rejects.toThrow(`${join(dir, GOAL_SOURCES.startup)}: not a report of its kind`);
+    await writeFile(join(dir, GOAL_SOURCES.startup), '{"runs": 3');
+    await expect(readGoalInputs(dir)).rejects.toThrow(`${join(dir, GOAL_SOURCES.startup)}: not JSON`);
   });
 
   it('writes goals.json beside the reports: the rows it returns', async () => {
