@@ -14,7 +14,7 @@
  * - startup.json (goal 5), compression.json (goal 6), eval-fast.json (`eval --configs baseline,fast`, goal 7);
  * - scaling-synthetic-opensora-1.2/scaling.json: goal 8.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -95,9 +95,13 @@ export interface GoalRow {
   readonly source: string;
 }
 
-/** A report's text, or undefined when there is no such file (its stage did not run). */
-async function reportText(file: string): Promise<string | undefined> {
+/**
+ * A report's text, or undefined when there is no such file (its stage did not run) or, with `since`, when it was
+ * written before then: a report an earlier run left must not stand for a stage that this run skipped.
+ */
+async function reportText(file: string, since?: number): Promise<string | undefined> {
   try {
+    if (since !== undefined && (await stat(file)).mtimeMs < since) return undefined;
     return await readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -106,11 +110,11 @@ async function reportText(file: string): Promise<string | undefined> {
 }
 
 /** Each report that is there, checked against its schema; a file that is there but does not parse is an error. */
-export async function readGoalInputs(dir: string): Promise<GoalInputs> {
+export async function readGoalInputs(dir: string, since?: number): Promise<GoalInputs> {
   const inputs: Record<string, unknown> = {};
   for (const [key, path] of Object.entries(GOAL_SOURCES) as [keyof GoalInputs, string][]) {
     const file = join(dir, path);
-    const text = await reportText(file);
+    const text = await reportText(file, since);
     if (text === undefined) continue;
     let json: unknown;
     try {
@@ -293,9 +297,9 @@ export function renderGoals(rows: readonly GoalRow[]): string {
   return rows.map((row) => `goal ${row.goal}  ${verdict(row.met).padEnd(12)}  ${row.what}\n         bound ${row.bound}; measured ${row.measured}`).join('\n');
 }
 
-/** Reads the reports under `dir` and writes goals.json beside them; returns the rows. */
-export async function writeGoals(dir: string): Promise<GoalRow[]> {
-  const rows = goalRows(await readGoalInputs(dir));
+/** Reads the reports under `dir` (those written from `since` on, when given) and writes goals.json; returns the rows. */
+export async function writeGoals(dir: string, since?: number): Promise<GoalRow[]> {
+  const rows = goalRows(await readGoalInputs(dir, since));
   await mkdir(dir, { recursive: true });
   const report = { createdAt: new Date().toISOString(), issue: 17, goals: rows };
   await writeFile(join(dir, 'goals.json'), `${JSON.stringify(report, null, 2)}\n`);

@@ -62,6 +62,7 @@ async function must(args: readonly string[]): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  const started = Date.now();
   await mkdir(RESULTS, { recursive: true });
   console.log('== tiny model (models/tiny): 256x256, 17 frames, 30 steps, 3 sessions per configuration');
   await must(['bench', '--matrix', '--model', join(ROOT, 'models', 'tiny'), '--repeat', '3', '-o', 'bench-results/tiny', '--trace']);
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
   console.log('\n== start-up: --help against a bare node');
   await runStartupBench(15, join(RESULTS, 'startup.json'));
   console.log("\n== issue 17's goals");
-  console.log(renderGoals(await writeGoals(RESULTS)));
+  console.log(renderGoals(await writeGoals(RESULTS, started)));
 }
 
 main().catch((error: unknown) => {

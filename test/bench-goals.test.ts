@@ -2,7 +2,7 @@
  * Issue 17's goal table (scripts/bench-goals.ts) read from real `bench` reports: the matrix and the scaling run of the
  * tiny model through the built CLI, laid out as `npm run bench` lays out its results folder.
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BenchReportSchema, type BenchReport, type MatrixConfig, type MatrixRow } from '../src/bench/report.js';
@@ -128,6 +128,16 @@ describe('bench goals (issue 17)', () => {
     expect(rowsOf(rows, '2')[1]!.measured).toContain('paper width: not measured');
     // Goal 7 is read from eval, which is not there.
     expect(rowsOf(rows, '7')[0]).toMatchObject({ met: null });
+  });
+
+  it('with a start time, a report written before it (an earlier run) reads "not measured"', async () => {
+    const dir = join(root, 'stale');
+    await place(dir, GOAL_SOURCES.scaling, scaling);
+    const old = new Date(Date.now() - 3_600_000);
+    await utimes(join(dir, GOAL_SOURCES.scaling), old, old);
+    const since = Date.now() - 60_000;
+    expect(rowsOf(goalRows(await readGoalInputs(dir, since)), '8')[0]).toMatchObject({ met: null, measured: 'not measured' });
+    expect(rowsOf(goalRows(await readGoalInputs(dir)), '8')[0]!.met).not.toBeNull();
   });
 
   it('a report that is there but not of its kind, or not JSON, is an error naming the file', async () => {
