@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const HELP_GOAL_MS = 120;
-const FIRST_BLOCK_GOAL_MS = 250;
+export const HELP_GOAL_MS = 120;
+export const FIRST_BLOCK_GOAL_MS = 250;
 const PROMPT = 'a red circle moving right on a white background';
 
 function run(args: readonly string[], cwd = ROOT): void {
