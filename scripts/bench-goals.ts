@@ -134,13 +134,15 @@ const two = (value: number): string => value.toFixed(2);
 const percent = (share: number): string => `${(share * 100).toFixed(1)} %`;
 
 /** The issue's bounds, each written once: the verdicts test them and the table prints them. */
-const BLOCK_EFFICIENCY = 0.9;
-const PAPER_OF_BOUND = 0.97;
-const CIDL_STEP_OVER_BOUND = 1.1;
-const CIDL_COST = 0.02;
-const FAST_SPEEDUP = 3;
-const FAST_QUALITY = 0.95;
-const SCALING_EFFICIENCY = 0.8;
+const BOUNDS = {
+  blockEfficiency: 0.9,
+  paperOfBound: 0.97,
+  cidlStepOverBound: 1.1,
+  cidlCost: 0.02,
+  fastSpeedup: 3,
+  fastQuality: 0.95,
+  scalingEfficiency: 0.8,
+} as const;
 
 function notMeasured(goal: string, what: string, bound: string, source: string): GoalRow {
   return { goal, what, bound, measured: 'not measured', met: null, source };
@@ -153,23 +155,23 @@ function matrixRow(report: BenchReport, config: MatrixConfig): MatrixRow | undef
 function blockEfficiency(report: BenchReport | undefined): GoalRow {
   const what = 'ST and TDTM block pairs at paper width, 256², 68 frames (warm call ÷ median GEMM roof)';
   const source = GOAL_SOURCES.paperWidth256;
-  const bound = `≥ ${two(BLOCK_EFFICIENCY)}`;
+  const bound = `≥ ${two(BOUNDS.blockEfficiency)}`;
   const blocks = (report?.components ?? []).filter((row) => /^stdit3_(ST|TDTM)_\d+$/.test(row.name) && row.efficiency !== null);
   if (report?.roof == null || blocks.length === 0) return notMeasured('1', what, bound, source);
   const list = blocks.map((row) => `${row.name.replace('stdit3_', '')} ${two(row.efficiency!)}`).join(', ');
   const lowest = Math.min(...blocks.map((row) => row.efficiency!));
   const roof = `roof ${(report.roof.flopsPerSecond / 1e9).toFixed(0)} GFLOP/s`;
-  return { goal: '1', what, bound, measured: `${list} (${roof})`, met: lowest >= BLOCK_EFFICIENCY, source };
+  return { goal: '1', what, bound, measured: `${list} (${roof})`, met: lowest >= BOUNDS.blockEfficiency, source };
 }
 
 function paperOfBound(report: BenchReport | undefined): GoalRow {
   const what = '`--preset paper` STDiT speed-up ÷ its analytic bound, paper width (cold / warm)';
-  const bound = `≥ ${two(PAPER_OF_BOUND)}`;
+  const bound = `≥ ${two(BOUNDS.paperOfBound)}`;
   const paper = report === undefined ? undefined : matrixRow(report, 'paper');
   if (paper?.bound == null) return notMeasured('2', what, bound, GOAL_SOURCES.paperWidthMatrix);
   const { cold, warm } = paper.bound.ofBound;
   const measured = `${two(cold)} / ${two(warm)} (bound ${two(paper.bound.stdit)}×)`;
-  const met = cold >= PAPER_OF_BOUND && warm >= PAPER_OF_BOUND;
+  const met = cold >= BOUNDS.paperOfBound && warm >= BOUNDS.paperOfBound;
   return { goal: '2', what, bound, measured, met, source: GOAL_SOURCES.paperWidthMatrix };
 }
 
@@ -194,24 +196,24 @@ function paperVersusLpl(reports: readonly [string, BenchReport | undefined][]): 
 
 function cidlOverlap(report: GoalInputs['cidl']): GoalRow {
   const what = 'CI-DL step time ÷ overlap bound max(Σ run, Σ load), cold loads (bench:cidl, paper width, 480M budget)';
-  const bound = `≤ ${two(CIDL_STEP_OVER_BOUND)}`;
+  const bound = `≤ ${two(BOUNDS.cidlStepOverBound)}`;
   if (report === undefined) return notMeasured('3', what, bound, GOAL_SOURCES.cidl);
   const setting = report.settings['ci-dl'];
   const ratio = setting.stepMs.minMs / setting.boundMs;
   const measured = `${two(ratio)} (step ${(setting.stepMs.minMs / 1000).toFixed(2)} s, bound ${(setting.boundMs / 1000).toFixed(2)} s)`;
-  return { goal: '3', what, bound, measured, met: ratio <= CIDL_STEP_OVER_BOUND, source: GOAL_SOURCES.cidl };
+  return { goal: '3', what, bound, measured, met: ratio <= BOUNDS.cidlStepOverBound, source: GOAL_SOURCES.cidl };
 }
 
 function cidlFitting(report: BenchReport | undefined): GoalRow {
   const sessions = report === undefined ? '' : `, ${report.settings.repeat} sessions`;
   const what = `CI-DL on a model that fits its budget: STDiT time over no CI-DL, models/shapes${sessions} (cold / warm)`;
-  const bound = `≤ ${CIDL_COST * 100} %`;
+  const bound = `≤ ${BOUNDS.cidlCost * 100} %`;
   const cidl = report === undefined ? undefined : matrixRow(report, 'cidl')?.speedup;
   if (cidl == null) return notMeasured('3', what, bound, GOAL_SOURCES.shapesCidl);
   const cost = (speedup: number): number => 1 / speedup - 1;
   const [cold, warm] = [cost(cidl.cold.stdit), cost(cidl.warm.stdit)];
   const measured = `${percent(cold)} / ${percent(warm)}`;
-  return { goal: '3', what, bound, measured, met: cold <= CIDL_COST && warm <= CIDL_COST, source: GOAL_SOURCES.shapesCidl };
+  return { goal: '3', what, bound, measured, met: cold <= BOUNDS.cidlCost && warm <= BOUNDS.cidlCost, source: GOAL_SOURCES.shapesCidl };
 }
 
 function budgetKept(report: GoalInputs['memory']): GoalRow {
@@ -274,7 +276,7 @@ function compression(report: GoalInputs['compression']): GoalRow {
 function fastPreset(evaluation: EvalReport | undefined, matrix: BenchReport | undefined, paperWidth: BenchReport | undefined): GoalRow {
   const what = '`--preset fast` in `eval` on models/shapes: STDiT speed-up over the baseline, and quality';
   const source = `${GOAL_SOURCES.evalFast}, ${GOAL_SOURCES.shapesMatrix}`;
-  const bound = `≥ ${FAST_SPEEDUP}× at ≥ ${two(FAST_QUALITY)}`;
+  const bound = `≥ ${BOUNDS.fastSpeedup}× at ≥ ${two(BOUNDS.fastQuality)}`;
   const fast = evaluation?.summary.find((row) => row.config === 'fast');
   if (fast?.relative == null) return notMeasured('7', what, bound, source);
   const side = (report: BenchReport | undefined, name: string): string => {
@@ -284,18 +286,18 @@ function fastPreset(evaluation: EvalReport | undefined, matrix: BenchReport | un
   const measured =
     `${two(fast.speedup)}× at ${two(fast.relative)} of the baseline's quality (${evaluation!.settings.prompts} prompts)` +
     `${side(matrix, 'models/shapes')}${side(paperWidth, 'paper width')}`;
-  return { goal: '7', what, bound, measured, met: fast.speedup >= FAST_SPEEDUP && fast.relative >= FAST_QUALITY, source };
+  return { goal: '7', what, bound, measured, met: fast.speedup >= BOUNDS.fastSpeedup && fast.relative >= BOUNDS.fastQuality, source };
 }
 
 function scaling(report: ScalingReport | undefined): GoalRow {
   const what = '`bench --scaling`: step efficiency against the GEMM roof at every point from 128² up';
   const points = (report?.points ?? []).filter((point) => Math.min(point.width, point.height) >= 128 && point.efficiency !== null);
-  const bound = `≥ ${two(SCALING_EFFICIENCY)}`;
+  const bound = `≥ ${two(BOUNDS.scalingEfficiency)}`;
   if (points.length === 0) return notMeasured('8', what, bound, GOAL_SOURCES.scaling);
   const efficiencies = points.map((point) => point.efficiency!);
   const [low, high] = [Math.min(...efficiencies), Math.max(...efficiencies)];
   const measured = `${two(low)}–${two(high)} over ${points.length} points`;
-  return { goal: '8', what, bound, measured, met: low >= SCALING_EFFICIENCY, source: GOAL_SOURCES.scaling };
+  return { goal: '8', what, bound, measured, met: low >= BOUNDS.scalingEfficiency, source: GOAL_SOURCES.scaling };
 }
 
 export function goalRows(inputs: GoalInputs): GoalRow[] {
