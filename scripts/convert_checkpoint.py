@@ -326,10 +326,12 @@ def convert(
     check_can_write(out_dir, name, architecture_dict(**architecture), overwrite)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    owners = module_owners(sources)
     export = _exporter(fmt, dtype, stdit.model)
     specs = []
     units = conversion_units(stdit, t5, vae, fmt, plain_gelu)
+    # After the units: conversion_units swaps the MLPs' GELU modules, and a module made later could take a freed
+    # one's id, so an owner map made before would give it that module's checkpoint keys (a KeyError, now and then).
+    owners = module_owners(sources)
     for number, unit in enumerate(units, start=1):
         names = [block.name for block in unit.blocks] + [alias.name for alias in unit.aliases]
         print(f"[{number}/{len(units)}] {'+'.join(names)}", flush=True)

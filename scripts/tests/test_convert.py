@@ -140,6 +140,34 @@ def test_float16_conversion_equals_the_direct_float16_export(modules, checkpoint
     assert {block["dtype"] for block in blocks} == {"float16"}
 
 
+def test_the_owner_map_covers_the_modules_that_are_exported(checkpoints, tmp_path, monkeypatch):
+    """conversion_units replaces every MLP's GELU with FusableTanhGelu; the owner map (id → checkpoint key prefix) must
+    be made after that, over the modules exported, not over the ones replaced (whose ids Python may give to new
+    objects: that made a conversion fail now and then with a KeyError on `….mlp.act.scale`)."""
+    captured = {}
+    real_units, real_owners = convert_checkpoint.conversion_units, convert_checkpoint.module_owners
+
+    def spy_units(stdit, t5, vae, fmt, plain_gelu=False):
+        captured["sources"] = (stdit, t5, vae)
+        return real_units(stdit, t5, vae, fmt, plain_gelu)
+
+    def spy_owners(sources):
+        owners = real_owners(sources)
+        captured["owners"] = owners
+        return owners
+
+    monkeypatch.setattr(convert_checkpoint, "conversion_units", spy_units)
+    monkeypatch.setattr(convert_checkpoint, "module_owners", spy_owners)
+    _convert(checkpoints, tmp_path / "out")
+
+    owners = captured["owners"]
+    for source in captured["sources"]:
+        for name, module in source.model.named_modules():
+            assert owners.get(id(module), (None,))[0] == (f"{name}." if name else ""), name
+    swapped = [module for module in captured["sources"][0].model.modules() if type(module).__name__ == "FusableTanhGelu"]
+    assert swapped and all(id(module) in owners for module in swapped)
+
+
 def test_only_one_unit_is_loaded_at_a_time(checkpoints, tmp_path, monkeypatch):
     """Each unit's tensors are read just before its export and dropped after it (the rest of the models stay on the
     meta device), and every tensor is read once per unit that needs it."""
