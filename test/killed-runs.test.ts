@@ -3,11 +3,12 @@
  * or lie about what they wrote, and what the next run in the same folder finds and cleans.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { readdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ERROR_EXIT_CODES } from '../src/errors.js';
+import { findFfmpeg } from '../src/video/ffmpeg.js';
 import { cli, expectOneLineError, startCli } from './helpers/cli.js';
 import { writeFakeFfmpeg } from './helpers/fake-ffmpeg.js';
 import { recordFaults } from './helpers/fault-ledger.js';
@@ -148,12 +149,26 @@ describe('after SIGKILL', () => {
 describe('an encoder that exits 0 is checked before its output is committed', () => {
   it.each([
     ['silent', 'exited 0 but wrote no mp4 data'],
-    ['garbage', 'exited 0 but'],
+    ['garbage', 'exited 0 but what it wrote is no readable MP4'],
+    ['short', 'exited 0 but wrote 2 of'],
   ] as const)('a fake ffmpeg (%s): exit 7 and nothing left', async (kind, message) => {
     const dir = await caseDir();
     const fake = await writeFakeFfmpeg(dir, kind);
     const result = await cli(['generate', 'a red ball', '-o', join(dir, 'x.mp4'), ...FAST, '--ffmpeg', fake, '--quiet']);
     expectOneLineError(result, IO, message);
+    const left = (await readdir(dir)).filter((name) => !name.startsWith('ffmpeg'));
+    recordFaults({ faultsInjected: 1, filesLeftBehind: left.length });
+    expect(left).toEqual([]);
+  });
+
+  it('with no ffprobe anywhere (the bundled ffmpeg has none), an MP4 short of frames is still caught', async () => {
+    const dir = await caseDir();
+    const fake = await writeFakeFfmpeg(dir, 'short');
+    // PATH holds only ffmpeg, for the fake to run: no ffprobe beside the fake nor on PATH.
+    const path = await caseDir();
+    await symlink((await findFfmpeg(undefined)).path, join(path, 'ffmpeg'));
+    const result = await cli(['generate', 'a red ball', '-o', join(dir, 'x.mp4'), ...FAST, '--ffmpeg', fake, '--quiet'], { PATH: path });
+    expectOneLineError(result, IO, 'exited 0 but wrote 2 of');
     const left = (await readdir(dir)).filter((name) => !name.startsWith('ffmpeg'));
     recordFaults({ faultsInjected: 1, filesLeftBehind: left.length });
     expect(left).toEqual([]);

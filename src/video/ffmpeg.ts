@@ -93,7 +93,8 @@ function bundledFfmpeg(): string | undefined {
 
 /**
  * The ffprobe that goes with an ffmpeg: the one beside it, else the first on PATH; undefined when there is none
- * (the bundled ffmpeg comes without one). Used to count the frames of what ffmpeg wrote.
+ * (the bundled ffmpeg comes without one). Used to count the frames of a WebM or GIF that ffmpeg wrote (MP4s are counted
+ * in this process: mp4-frames.ts).
  */
 export function findFfprobe(ffmpegPath: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const name = process.platform === 'win32' ? 'ffprobe.exe' : 'ffprobe';

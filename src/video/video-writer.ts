@@ -140,25 +140,35 @@ async function encodeWithFfmpeg(
 const runProbe = promisify(execFile);
 
 /**
- * Before an output is committed: where an ffprobe is found, the video must hold every frame that was sent. Kept out
- * of writeVideo (and so out of the timings bench reports): starting ffprobe costs about as much as encoding a short
- * clip.
+ * Before an output is committed the video must hold every frame that was sent: an MP4 counted in this process
+ * (mp4-frames.ts), the other formats by an ffprobe where one is found. Kept out of writeVideo (and so out of the
+ * timings bench reports): starting ffprobe costs about as much as encoding a short clip.
  */
 export async function checkFrameCount(path: string, format: VideoFormat, expectedFrames: number, ffmpegPath: string | undefined): Promise<void> {
   if (format === 'frames' || ffmpegPath === undefined) return;
+  const frames = format === 'mp4' ? await countMp4Frames(path, ffmpegPath) : await probeFrames(path, ffmpegPath);
+  if (frames === undefined || frames === expectedFrames) return;
+  const wrote = Number.isNaN(frames) ? 'no' : String(frames);
+  throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but wrote ${wrote} of ${expectedFrames} frames`);
+}
+
+async function countMp4Frames(path: string, ffmpegPath: string): Promise<number> {
+  const { mp4FrameCount } = await import('./mp4-frames.js');
+  const count = await mp4FrameCount(path);
+  if ('frames' in count) return count.frames;
+  throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but what it wrote is no readable MP4: ${count.unreadable}`);
+}
+
+/** The frame count ffprobe reads; undefined without an ffprobe. */
+async function probeFrames(path: string, ffmpegPath: string): Promise<number | undefined> {
   const ffprobe = findFfprobe(ffmpegPath);
-  if (ffprobe === undefined) return;
+  if (ffprobe === undefined) return undefined;
   const args = ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', path];
-  let frames: number;
   try {
     const { stdout } = await runProbe(ffprobe, args, { timeout: 60_000 });
-    frames = Number.parseInt(stdout.trim(), 10);
+    return Number.parseInt(stdout.trim(), 10);
   } catch (error) {
     const reason = errorMessage(error).trim().split('\n').pop();
     throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but ${ffprobe} cannot read what it wrote: ${reason}`, { cause: error });
-  }
-  if (frames !== expectedFrames) {
-    const wrote = Number.isNaN(frames) ? 'no' : String(frames);
-    throw new SoraError('IO', `ffmpeg (${ffmpegPath}) exited 0 but wrote ${wrote} of ${expectedFrames} frames`);
   }
 }

@@ -16,7 +16,12 @@ export type FakeFfmpeg =
    * Writes `<dir>/ffmpeg.pid`, waits until the test creates `<dir>/ffmpeg.go` (at most a minute, then exit 1), then
    * runs the real ffmpeg (first on PATH) with the same arguments: the run holding it is held as long as the test needs.
    */
-  | 'gated';
+  | 'gated'
+  /**
+   * Reads every frame, then runs the real ffmpeg (first on PATH) on them with the same arguments and `-frames:v 2`:
+   * a whole, playable video of 2 frames, and exit 0.
+   */
+  | 'short';
 
 const BODIES: Record<FakeFfmpeg, string> = {
   silent: `process.stdin.resume(); process.stdin.on('end', () => process.exit(0));`,
@@ -31,6 +36,15 @@ const wait = setInterval(() => {
   const child = require('node:child_process').spawn('ffmpeg', args, { stdio: 'inherit' });
   child.on('exit', (code) => process.exit(code ?? 1));
 }, 20);`,
+  short: `const chunks = [];
+process.stdin.on('data', (chunk) => chunks.push(chunk));
+process.stdin.on('end', () => {
+  const output = args.slice(-2);
+  const child = require('node:child_process').spawn('ffmpeg', [...args.slice(0, -2), '-frames:v', '2', ...output], { stdio: ['pipe', 'inherit', 'inherit'] });
+  child.stdin.on('error', () => undefined); // it stops reading after 2 frames
+  child.stdin.end(Buffer.concat(chunks));
+  child.on('exit', (code) => process.exit(code ?? 1));
+});`,
 };
 
 /** Writes the fake into `dir` and returns its path; its pid file is `join(dir, 'ffmpeg.pid')`. */
