@@ -1,24 +1,15 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, truncate, writeFile, copyFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { findFfmpeg, type Ffmpeg } from '../src/video/ffmpeg.js';
 import { mp4FrameCount } from '../src/video/mp4-frames.js';
 import { checkFrameCount, writeVideo } from '../src/video/video-writer.js';
 import { SoraError } from '../src/errors.js';
-
-const run = promisify(execFile);
+import { probeVideo } from './helpers/video-probe.js';
 
 function frames(count: number, size: number): Uint8Array[] {
   return Array.from({ length: count }, (_, t) => new Uint8Array(size * size * 3).map((_, i) => (i * 7 + t * 31) % 256));
-}
-
-/** Debian's ffprobe, the independent reader the in-process count must agree with (.ci/run installs it). */
-async function ffprobePackets(path: string): Promise<number> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=nb_read_packets', '-of', 'csv=p=0', path]);
-  return Number.parseInt(stdout.trim(), 10);
 }
 
 let dir: string;
@@ -35,15 +26,15 @@ async function realMp4(name: string, count: number, size = 32): Promise<string> 
 }
 
 describe('counting the frames of an MP4 in this process (real ffmpeg output)', () => {
-  it.each([1, 17, 51])('%i frames: the count ffprobe reads', async (count) => {
+  it.each([1, 17, 51])('%i frames: the count an independent reader decodes (ffprobe)', async (count) => {
     const path = await realMp4(`ok-${count}.mp4`, count);
     expect(await mp4FrameCount(path)).toEqual({ frames: count });
-    expect(await ffprobePackets(path)).toBe(count);
+    expect((await probeVideo(ffmpeg.path, path)).frames).toBe(count);
   });
 
   it('a file cut inside its frames (the index, at the front, still whole) names the first frame past the end', async () => {
     const path = await realMp4('cut.mp4', 30, 64);
-    const { size } = await readFile(path).then((data) => ({ size: data.byteLength }));
+    const { size } = await stat(path);
     await truncate(path, size - 200);
     expect(await mp4FrameCount(path)).toEqual({ unreadable: expect.stringMatching(/^frame \d+ lies past the end of the file/) as string });
   });
